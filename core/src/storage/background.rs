@@ -1,0 +1,159 @@
+//! The store's background threads besides append and dispatch: the flusher (async CommitLog
+//! flush, ConsumeQueue/index flush, checkpoint, metadata saves) and retention (disk-use checks
+//! and deletion of expired segments in batches).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::storage::Shared;
+use crate::storage::checkpoint::Checkpoint;
+use crate::storage::config::FlushDiskType;
+use crate::storage::error::{Result, StorageError};
+use crate::storage::message::now_millis;
+
+/// The flush thread.
+pub(crate) fn run_flusher(shared: &Arc<Shared>) {
+    let interval = shared.config.flush_interval();
+    let mut last_checkpoint = Instant::now();
+    loop {
+        std::thread::park_timeout(interval);
+        let stopping = shared.stop_background.load(Ordering::Acquire);
+        if shared.config.flush_disk_type == FlushDiskType::Async {
+            let end = shared.log.write_pos();
+            if let Err(e) = shared.log.flush_to(end) {
+                shared.poison(&e.to_string());
+            }
+        }
+        if last_checkpoint.elapsed() >= interval || stopping {
+            if let Err(e) = checkpoint(shared) {
+                tracing::error!(error = %e, "checkpoint failed");
+            }
+            last_checkpoint = Instant::now();
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+/// Flushes ConsumeQueues, the index and the metadata tables, then records the checkpoint.
+pub(crate) fn checkpoint(shared: &Shared) -> Result<Checkpoint> {
+    let _one_at_a_time =
+        shared.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dispatched = shared.dispatched.load(Ordering::Acquire);
+    for cq in shared.all_queues() {
+        cq.flush()?;
+    }
+    shared.index.flush()?;
+    shared.offsets.save()?;
+    shared.topics.save()?;
+    shared.groups.save()?;
+    let cp = Checkpoint { flushed: shared.log.flushed_pos(), dispatched, timestamp: now_millis() };
+    cp.save(&shared.checkpoint_path())?;
+    Ok(cp)
+}
+
+/// The retention thread.
+pub(crate) fn run_retention(shared: &Arc<Shared>) {
+    let every = Duration::from_millis(shared.config.retention_check_interval_ms.max(10));
+    loop {
+        std::thread::park_timeout(every);
+        if shared.stop_background.load(Ordering::Acquire) {
+            break;
+        }
+        match retention_pass(shared, SystemTime::now(), false) {
+            Ok(r) if r.deleted_segments > 0 => tracing::info!(
+                deleted = r.deleted_segments,
+                min_offset = r.commitlog_min_offset,
+                disk_used = r.disk_used_ratio,
+                "retention deleted commitlog segments"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention pass failed"),
+        }
+    }
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetentionReport {
+    /// CommitLog segments deleted.
+    pub deleted_segments: usize,
+    /// The CommitLog's smallest offset afterwards.
+    pub commitlog_min_offset: u64,
+    /// Disk use of the data directory's file system, 0..1.
+    pub disk_used_ratio: f64,
+    /// Whether appends are now refused for lack of disk.
+    pub writes_refused: bool,
+}
+
+/// One retention pass at `now`: measures disk use (refusing writes above
+/// `disk_refuse_ratio`), and, at the scheduled hour, when disk use passes
+/// `disk_force_clean_ratio` or when `force` is set, deletes up to `delete_batch` of the
+/// oldest segments that are expired (older than `retention_hours`; any age when disk use
+/// forces it), then lets ConsumeQueues and the index follow the new minimum.
+pub(crate) fn retention_pass(
+    shared: &Shared,
+    now: SystemTime,
+    force: bool,
+) -> Result<RetentionReport> {
+    let cfg = &shared.config;
+    let (ratio, refuse) = check_disk(shared)?;
+    let hour = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 3600 % 24);
+    let scheduled = hour == u64::from(cfg.delete_when_hour);
+    let disk_pressure = ratio >= cfg.disk_force_clean_ratio;
+    let mut report = RetentionReport {
+        deleted_segments: 0,
+        commitlog_min_offset: shared.log.min_offset(),
+        disk_used_ratio: ratio,
+        writes_refused: refuse,
+    };
+    if !(scheduled || disk_pressure || force) {
+        return Ok(report);
+    }
+    let retention = Duration::from_secs(cfg.retention_hours.saturating_mul(3600));
+    let dispatched = shared.dispatched.load(Ordering::Acquire);
+    let removed = shared.log.delete_oldest(cfg.delete_batch, |seg| {
+        // Never delete what is not yet indexed: readers would lose it without a trace.
+        if seg.end() > dispatched {
+            return false;
+        }
+        let expired = std::fs::metadata(seg.file.path())
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age >= retention));
+        expired || disk_pressure
+    })?;
+    if removed.is_empty() {
+        return Ok(report);
+    }
+    let min = shared.log.min_offset();
+    for cq in shared.all_queues() {
+        cq.delete_below(min)?;
+    }
+    shared.index.delete_below(min)?;
+    report.deleted_segments = removed.len();
+    report.commitlog_min_offset = min;
+    Ok(report)
+}
+
+/// Measures disk use and refuses or re-allows writes accordingly.
+pub(crate) fn check_disk(shared: &Shared) -> Result<(f64, bool)> {
+    let ratio = disk_used_ratio(&shared.config.dir)?;
+    let refuse = ratio >= shared.config.disk_refuse_ratio;
+    shared.set_disk_use(ratio, refuse);
+    Ok((ratio, refuse))
+}
+
+/// Used fraction of the file system holding `dir`, as `df` counts it.
+fn disk_used_ratio(dir: &std::path::Path) -> Result<f64> {
+    let st = rustix::fs::statvfs(dir)
+        .map_err(|e| StorageError::io("statvfs", dir)(std::io::Error::from(e)))?;
+    let total = st.f_blocks as f64;
+    if total <= 0.0 {
+        return Ok(0.0);
+    }
+    let used = total - st.f_bfree as f64;
+    let avail_to_users = used + st.f_bavail as f64;
+    Ok(if avail_to_users > 0.0 { used / avail_to_users } else { 0.0 })
+}

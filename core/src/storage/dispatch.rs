@@ -1,0 +1,90 @@
+//! Dispatch ("reput"): reads the CommitLog from the last dispatched offset and appends the
+//! ConsumeQueue and index entries for each record, then wakes the long-polling readers of every
+//! queue that grew. Runs on its own thread, woken by the append thread; recovery calls the same
+//! code to rebuild what the checkpoint does not cover.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::storage::Shared;
+use crate::storage::commitlog::{Next, record};
+use crate::storage::consumequeue::{ConsumeQueue, CqEntry};
+use crate::storage::error::Result;
+use crate::storage::index;
+use crate::storage::message::tag_hash;
+
+/// Dispatches every record from `shared.dispatched` up to the published end.
+pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
+    let mut pos = shared.dispatched.load(Ordering::Acquire);
+    let mut touched: Vec<Arc<ConsumeQueue>> = Vec::new();
+    let mut count = 0u64;
+    loop {
+        match shared.log.next(pos) {
+            Next::Record(offset, bytes) => {
+                let next = offset + bytes.len() as u64;
+                match record::decode(&bytes) {
+                    Ok(msg) => {
+                        let cq = shared.queue(&msg.topic, msg.queue_id)?;
+                        let entry = CqEntry {
+                            commitlog_offset: offset,
+                            size: msg.size,
+                            tag_hash: msg.tag().map_or(0, tag_hash),
+                        };
+                        cq.put(msg.queue_offset, entry)?;
+                        if !touched.iter().any(|t| Arc::ptr_eq(t, &cq)) {
+                            touched.push(cq);
+                        }
+                        let mut keys: Vec<String> =
+                            msg.keys().map(|k| index::key_of(&msg.topic, k)).collect();
+                        if let Some(id) = msg.message_id() {
+                            keys.push(index::id_key(id));
+                        }
+                        shared.index.add(&keys, offset, msg.store_timestamp)?;
+                    }
+                    Err(reason) => {
+                        // Only our own writer or recovery-validated data is here, so this is a
+                        // bug or memory corruption: skip the record rather than stall forever.
+                        tracing::error!(offset, reason, "undecodable record skipped by dispatch");
+                    }
+                }
+                pos = next;
+                count += 1;
+                if count % 4096 == 0 {
+                    shared.dispatched.store(pos, Ordering::Release);
+                    wake(&mut touched);
+                }
+            }
+            Next::Skip(next) => pos = next,
+            Next::End => break,
+        }
+    }
+    shared.dispatched.store(pos, Ordering::Release);
+    wake(&mut touched);
+    Ok(count)
+}
+
+fn wake(touched: &mut Vec<Arc<ConsumeQueue>>) {
+    for cq in touched.drain(..) {
+        cq.wake();
+    }
+}
+
+/// The dispatch thread: dispatch whatever is published, sleep until woken (or 100 ms).
+pub(crate) fn run(shared: &Arc<Shared>) {
+    loop {
+        let end = shared.log.write_pos();
+        if shared.dispatched.load(Ordering::Acquire) < end {
+            if let Err(e) = dispatch_available(shared) {
+                tracing::error!(error = %e, "dispatch failed; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            continue;
+        }
+        if shared.stop_dispatch.load(Ordering::Acquire) {
+            break;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    tracing::debug!("dispatch thread stopped");
+}

@@ -1,0 +1,252 @@
+//! The index: finds CommitLog offsets by `(topic, key)` and by the client's message id, within
+//! a time range. Hash-slot files like RocketMQ's IndexFile: a header, `slots` u32 heads of
+//! chains, then 20-byte entries `(key hash u32, commitlog offset u64, ms since the file's begin
+//! u32, previous entry u32)`. Files are named by the 20-digit CommitLog offset of their first
+//! entry and rotate when full. Hash collisions are resolved by the caller, which reads the
+//! message back and compares. Only the dispatcher writes; queries take the same short lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::storage::commitlog::record::{u32_at, u64_at};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::mapped::{MappedFile, fsync_dir, list_offset_files, offset_file_name};
+
+const MAGIC: u32 = 0x4F52_4931; // "ORI1"
+const HEADER_LEN: usize = 48;
+const ENTRY_LEN: usize = 20;
+
+/// Index key of a message key within a topic.
+pub(crate) fn key_of(topic: &str, key: &str) -> String {
+    format!("K{topic}#{key}")
+}
+
+/// Index key of a client message id (unique across topics).
+pub(crate) fn id_key(message_id: &str) -> String {
+    format!("I#{message_id}")
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Header {
+    begin_ts: i64,
+    end_ts: i64,
+    begin_phy: u64,
+    end_phy: u64,
+    entries: u32,
+}
+
+#[derive(Debug)]
+struct IndexFile {
+    file: MappedFile,
+    header: Header,
+    dirty: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Index {
+    dir: PathBuf,
+    slots: u32,
+    max_entries: u32,
+    files: Mutex<Vec<IndexFile>>,
+}
+
+impl Index {
+    pub(crate) fn open(dir: &Path, slots: u32, max_entries: u32) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+        let len = file_len(slots, max_entries);
+        let mut files = Vec::new();
+        for (_, path) in list_offset_files(dir)? {
+            let file = MappedFile::open(&path, len)?;
+            let h = file.slice(0, HEADER_LEN);
+            let valid = u32_at(h, 44) == Some(MAGIC)
+                && u32_at(h, 32) == Some(slots)
+                && u32_at(h, 40) == Some(max_entries);
+            if !valid {
+                tracing::warn!(path = %path.display(), "index file has another layout or is corrupt: removed; lookups by key miss what it held");
+                drop(file);
+                std::fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
+                continue;
+            }
+            let header = Header {
+                begin_ts: u64_at(h, 0).unwrap_or(0) as i64,
+                end_ts: u64_at(h, 8).unwrap_or(0) as i64,
+                begin_phy: u64_at(h, 16).unwrap_or(0),
+                end_phy: u64_at(h, 24).unwrap_or(0),
+                entries: u32_at(h, 36).unwrap_or(0).min(max_entries),
+            };
+            files.push(IndexFile { file, header, dirty: false });
+        }
+        Ok(Index { dir: dir.to_owned(), slots, max_entries, files: Mutex::new(files) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<IndexFile>> {
+        self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `keys` of the message at `phy` stored at `ts`. A message already indexed (at or
+    /// below the last indexed offset) is skipped, so re-dispatch is idempotent.
+    pub(crate) fn add(&self, keys: &[String], phy: u64, ts: i64) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut files = self.lock();
+        if files.last().is_some_and(|f| f.header.entries > 0 && phy <= f.header.end_phy) {
+            return Ok(());
+        }
+        let need_new = files.last().is_none_or(|f| {
+            f.header.entries as usize + keys.len() > self.max_entries as usize
+                || ts.saturating_sub(f.header.begin_ts) > i64::from(u32::MAX)
+        });
+        if need_new {
+            let path = self.dir.join(offset_file_name(phy));
+            let file = match MappedFile::create(&path, file_len(self.slots, self.max_entries)) {
+                Ok(f) => f,
+                Err(StorageError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    // A stale file from before a truncation: start it over.
+                    std::fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
+                    MappedFile::create(&path, file_len(self.slots, self.max_entries))?
+                }
+                Err(e) => return Err(e),
+            };
+            let header =
+                Header { begin_ts: ts, end_ts: ts, begin_phy: phy, end_phy: phy, entries: 0 };
+            files.push(IndexFile { file, header, dirty: true });
+        }
+        let Some(f) = files.last_mut() else { return Ok(()) };
+        for key in keys {
+            let hash = crc32c::crc32c(key.as_bytes());
+            let slot_pos = HEADER_LEN + (hash % self.slots) as usize * 4;
+            let prev = u32_at(f.file.slice(slot_pos, 4), 0).unwrap_or(0);
+            let idx = f.header.entries;
+            let mut e = [0u8; ENTRY_LEN];
+            e[..4].copy_from_slice(&hash.to_le_bytes());
+            e[4..12].copy_from_slice(&phy.to_le_bytes());
+            e[12..16].copy_from_slice(&(ts.saturating_sub(f.header.begin_ts) as u32).to_le_bytes());
+            e[16..20].copy_from_slice(&prev.to_le_bytes());
+            let entry_pos = entries_start(self.slots) + idx as usize * ENTRY_LEN;
+            // SAFETY: the index is written only under its lock, and readers take the same lock.
+            unsafe {
+                f.file.write(entry_pos, &e);
+                f.file.write(slot_pos, &(idx + 1).to_le_bytes());
+            }
+            f.header.entries += 1;
+        }
+        f.header.end_ts = f.header.end_ts.max(ts);
+        f.header.end_phy = phy;
+        write_header(f, self.slots, self.max_entries);
+        f.dirty = true;
+        Ok(())
+    }
+
+    /// CommitLog offsets indexed under `key` with a store time in `[begin, end]`, newest
+    /// first, at most `max`. May include hash collisions: the caller checks each message.
+    pub(crate) fn lookup(&self, key: &str, begin: i64, end: i64, max: usize) -> Vec<u64> {
+        let hash = crc32c::crc32c(key.as_bytes());
+        let files = self.lock();
+        let mut out = Vec::new();
+        for f in files.iter().rev() {
+            if f.header.entries == 0 || f.header.end_ts < begin || f.header.begin_ts > end {
+                continue;
+            }
+            let slot_pos = HEADER_LEN + (hash % self.slots) as usize * 4;
+            let mut next = u32_at(f.file.slice(slot_pos, 4), 0).unwrap_or(0);
+            // Each step must go strictly down, so a corrupt chain cannot loop.
+            let mut bound = f.header.entries + 1;
+            while next != 0 && next < bound && out.len() < max {
+                let e = f
+                    .file
+                    .slice(entries_start(self.slots) + (next - 1) as usize * ENTRY_LEN, ENTRY_LEN);
+                let (Some(h), Some(phy), Some(dt), Some(prev)) =
+                    (u32_at(e, 0), u64_at(e, 4), u32_at(e, 12), u32_at(e, 16))
+                else {
+                    break;
+                };
+                let ts = f.header.begin_ts + i64::from(dt);
+                if h == hash && ts >= begin && ts <= end && !out.contains(&phy) {
+                    out.push(phy);
+                }
+                bound = next;
+                next = prev;
+            }
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The CommitLog offset after which messages are not yet indexed durably is tracked by the
+    /// store's checkpoint; this makes what was added durable.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut files = self.lock();
+        for f in files.iter_mut().filter(|f| f.dirty) {
+            f.file.flush(0, f.file.len())?;
+            f.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Recovery: the CommitLog was cut at `end`; forget index files that start at or past it
+    /// and let offsets from `end` on be indexed again. Entries left pointing past `end` are
+    /// harmless: lookups read each message back and compare.
+    pub(crate) fn truncate_beyond(&self, end: u64) -> Result<()> {
+        let mut files = self.lock();
+        while files.last().is_some_and(|f| f.header.begin_phy >= end && f.header.entries > 0) {
+            if let Some(f) = files.pop() {
+                std::fs::remove_file(f.file.path())
+                    .map_err(StorageError::io("remove", f.file.path()))?;
+            }
+        }
+        if let Some(f) = files.last_mut()
+            && f.header.end_phy >= end
+        {
+            f.header.end_phy = end.saturating_sub(1);
+            write_header(f, self.slots, self.max_entries);
+            f.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Retention: removes files whose entries all point below `commitlog_min`, never the last.
+    pub(crate) fn delete_below(&self, commitlog_min: u64) -> Result<usize> {
+        let mut files = self.lock();
+        let n = files
+            .iter()
+            .take(files.len().saturating_sub(1))
+            .take_while(|f| f.header.end_phy < commitlog_min)
+            .count();
+        for f in files.drain(..n) {
+            std::fs::remove_file(f.file.path())
+                .map_err(StorageError::io("delete", f.file.path()))?;
+        }
+        if n > 0 {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(n)
+    }
+}
+
+fn entries_start(slots: u32) -> usize {
+    HEADER_LEN + slots as usize * 4
+}
+
+fn file_len(slots: u32, max_entries: u32) -> usize {
+    entries_start(slots) + max_entries as usize * ENTRY_LEN
+}
+
+fn write_header(f: &IndexFile, slots: u32, max_entries: u32) {
+    let h = f.header;
+    let mut b = [0u8; HEADER_LEN];
+    b[..8].copy_from_slice(&h.begin_ts.to_le_bytes());
+    b[8..16].copy_from_slice(&h.end_ts.to_le_bytes());
+    b[16..24].copy_from_slice(&h.begin_phy.to_le_bytes());
+    b[24..32].copy_from_slice(&h.end_phy.to_le_bytes());
+    b[32..36].copy_from_slice(&slots.to_le_bytes());
+    b[36..40].copy_from_slice(&h.entries.to_le_bytes());
+    b[40..44].copy_from_slice(&max_entries.to_le_bytes());
+    b[44..48].copy_from_slice(&MAGIC.to_le_bytes());
+    // SAFETY: written under the index lock, as every access is.
+    unsafe { f.file.write(0, &b) };
+}

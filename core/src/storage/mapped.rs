@@ -1,0 +1,161 @@
+//! `MappedFile`: a fixed-size file mapped into memory with `memmap2::MmapRaw`, shared between
+//! one writer and many readers. The CommitLog, ConsumeQueue and index files are all built on it.
+//!
+//! Safety model: exactly one thread writes (the owner of the file's write side), and it writes
+//! only bytes that no reader may look at yet; readers read only bytes below a position the
+//! writer has published with `Release` ordering and they load with `Acquire`. Published bytes
+//! are never written again (except by recovery, before anyone reads). Readers keep the mapping
+//! alive through an `Arc`, so retention can delete the file while a read is in flight.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapRaw;
+
+use crate::storage::error::{Result, StorageError};
+
+/// A fixed-size mapped file.
+#[derive(Debug)]
+pub(crate) struct MappedFile {
+    path: PathBuf,
+    map: MmapRaw,
+    file: File,
+    len: usize,
+}
+
+impl MappedFile {
+    /// Creates `path` (which must not exist) with `len` zero bytes, maps it and fsyncs the parent
+    /// directory so the new name survives a crash.
+    pub(crate) fn create(path: &Path, len: usize) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(StorageError::io("create", path))?;
+        file.set_len(len as u64).map_err(StorageError::io("allocate", path))?;
+        if let Some(dir) = path.parent() {
+            fsync_dir(dir)?;
+        }
+        Self::map(path, file, len)
+    }
+
+    /// Opens an existing file and maps it, resizing it to `len` first: a file cut short by a
+    /// crash (or a truncation) reads as zeros past its end, which is "nothing written".
+    pub(crate) fn open(path: &Path, len: usize) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(StorageError::io("open", path))?;
+        let actual = file.metadata().map_err(StorageError::io("stat", path))?.len();
+        if actual != len as u64 {
+            file.set_len(len as u64).map_err(StorageError::io("resize", path))?;
+        }
+        Self::map(path, file, len)
+    }
+
+    fn map(path: &Path, file: File, len: usize) -> Result<Self> {
+        let map = MmapRaw::map_raw(&file).map_err(StorageError::io("mmap", path))?;
+        Ok(MappedFile { path: path.to_owned(), map, file, len })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes `[pos, pos + len)`, clamped to the file.
+    ///
+    /// The caller must only ask for bytes that are published (see the module docs) or that it
+    /// wrote itself.
+    pub(crate) fn slice(&self, pos: usize, len: usize) -> &[u8] {
+        let pos = pos.min(self.len);
+        let len = len.min(self.len - pos);
+        // SAFETY: the range is inside the mapping, which lives as long as `self`; by the module's
+        // protocol no one writes these bytes while they are readable.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(pos), len) }
+    }
+
+    /// Copies `data` to `pos`.
+    ///
+    /// # Safety
+    /// Only the single writer of this file may call it, and only for bytes no reader can see yet
+    /// (above the published position), or during recovery before readers exist.
+    pub(crate) unsafe fn write(&self, pos: usize, data: &[u8]) {
+        assert!(pos.checked_add(data.len()).is_some_and(|end| end <= self.len), "write past end");
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.map.as_mut_ptr().add(pos),
+                data.len(),
+            );
+        }
+    }
+
+    /// Makes `[pos, pos + len)` durable (msync).
+    pub(crate) fn flush(&self, pos: usize, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.map.flush_range(pos, len).map_err(StorageError::io("msync", &self.path))
+    }
+
+    /// Makes the whole file durable, data and metadata.
+    pub(crate) fn flush_all(&self) -> Result<()> {
+        self.map.flush().map_err(StorageError::io("msync", &self.path))?;
+        self.file.sync_all().map_err(StorageError::io("fsync", &self.path))
+    }
+
+    /// Drops everything from `pos` to the end of the file: the file is cut to `pos` and grown
+    /// back, so the tail reads as zeros without writing them. Recovery only.
+    pub(crate) fn zero_from(&self, pos: usize) -> Result<()> {
+        self.flush_all()?;
+        self.file.set_len(pos as u64).map_err(StorageError::io("truncate", &self.path))?;
+        self.file.set_len(self.len as u64).map_err(StorageError::io("resize", &self.path))?;
+        self.file.sync_all().map_err(StorageError::io("fsync", &self.path))
+    }
+
+    /// Advises the kernel that the file will be written soon, so page faults come cheaper.
+    pub(crate) fn advise_sequential(&self) {
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+    }
+}
+
+/// fsyncs a directory, so that creates, renames and deletes in it are durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync directory", dir))
+}
+
+/// Name of a file whose first byte (or entry) is `base`: 20 zero-padded digits.
+pub(crate) fn offset_file_name(base: u64) -> String {
+    format!("{base:020}")
+}
+
+/// Lists the files of `dir` named by 20-digit offsets, sorted, ignoring anything else (temp
+/// files, stray names).
+pub(crate) fn list_offset_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StorageError::io("list", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(StorageError::io("list", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 20
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(base) = name.parse::<u64>()
+        {
+            out.push((base, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(b, _)| *b);
+    Ok(out)
+}
