@@ -13,6 +13,8 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use orbitmq_core::storage::{FlushDiskType, MessageStore, PutMessage, StoreConfig};
 
+const MIB: f64 = 1_048_576.0;
+
 #[derive(Debug, Subcommand)]
 pub enum Bench {
     /// Append messages through the storage engine and report msgs/s, MiB/s and latency.
@@ -116,7 +118,7 @@ async fn store(args: StoreArgs) -> anyhow::Result<()> {
                 eprintln!(
                     "[{:>5.1}s] {now} msgs, {rate:.0} msgs/s, {:.1} MiB/s",
                     start.elapsed().as_secs_f64(),
-                    rate * size / (1 << 20) as f64
+                    rate * size / MIB
                 );
                 last = now;
             }
@@ -145,7 +147,7 @@ async fn store(args: StoreArgs) -> anyhow::Result<()> {
         "msgs": msgs,
         "secs": (elapsed * 1000.0).round() / 1000.0,
         "msgs_per_sec": (msgs as f64 / elapsed).round(),
-        "mib_per_sec": (msgs as f64 * args.size as f64 / (1 << 20) as f64 / elapsed * 10.0).round() / 10.0,
+        "mib_per_sec": (msgs as f64 * args.size as f64 / MIB / elapsed * 10.0).round() / 10.0,
         "p50_us": pct(0.50),
         "p99_us": pct(0.99),
     });

@@ -12,40 +12,54 @@ use crate::storage::commitlog::{Next, record};
 use crate::storage::consumequeue::{ConsumeQueue, CqEntry};
 use crate::storage::error::Result;
 use crate::storage::index;
-use crate::storage::message::tag_hash;
+use crate::storage::message::{KEY_SEPARATOR, tag_hash};
 
 /// Dispatches every record from `shared.dispatched` up to the published end.
 pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
     let mut pos = shared.dispatched.load(Ordering::Acquire);
     let mut touched: Vec<Arc<ConsumeQueue>> = Vec::new();
     let mut count = 0u64;
+    let mut last: Option<Arc<ConsumeQueue>> = None;
     loop {
         match shared.log.next(pos) {
             Next::Record(offset, bytes) => {
                 let next = offset + bytes.len() as u64;
-                match record::decode(&bytes) {
-                    Ok(msg) => {
-                        let cq = shared.queue(&msg.topic, msg.queue_id)?;
+                match record::dispatch_view(&bytes) {
+                    Some(view) => {
+                        let cq = match &last {
+                            Some(q) if q.topic() == view.topic && q.queue_id() == view.queue_id => {
+                                Arc::clone(q)
+                            }
+                            _ => shared.queue(view.topic, view.queue_id)?,
+                        };
                         let entry = CqEntry {
                             commitlog_offset: offset,
-                            size: msg.size,
-                            tag_hash: msg.tag().map_or(0, tag_hash),
+                            size: bytes.len() as u32,
+                            tag_hash: view.tag.map_or(0, tag_hash),
                         };
-                        cq.put(msg.queue_offset, entry)?;
+                        cq.put(view.queue_offset, entry)?;
                         if !touched.iter().any(|t| Arc::ptr_eq(t, &cq)) {
-                            touched.push(cq);
+                            touched.push(Arc::clone(&cq));
                         }
-                        let mut keys: Vec<String> =
-                            msg.keys().map(|k| index::key_of(&msg.topic, k)).collect();
-                        if let Some(id) = msg.message_id() {
-                            keys.push(index::id_key(id));
+                        last = Some(cq);
+                        if view.keys.is_some() || view.message_id.is_some() {
+                            let mut keys: Vec<String> = view
+                                .keys
+                                .unwrap_or_default()
+                                .split(KEY_SEPARATOR)
+                                .filter(|k| !k.is_empty())
+                                .map(|k| index::key_of(view.topic, k))
+                                .collect();
+                            if let Some(id) = view.message_id {
+                                keys.push(index::id_key(id));
+                            }
+                            shared.index.add(&keys, offset, view.store_timestamp)?;
                         }
-                        shared.index.add(&keys, offset, msg.store_timestamp)?;
                     }
-                    Err(reason) => {
+                    None => {
                         // Only our own writer or recovery-validated data is here, so this is a
                         // bug or memory corruption: skip the record rather than stall forever.
-                        tracing::error!(offset, reason, "undecodable record skipped by dispatch");
+                        tracing::error!(offset, "undecodable record skipped by dispatch");
                     }
                 }
                 pos = next;

@@ -97,6 +97,21 @@ impl MappedFile {
         }
     }
 
+    /// Writes `data` at `pos` through the file (`pwrite`), not the mapping: the kernel copies
+    /// into the page cache without first zero-filling the pages a mapped write would fault in.
+    /// The same rules as [`MappedFile::write`] apply to who may write where.
+    pub(crate) fn write_at(&self, pos: usize, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        if pos.checked_add(data.len()).is_none_or(|end| end > self.len) {
+            return Err(StorageError::InvalidConfig(format!(
+                "write of {} bytes at {pos} past the end of {}",
+                data.len(),
+                self.path.display()
+            )));
+        }
+        self.file.write_all_at(data, pos as u64).map_err(StorageError::io("write", &self.path))
+    }
+
     /// Makes `[pos, pos + len)` durable (msync).
     pub(crate) fn flush(&self, pos: usize, len: usize) -> Result<()> {
         if len == 0 {

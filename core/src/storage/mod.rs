@@ -52,7 +52,7 @@ pub use message::{PutMessage, StoredMessage, tag_hash};
 pub use metadata::{ConsumerOffsets, GroupConfig, Table, TopicConfig};
 use tokio::sync::{mpsc, oneshot};
 pub use writer::PutResult;
-use writer::{Encoded, Request, Writer};
+use writer::{EncodedBatch, EncodedRecord, Request, Writer};
 
 /// State shared by the store handle and its threads.
 #[derive(Debug)]
@@ -413,23 +413,29 @@ impl MessageStore {
         rx.await.map_err(|_| StorageError::Closed)?
     }
 
-    fn encode(&self, msgs: &[PutMessage]) -> Result<Vec<Encoded>> {
+    fn encode(&self, msgs: &[PutMessage]) -> Result<EncodedBatch> {
         if let Some(refusal) = self.shared().refusal() {
             return Err(refusal);
         }
         let cfg = &self.shared().config;
-        msgs.iter()
-            .map(|m| {
-                let bytes = commitlog::record::encode(m, cfg.store_host)?;
-                if bytes.len() > cfg.max_message_size {
-                    return Err(StorageError::MessageTooLarge {
-                        size: bytes.len(),
-                        limit: cfg.max_message_size,
-                    });
-                }
-                Ok(Encoded { topic: m.topic.clone(), queue_id: m.queue_id, bytes })
-            })
-            .collect()
+        let mut batch = EncodedBatch::default();
+        for m in msgs {
+            let start = batch.buf.len();
+            commitlog::record::encode_into(m, cfg.store_host, &mut batch.buf)?;
+            let len = batch.buf.len() - start;
+            if len > cfg.max_message_size {
+                return Err(StorageError::MessageTooLarge {
+                    size: len,
+                    limit: cfg.max_message_size,
+                });
+            }
+            let topic = batch.topics.iter().position(|t| *t == m.topic).unwrap_or_else(|| {
+                batch.topics.push(m.topic.clone());
+                batch.topics.len() - 1
+            });
+            batch.records.push(EncodedRecord { len, queue_id: m.queue_id, topic });
+        }
+        Ok(batch)
     }
 
     /// Reads the message at a CommitLog offset.

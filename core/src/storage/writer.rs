@@ -1,10 +1,11 @@
 //! The append thread: the single writer of the CommitLog tail.
 //!
-//! Callers encode their records on their own threads and send them over a bounded channel; this
-//! thread drains whatever is queued, assigns CommitLog and queue offsets, seals each record
-//! (offsets, store time, CRC), copies it into the mapped segment, publishes the new end to
-//! readers and wakes the dispatcher. With sync flush it then flushes once for the whole drained
-//! batch (group commit) before answering anyone; with async flush it answers at once.
+//! Callers encode a request's records into one buffer on their own threads (the CRC of the
+//! bulk included) and send it over a bounded channel; this thread drains whatever is queued, assigns
+//! CommitLog and queue offsets, seals each record in place (offsets, store time, header CRC),
+//! writes each request's records with one `pwrite`, publishes the new end to readers and wakes
+//! the dispatcher. With sync flush it then flushes once for the whole drained batch (group
+//! commit) before answering anyone; with async flush it answers at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +19,20 @@ use crate::storage::config::FlushDiskType;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::message::now_millis;
 
-/// A record encoded by the caller, waiting for its place.
-pub(crate) struct Encoded {
-    pub(crate) topic: String,
+/// One record inside an [`EncodedBatch`] buffer.
+pub(crate) struct EncodedRecord {
+    pub(crate) len: usize,
     pub(crate) queue_id: u32,
-    pub(crate) bytes: Vec<u8>,
+    /// Index into [`EncodedBatch::topics`].
+    pub(crate) topic: usize,
+}
+
+/// The records of one append request, encoded back to back in one buffer.
+#[derive(Default)]
+pub(crate) struct EncodedBatch {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) records: Vec<EncodedRecord>,
+    pub(crate) topics: Vec<String>,
 }
 
 /// Where a message was stored.
@@ -44,7 +54,7 @@ pub struct PutResult {
 pub(crate) type Reply = oneshot::Sender<Result<Vec<PutResult>>>;
 
 pub(crate) enum Request {
-    Append(Vec<Encoded>, Reply),
+    Append(EncodedBatch, Reply),
     Stop,
 }
 
@@ -52,14 +62,14 @@ pub(crate) enum Request {
 const MAX_DRAIN: usize = 1024;
 
 pub(crate) struct Writer {
-    pub(crate) log: Arc<CommitLog>,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) rx: mpsc::Receiver<Request>,
-    pub(crate) flush: FlushDiskType,
-    pub(crate) flush_dirty_bytes: u64,
+    log: Arc<CommitLog>,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Request>,
+    flush: FlushDiskType,
+    flush_dirty_bytes: u64,
     queue_offsets: HashMap<String, HashMap<u32, u64>>,
     active: Option<Arc<Segment>>,
-    /// End of what this thread has written (published after each batch).
+    /// End of what this thread has written (published after each drain).
     end: u64,
 }
 
@@ -85,7 +95,7 @@ impl Writer {
     }
 
     pub(crate) fn run(mut self) {
-        let mut batch: Vec<(Vec<Encoded>, Reply)> = Vec::new();
+        let mut batch: Vec<(EncodedBatch, Reply)> = Vec::new();
         let mut stopping = false;
         while !stopping {
             match self.rx.blocking_recv() {
@@ -107,8 +117,7 @@ impl Writer {
         tracing::debug!("append thread stopped");
     }
 
-    fn write_batch(&mut self, batch: &mut Vec<(Vec<Encoded>, Reply)>) {
-        let mut results: Vec<Result<Vec<PutResult>>> = Vec::with_capacity(batch.len());
+    fn write_batch(&mut self, batch: &mut Vec<(EncodedBatch, Reply)>) {
         if self.shared.refusal().is_some() {
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(self.shared.refusal().unwrap_or(StorageError::Closed)));
@@ -116,28 +125,23 @@ impl Writer {
             return;
         }
         let store_ts = now_millis();
-        for (recs, _) in batch.iter_mut() {
-            let mut out = Vec::with_capacity(recs.len());
-            let mut failed = None;
-            for rec in recs.iter_mut() {
-                match self.append(rec, store_ts) {
-                    Ok(r) => out.push(r),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
+        let mut results: Vec<Result<Vec<PutResult>>> = Vec::with_capacity(batch.len());
+        for (req, _) in batch.iter_mut() {
+            if let Some(refusal) = self.shared.refusal() {
+                results.push(Err(refusal));
+                continue;
             }
-            results.push(match failed {
-                None => Ok(out),
-                Some(e) => {
-                    // An append failing here is I/O on the log itself: stop taking writes.
-                    self.shared.poison(&e.to_string());
-                    Err(e)
-                }
-            });
+            let before = self.end;
+            let result = self.append(req, store_ts);
+            if let Err(e) = &result {
+                // Failing here is I/O on the log itself: publish none of this request and stop
+                // taking writes.
+                self.end = before;
+                self.shared.poison(&e.to_string());
+            }
+            results.push(result);
         }
-        let end = self.log_end();
+        let end = self.end;
         self.log.publish(end);
         self.shared.wake_dispatcher();
         match self.flush {
@@ -163,47 +167,63 @@ impl Writer {
         }
     }
 
-    fn log_end(&self) -> u64 {
-        self.end
+    /// Places one request's records at the tail, rotating to a new segment when one does not
+    /// fit, and writes each run of records that lands in one segment with one `pwrite`.
+    fn append(&mut self, req: &mut EncodedBatch, store_ts: i64) -> Result<Vec<PutResult>> {
+        let seg_size = self.log.segment_size();
+        let mut out = Vec::with_capacity(req.records.len());
+        let mut seg = self.segment()?;
+        // The run of sealed records not yet written: buffer range and file position.
+        let (mut run_start, mut run_end, mut run_pos) = (0usize, 0usize, self.end - seg.base);
+        for rec in &req.records {
+            if rec.len + BLANK_LEN > seg_size {
+                return Err(StorageError::MessageTooLarge {
+                    size: rec.len,
+                    limit: seg_size - BLANK_LEN,
+                });
+            }
+            let pos = (self.end - seg.base) as usize;
+            if pos + rec.len + BLANK_LEN > seg_size {
+                let run = req.buf.get(run_start..run_end).unwrap_or_default();
+                seg.file.write_at(run_pos as usize, run)?;
+                seg.file.write_at(pos, &record::blank(seg_size - pos))?;
+                self.end = seg.end();
+                seg = self.log.create_segment(self.end)?;
+                self.active = Some(Arc::clone(&seg));
+                (run_start, run_pos) = (run_end, 0);
+            }
+            let topic = req.topics.get(rec.topic).map_or("", String::as_str);
+            let queue_offset = self.next_queue_offset(topic, rec.queue_id);
+            let bytes = req.buf.get_mut(run_end..run_end + rec.len).ok_or(StorageError::Closed)?;
+            record::seal(bytes, queue_offset, self.end, store_ts);
+            out.push(PutResult {
+                commitlog_offset: self.end,
+                size: rec.len as u32,
+                queue_id: rec.queue_id,
+                queue_offset,
+                store_timestamp: store_ts,
+            });
+            self.end += rec.len as u64;
+            run_end += rec.len;
+        }
+        let run = req.buf.get(run_start..run_end).unwrap_or_default();
+        seg.file.write_at(run_pos as usize, run)?;
+        Ok(out)
     }
 
-    /// Places one record at the tail, rotating to a new segment when it does not fit.
-    fn append(&mut self, rec: &mut Encoded, store_ts: i64) -> Result<PutResult> {
-        let len = rec.bytes.len();
-        let seg_size = self.log.segment_size();
-        if len + BLANK_LEN > seg_size {
-            return Err(StorageError::MessageTooLarge { size: len, limit: seg_size - BLANK_LEN });
+    /// The segment the tail is in, creating it when the tail is at a segment boundary.
+    fn segment(&mut self) -> Result<Arc<Segment>> {
+        if let Some(s) = &self.active
+            && self.end < s.end()
+        {
+            return Ok(Arc::clone(s));
         }
-        let mut end = self.log_end();
-        let mut seg = match &self.active {
-            Some(s) if end < s.end() => Arc::clone(s),
-            _ => self.log.active_segment()?,
-        };
-        if end >= seg.end() {
-            seg = self.log.create_segment(end)?;
+        let mut seg = self.log.active_segment()?;
+        if self.end >= seg.end() {
+            seg = self.log.create_segment(self.end)?;
         }
-        let mut pos = (end - seg.base) as usize;
-        if pos + len + BLANK_LEN > seg_size {
-            let filler = record::blank(seg_size - pos);
-            // SAFETY: this thread is the only writer and `pos` is above the published end.
-            unsafe { seg.file.write(pos, &filler) };
-            end = seg.end();
-            seg = self.log.create_segment(end)?;
-            pos = 0;
-        }
-        let queue_offset = self.next_queue_offset(&rec.topic, rec.queue_id);
-        record::seal(&mut rec.bytes, queue_offset, end, store_ts);
-        // SAFETY: as above.
-        unsafe { seg.file.write(pos, &rec.bytes) };
-        self.active = Some(seg);
-        self.end = end + len as u64;
-        Ok(PutResult {
-            commitlog_offset: end,
-            size: len as u32,
-            queue_id: rec.queue_id,
-            queue_offset,
-            store_timestamp: store_ts,
-        })
+        self.active = Some(Arc::clone(&seg));
+        Ok(seg)
     }
 
     fn next_queue_offset(&mut self, topic: &str, queue_id: u32) -> u64 {

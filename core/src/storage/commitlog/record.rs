@@ -3,7 +3,7 @@
 //! ```text
 //! off  size  field
 //!   0     4  total length of the record, bytes (header + variable part)
-//!   4     4  CRC32C of bytes [8, length)
+//!   4     4  CRC32C of the fixed header after this field, bytes [8, 108)
 //!   8     4  magic: MESSAGE_MAGIC (format version 1) or BLANK_MAGIC (end-of-segment filler)
 //!  12     4  flags
 //!  16     4  queue id
@@ -15,10 +15,14 @@
 //!  70    18  store host
 //!  88     4  reconsume times
 //!  92     8  prepared (transaction half) message offset
-//! 100     4  body length, then the body
+//! 100     4  CRC32C of everything after the fixed header, bytes [108, length)
+//! 104     4  body length, then the body
 //!   …     2  topic length, then the topic (UTF-8)
 //!   …     4  properties length, then properties: repeated (u16 key len, key, u16 value len, value)
 //! ```
+//! The checksum is split in two so that the producer's side computes the CRC of the bulk (body,
+//! topic, properties) while the single append thread checksums only the 100 header bytes it
+//! fills in (offsets, store time). Both must match for a record to pass `check()`.
 //! All integers little-endian. A blank record is just `length | 0 | BLANK_MAGIC` and fills the
 //! rest of a segment; every record leaves room for one after it.
 #![warn(clippy::indexing_slicing)]
@@ -38,13 +42,15 @@ pub const BLANK_MAGIC: u32 = 0x4F52_42FF;
 /// Size of a blank record's header; every record leaves at least this much room after it.
 pub const BLANK_LEN: usize = 12;
 /// Fixed header size of a message record.
-pub const HEADER_LEN: usize = 104;
+pub const HEADER_LEN: usize = 108;
 /// Longest topic name, bytes.
 pub const MAX_TOPIC_LEN: usize = 255;
 
 const OFF_QUEUE_OFFSET: usize = 20;
 const OFF_COMMITLOG_OFFSET: usize = 28;
 const OFF_STORE_TS: usize = 44;
+const OFF_TAIL_CRC: usize = 100;
+const OFF_BODY_LEN: usize = 104;
 
 /// What `check()` found at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +63,10 @@ pub enum Check {
     End,
 }
 
-/// Encodes `msg` for appending. The queue offset, commitlog offset, store timestamp and CRC are
-/// left zero: the CommitLog writer fills them in with [`seal`] when it places the record.
-pub fn encode(msg: &PutMessage, store_host: SocketAddr) -> Result<Vec<u8>> {
+/// Appends the record of `msg` to `buf`, tail CRC included. The queue offset, commitlog offset,
+/// store timestamp and header CRC are left zero: the CommitLog writer fills them in with
+/// [`seal`] when it places the record.
+pub fn encode_into(msg: &PutMessage, store_host: SocketAddr, buf: &mut Vec<u8>) -> Result<()> {
     let topic = msg.topic.as_bytes();
     if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
         return Err(StorageError::InvalidMessage(format!(
@@ -91,7 +98,8 @@ pub fn encode(msg: &PutMessage, store_host: SocketAddr) -> Result<Vec<u8>> {
     let total_u32 = u32::try_from(total)
         .map_err(|_| StorageError::MessageTooLarge { size: total, limit: u32::MAX as usize })?;
 
-    let mut buf = Vec::with_capacity(total);
+    let start = buf.len();
+    buf.reserve(total);
     buf.extend_from_slice(&total_u32.to_le_bytes());
     buf.extend_from_slice(&0u32.to_le_bytes()); // crc, sealed later
     buf.extend_from_slice(&MESSAGE_MAGIC.to_le_bytes());
@@ -101,10 +109,11 @@ pub fn encode(msg: &PutMessage, store_host: SocketAddr) -> Result<Vec<u8>> {
     buf.extend_from_slice(&0u64.to_le_bytes()); // commitlog offset
     buf.extend_from_slice(&msg.born_timestamp.to_le_bytes());
     buf.extend_from_slice(&0i64.to_le_bytes()); // store timestamp
-    put_host(&mut buf, msg.born_host);
-    put_host(&mut buf, store_host);
+    put_host(buf, msg.born_host);
+    put_host(buf, store_host);
     buf.extend_from_slice(&msg.reconsume_times.to_le_bytes());
     buf.extend_from_slice(&msg.prepared_offset.to_le_bytes());
+    buf.extend_from_slice(&0u32.to_le_bytes()); // tail crc, below
     buf.extend_from_slice(&body_len.to_le_bytes());
     buf.extend_from_slice(&msg.body);
     buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
@@ -116,12 +125,23 @@ pub fn encode(msg: &PutMessage, store_host: SocketAddr) -> Result<Vec<u8>> {
         buf.extend_from_slice(&(v.len() as u16).to_le_bytes());
         buf.extend_from_slice(v.as_bytes());
     }
-    debug_assert_eq!(buf.len(), total);
+    debug_assert_eq!(buf.len() - start, total);
+    let tail_crc = crc32c::crc32c(buf.get(start + HEADER_LEN..).unwrap_or_default());
+    if let Some(b) = buf.get_mut(start + OFF_TAIL_CRC..start + OFF_TAIL_CRC + 4) {
+        b.copy_from_slice(&tail_crc.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Encodes `msg` into a buffer of its own; see [`encode_into`].
+pub fn encode(msg: &PutMessage, store_host: SocketAddr) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    encode_into(msg, store_host, &mut buf)?;
     Ok(buf)
 }
 
-/// Fills in the fields known only at placement time and the CRC. `rec` is a whole record as
-/// produced by [`encode`].
+/// Fills in the fields known only at placement time and the header CRC. `rec` is a whole
+/// record as produced by [`encode_into`].
 pub fn seal(rec: &mut [u8], queue_offset: u64, commitlog_offset: u64, store_timestamp: i64) {
     if rec.len() < HEADER_LEN {
         return;
@@ -135,7 +155,7 @@ pub fn seal(rec: &mut [u8], queue_offset: u64, commitlog_offset: u64, store_time
     if let Some(b) = rec.get_mut(OFF_STORE_TS..OFF_STORE_TS + 8) {
         b.copy_from_slice(&store_timestamp.to_le_bytes());
     }
-    let crc = crc32c::crc32c(rec.get(8..).unwrap_or_default());
+    let crc = crc32c::crc32c(rec.get(8..HEADER_LEN).unwrap_or_default());
     if let Some(b) = rec.get_mut(4..8) {
         b.copy_from_slice(&crc.to_le_bytes());
     }
@@ -195,9 +215,14 @@ pub fn verify(rec: &[u8]) -> std::result::Result<(), String> {
     if len as usize != rec.len() || rec.len() < HEADER_LEN + 6 {
         return Err(format!("record length {len} out of bounds ({} bytes)", rec.len()));
     }
-    let actual = crc32c::crc32c(rec.get(8..).unwrap_or_default());
+    let actual = crc32c::crc32c(rec.get(8..HEADER_LEN).unwrap_or_default());
     if actual != crc {
-        return Err(format!("crc mismatch: stored {crc:#010x}, computed {actual:#010x}"));
+        return Err(format!("header crc mismatch: stored {crc:#010x}, computed {actual:#010x}"));
+    }
+    let tail = u32_at(rec, OFF_TAIL_CRC).unwrap_or(0);
+    let actual = crc32c::crc32c(rec.get(HEADER_LEN..).unwrap_or_default());
+    if actual != tail {
+        return Err(format!("body crc mismatch: stored {tail:#010x}, computed {actual:#010x}"));
     }
     Ok(())
 }
@@ -219,7 +244,7 @@ pub fn decode(rec: &Bytes) -> std::result::Result<StoredMessage, String> {
     let reconsume_times = u32_at(r, 88).ok_or("header cut short")?;
     let prepared_offset = field(92)?;
 
-    let mut pos = 100;
+    let mut pos = OFF_BODY_LEN;
     let body_len = u32_at(r, pos).ok_or("header cut short")? as usize;
     pos += 4;
     let body_end = pos.checked_add(body_len).filter(|e| *e <= r.len()).ok_or("body overruns")?;
@@ -265,8 +290,63 @@ pub fn decode(rec: &Bytes) -> std::result::Result<StoredMessage, String> {
     })
 }
 
-/// Reads the queue offset, topic, queue id and the store timestamp without allocating
-/// properties: what the dispatcher and timestamp search need.
+/// What dispatch needs from a record, borrowed from it without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchView<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue id.
+    pub queue_id: u32,
+    /// Queue offset.
+    pub queue_offset: u64,
+    /// Store timestamp, ms.
+    pub store_timestamp: i64,
+    /// The `TAGS` property.
+    pub tag: Option<&'a str>,
+    /// The `KEYS` property.
+    pub keys: Option<&'a str>,
+    /// The `UNIQ_KEY` property.
+    pub message_id: Option<&'a str>,
+}
+
+/// Parses what dispatch needs from a whole record; `None` if it is malformed.
+pub fn dispatch_view(r: &[u8]) -> Option<DispatchView<'_>> {
+    use crate::storage::message::{PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
+    let body_len = u32_at(r, OFF_BODY_LEN)? as usize;
+    let mut pos = HEADER_LEN.checked_add(body_len)?;
+    let topic_len = u16_at(r, pos)? as usize;
+    let topic = str_at(r, pos + 2, topic_len)?;
+    pos += 2 + topic_len;
+    let props_len = u32_at(r, pos)? as usize;
+    pos += 4;
+    let end = pos.checked_add(props_len)?;
+    let mut view = DispatchView {
+        topic,
+        queue_id: u32_at(r, 16)?,
+        queue_offset: u64_at(r, OFF_QUEUE_OFFSET)?,
+        store_timestamp: u64_at(r, OFF_STORE_TS)? as i64,
+        tag: None,
+        keys: None,
+        message_id: None,
+    };
+    while pos < end {
+        let kl = u16_at(r, pos)? as usize;
+        let k = r.get(pos + 2..pos + 2 + kl)?;
+        pos += 2 + kl;
+        let vl = u16_at(r, pos)? as usize;
+        let v = str_at(r, pos + 2, vl)?;
+        pos += 2 + vl;
+        match k {
+            k if k == PROPERTY_TAGS.as_bytes() => view.tag = Some(v),
+            k if k == PROPERTY_KEYS.as_bytes() => view.keys = Some(v),
+            k if k == PROPERTY_UNIQ_KEY.as_bytes() => view.message_id = Some(v),
+            _ => {}
+        }
+    }
+    Some(view)
+}
+
+/// Reads the store timestamp from a record header.
 pub fn store_timestamp(rec: &[u8]) -> Option<i64> {
     u64_at(rec, OFF_STORE_TS).map(|v| v as i64)
 }
@@ -385,8 +465,8 @@ mod tests {
         assert_eq!(
             hex,
             concat!(
-                "70000000",
-                "816ed13c",
+                "74000000",
+                "a662163d",
                 "0142524f",
                 "00000000",
                 "01000000",
@@ -400,6 +480,7 @@ mod tests {
                 "0a00",
                 "00000000",
                 "0000000000000000",
+                "1d3df876",
                 "01000000",
                 "78",
                 "0100",
@@ -416,7 +497,10 @@ mod tests {
         seg.extend_from_slice(&[0; 64]);
         let mut flipped = seg.clone();
         flipped[HEADER_LEN + 2] ^= 0x10;
-        assert!(check(&flipped).unwrap_err().contains("crc"));
+        assert!(check(&flipped).unwrap_err().contains("body crc"));
+        let mut flipped = seg.clone();
+        flipped[OFF_QUEUE_OFFSET] ^= 0x01;
+        assert!(check(&flipped).unwrap_err().contains("header crc"));
         let mut magic = seg.clone();
         magic[9] ^= 1;
         assert!(check(&magic).unwrap_err().contains("magic"));
