@@ -1,0 +1,61 @@
+//! The `orbitmq` binary itself: `bench store` runs through the real engine and reports JSON.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn orbitmq() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_orbitmq"))
+}
+
+#[test]
+fn bench_store_appends_everything_and_reports_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for flush in ["async", "sync"] {
+        let data = dir.path().join(flush);
+        let out = orbitmq()
+            .args(["bench", "store", "--size", "100", "--count", "3000", "--batch", "7"])
+            .args(["--segment-size", "65536", "--flush", flush, "--dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let line = stdout.lines().last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["bench"], "store");
+        assert_eq!(v["flush"], flush);
+        assert_eq!(v["size"], 100);
+        assert_eq!(v["msgs"], 3000);
+        assert!(v["msgs_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(v["mib_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(v["p99_us"].as_u64().unwrap() >= v["p50_us"].as_u64().unwrap());
+        // The data is really there: ~3000 * 230 bytes over 64 KiB segments.
+        let segments = std::fs::read_dir(data.join("commitlog")).unwrap().count();
+        assert!(segments >= 9, "{segments} segments");
+    }
+}
+
+#[test]
+fn bad_flags_fail_with_the_reason() {
+    let out = orbitmq()
+        .args(["bench", "store", "--dir", "/tmp/x", "--flush", "sometimes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown flush disk type") && err.contains("async or sync"), "{err}");
+
+    let out =
+        orbitmq().args(["bench", "store", "--dir", "/tmp/x", "--batch", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be > 0"));
+}
+
+#[test]
+fn help_teaches_the_commands() {
+    let out = orbitmq().args(["bench", "store", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in ["--dir", "--size", "--count", "--flush", "--batch", "--inflight"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every OrbitMQ test, on a fresh machine: formatting, lints, the Rust suites (unit, storage
+# crash/corruption/retention, the orbitmq binary), and the protocol wire-contract check against
+# the official RocketMQ Python client's descriptors. Installs what it needs (a Python venv
+# under target/) and starts whatever servers its tests need itself.
+#
+# Usage: tests/run-all.sh          (CI runs exactly this, through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --profile ci -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace --profile ci
+
+step "protocol: our .proto files vs the official rocketmq-python-client descriptors"
+VENV=target/venv-compat
+if [[ ! -x "$VENV/bin/python" ]]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/compat/requirements.txt
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat/check_proto_descriptors.py
+
+step "all tests passed"
