@@ -6,3 +6,7 @@
 
 #[cfg(feature = "broker")]
 pub mod storage;
+
+#[cfg(feature = "broker")]
+pub mod broker;
+pub mod protocol;

@@ -1,7 +1,10 @@
-//! `orbitmq`: one binary for every OrbitMQ process. Today: `orbitmq bench store`, the storage
-//! engine load generator; the servers and `admin` join as they land.
+//! `orbitmq`: one binary for every OrbitMQ process: `standalone` (name server + broker),
+//! `admin` (operator CLI) and `bench` (load generators).
 
 mod bench;
+mod config;
+mod signal;
+mod standalone;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +19,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a name server and a broker in one process, serving RocketMQ 5 clients over gRPC.
+    ///
+    /// Example: orbitmq standalone --listen 127.0.0.1:8081 --data-dir ./orbitmq-data
+    Standalone(config::ServerArgs),
     /// Load generators that measure throughput and latency.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -25,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
     match cli.command {
+        Command::Standalone(args) => standalone::run(&args),
         Command::Bench(b) => bench::run(b),
     }
 }

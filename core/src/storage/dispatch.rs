@@ -64,7 +64,7 @@ pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
                 }
                 pos = next;
                 count += 1;
-                if count % 4096 == 0 {
+                if count.is_multiple_of(4096) {
                     shared.dispatched.store(pos, Ordering::Release);
                     wake(&mut touched);
                 }

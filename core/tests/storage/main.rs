@@ -31,7 +31,7 @@ pub fn small_config(dir: &Path) -> StoreConfig {
 
 pub fn msg(topic: &str, queue: u32, i: usize) -> PutMessage {
     PutMessage::new(topic, queue, Bytes::from(format!("body-{i}-{}", "x".repeat(i % 300))))
-        .with_tag(if i % 2 == 0 { "even" } else { "odd" })
+        .with_tag(if i.is_multiple_of(2) { "even" } else { "odd" })
         .with_keys([format!("key-{i}"), format!("group-{}", i % 10)])
         .with_message_id(format!("01ID{i:030}"))
 }

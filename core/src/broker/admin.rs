@@ -1,0 +1,361 @@
+//! `orbitmq.v1.Admin`: the operator API over the broker. Errors are gRPC statuses.
+
+use tonic::{Request, Response, Status};
+
+use crate::broker::topics::{TopicKind, check_topic_config, queue_permission};
+use crate::broker::{Broker, validate};
+use crate::protocol::admin::admin_server::Admin;
+use crate::protocol::admin::{self as pb};
+use crate::protocol::v2::Permission;
+use crate::storage::{GroupConfig, StoredMessage, TopicConfig, msg_id};
+
+/// The admin gRPC service.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    broker: Broker,
+}
+
+impl AdminApi {
+    /// Serves `broker`.
+    pub fn new(broker: Broker) -> Self {
+        AdminApi { broker }
+    }
+
+    fn record(&self, m: &StoredMessage) -> pb::MessageRecord {
+        pb::MessageRecord {
+            topic: m.topic.clone(),
+            queue_id: m.queue_id,
+            queue_offset: m.queue_offset,
+            commitlog_offset: m.commitlog_offset,
+            message_id: m.message_id().unwrap_or_default().to_owned(),
+            offset_msg_id: self.broker.store().offset_msg_id(m.commitlog_offset),
+            tag: m.tag().unwrap_or_default().to_owned(),
+            keys: m.keys().map(str::to_owned).collect(),
+            properties: m.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body: m.body.clone(),
+            born_timestamp: m.born_timestamp,
+            store_timestamp: m.store_timestamp,
+            born_host: m.born_host.to_string(),
+            store_host: m.store_host.to_string(),
+            reconsume_times: m.reconsume_times,
+            size: m.size,
+        }
+    }
+}
+
+fn topic_pb(name: &str, c: &TopicConfig) -> pb::TopicConfig {
+    pb::TopicConfig {
+        name: name.to_owned(),
+        read_queues: c.read_queues,
+        write_queues: c.write_queues,
+        perm: c.perm,
+        message_type: c.message_type.clone(),
+    }
+}
+
+fn topic_from_pb(t: Option<pb::TopicConfig>) -> Result<(String, TopicConfig), Status> {
+    let t = t.ok_or_else(|| Status::invalid_argument("topic is required"))?;
+    let kind: TopicKind =
+        t.message_type.parse().map_err(|e: crate::broker::BrokerError| e.to_grpc())?;
+    let cfg = TopicConfig {
+        read_queues: t.read_queues,
+        write_queues: t.write_queues,
+        perm: t.perm,
+        message_type: kind.as_str().to_owned(),
+    };
+    check_topic_config(&t.name, &cfg).map_err(|e| e.to_grpc())?;
+    Ok((t.name, cfg))
+}
+
+fn perm_str(p: Permission) -> &'static str {
+    match p {
+        Permission::ReadWrite => "RW",
+        Permission::Read => "R",
+        Permission::Write => "W",
+        _ => "-",
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminApi {
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::TopicResponse>, Status> {
+        let (name, cfg) = topic_from_pb(request.into_inner().topic)?;
+        if self.broker.store().topics().get(&name).is_some() {
+            return Err(Status::already_exists(format!(
+                "topic {name:?} already exists (use `topic update` to change it)"
+            )));
+        }
+        self.broker.store().topics().put(&name, cfg.clone());
+        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(topic = name, ?cfg, "topic created");
+        Ok(Response::new(pb::TopicResponse { topic: Some(topic_pb(&name, &cfg)) }))
+    }
+
+    async fn update_topic(
+        &self,
+        request: Request<pb::UpdateTopicRequest>,
+    ) -> Result<Response<pb::TopicResponse>, Status> {
+        let (name, cfg) = topic_from_pb(request.into_inner().topic)?;
+        if self.broker.store().topics().get(&name).is_none() {
+            return Err(Status::not_found(format!("topic {name:?} does not exist")));
+        }
+        self.broker.store().topics().put(&name, cfg.clone());
+        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(topic = name, ?cfg, "topic updated");
+        Ok(Response::new(pb::TopicResponse { topic: Some(topic_pb(&name, &cfg)) }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let name = request.into_inner().topic;
+        if self.broker.store().topics().remove(&name).is_none() {
+            return Err(Status::not_found(format!("topic {name:?} does not exist")));
+        }
+        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(Response::new(pb::DeleteTopicResponse {}))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let include_system = request.into_inner().include_system;
+        let topics = self
+            .broker
+            .store()
+            .topics()
+            .all()
+            .iter()
+            .filter(|(name, _)| include_system || validate::topic(name).is_ok())
+            .map(|(name, c)| topic_pb(name, c))
+            .collect();
+        Ok(Response::new(pb::ListTopicsResponse { topics }))
+    }
+
+    async fn topic_route(
+        &self,
+        request: Request<pb::TopicRouteRequest>,
+    ) -> Result<Response<pb::TopicRouteResponse>, Status> {
+        let topic = request.into_inner().topic;
+        let cfg = self.broker.topic(&topic).map_err(|e| e.to_grpc())?;
+        let queues = (0..cfg.read_queues.max(cfg.write_queues))
+            .map(|id| pb::QueueRoute {
+                broker_name: self.broker.config().broker_name.clone(),
+                broker_id: 0,
+                address: self.broker.address().to_string(),
+                queue_id: id,
+                perm: perm_str(queue_permission(&cfg, id)).to_owned(),
+            })
+            .collect();
+        Ok(Response::new(pb::TopicRouteResponse { topic, queues }))
+    }
+
+    async fn topic_status(
+        &self,
+        request: Request<pb::TopicStatusRequest>,
+    ) -> Result<Response<pb::TopicStatusResponse>, Status> {
+        let topic = request.into_inner().topic;
+        let cfg = self.broker.topic(&topic).map_err(|e| e.to_grpc())?;
+        let store = self.broker.store();
+        let queues = (0..cfg.read_queues.max(cfg.write_queues))
+            .map(|id| {
+                let max = store.max_offset(&topic, id);
+                let last = store
+                    .queue(&topic, id)
+                    .and_then(|q| q.get(max.checked_sub(1)?))
+                    .and_then(|e| store.read_at(e.commitlog_offset).ok())
+                    .map_or(0, |m| m.store_timestamp);
+                pb::QueueStatus {
+                    broker_name: self.broker.config().broker_name.clone(),
+                    queue_id: id,
+                    min_offset: store.min_offset(&topic, id),
+                    max_offset: max,
+                    last_store_timestamp: last,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::TopicStatusResponse { topic, queues }))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::GroupResponse>, Status> {
+        let g = request
+            .into_inner()
+            .group
+            .ok_or_else(|| Status::invalid_argument("group is required"))?;
+        validate::group(&g.name).map_err(|e| e.to_grpc())?;
+        let attempts = if g.max_delivery_attempts == 0 {
+            self.broker.config().max_delivery_attempts
+        } else {
+            g.max_delivery_attempts
+        };
+        let cfg = GroupConfig { max_delivery_attempts: attempts, fifo: g.fifo };
+        let created = self.broker.store().groups().get(&g.name).is_none();
+        self.broker.store().groups().put(&g.name, cfg.clone());
+        self.broker.store().groups().save().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::GroupResponse {
+            group: Some(pb::GroupConfig {
+                name: g.name,
+                max_delivery_attempts: cfg.max_delivery_attempts,
+                fifo: cfg.fifo,
+            }),
+            created,
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let groups = self
+            .broker
+            .store()
+            .groups()
+            .all()
+            .into_iter()
+            .map(|(name, c)| pb::GroupConfig {
+                name,
+                max_delivery_attempts: c.max_delivery_attempts,
+                fifo: c.fifo,
+            })
+            .collect();
+        Ok(Response::new(pb::ListGroupsResponse { groups }))
+    }
+
+    async fn consumer_progress(
+        &self,
+        request: Request<pb::ConsumerProgressRequest>,
+    ) -> Result<Response<pb::ConsumerProgressResponse>, Status> {
+        let req = request.into_inner();
+        let store = self.broker.store();
+        if store.groups().get(&req.group).is_none() {
+            return Err(Status::not_found(format!(
+                "consumer group {:?} does not exist",
+                req.group
+            )));
+        }
+        let mut topics: Vec<String> = store
+            .consumer_offsets()
+            .groups()
+            .into_iter()
+            .filter(|(g, t)| *g == req.group && (req.topic.is_empty() || *t == req.topic))
+            .map(|(_, t)| t)
+            .collect();
+        if !req.topic.is_empty() && topics.is_empty() {
+            topics.push(req.topic.clone());
+        }
+        let mut queues = Vec::new();
+        for topic in topics {
+            let Some(cfg) = store.topics().get(&topic) else { continue };
+            let committed = store.consumer_offsets().queues(&req.group, &topic);
+            for id in 0..cfg.read_queues {
+                let broker_offset = store.max_offset(&topic, id);
+                let consumer_offset = committed.get(&id).copied().unwrap_or(0);
+                queues.push(pb::QueueProgress {
+                    topic: topic.clone(),
+                    broker_name: self.broker.config().broker_name.clone(),
+                    queue_id: id,
+                    broker_offset,
+                    consumer_offset,
+                    lag: broker_offset.saturating_sub(consumer_offset),
+                });
+            }
+        }
+        let total_lag = queues.iter().map(|q| q.lag).sum();
+        Ok(Response::new(pb::ConsumerProgressResponse { group: req.group, queues, total_lag }))
+    }
+
+    async fn query_message_by_id(
+        &self,
+        request: Request<pb::QueryMessageByIdRequest>,
+    ) -> Result<Response<pb::QueryMessagesResponse>, Status> {
+        let id = request.into_inner().id;
+        let store = self.broker.store();
+        // An offset_msg_id decodes to this broker's address; anything else is a client id.
+        let found = match msg_id::decode(&id) {
+            Ok((host, _)) if host == store.config().store_host => {
+                vec![
+                    store
+                        .read_by_offset_msg_id(&id)
+                        .map_err(|e| Status::not_found(e.to_string()))?,
+                ]
+            }
+            _ => store.query_by_message_id(&id, 0, i64::MAX, 32),
+        };
+        if found.is_empty() {
+            return Err(Status::not_found(format!("no message with id {id:?}")));
+        }
+        Ok(Response::new(pb::QueryMessagesResponse {
+            messages: found.iter().map(|m| self.record(m)).collect(),
+        }))
+    }
+
+    async fn query_message_by_key(
+        &self,
+        request: Request<pb::QueryMessageByKeyRequest>,
+    ) -> Result<Response<pb::QueryMessagesResponse>, Status> {
+        let r = request.into_inner();
+        let end = if r.end_timestamp == 0 { i64::MAX } else { r.end_timestamp };
+        let max = if r.max == 0 { 64 } else { r.max as usize };
+        let found = self.broker.store().query_by_key(&r.topic, &r.key, r.begin_timestamp, end, max);
+        Ok(Response::new(pb::QueryMessagesResponse {
+            messages: found.iter().map(|m| self.record(m)).collect(),
+        }))
+    }
+
+    async fn query_message_by_offset(
+        &self,
+        request: Request<pb::QueryMessageByOffsetRequest>,
+    ) -> Result<Response<pb::QueryMessagesResponse>, Status> {
+        let r = request.into_inner();
+        let store = self.broker.store();
+        let entry =
+            store.queue(&r.topic, r.queue_id).and_then(|q| q.get(r.offset)).ok_or_else(|| {
+                Status::not_found(format!(
+                    "no message at offset {} of {}:{} (queue holds [{}, {}))",
+                    r.offset,
+                    r.topic,
+                    r.queue_id,
+                    store.min_offset(&r.topic, r.queue_id),
+                    store.max_offset(&r.topic, r.queue_id)
+                ))
+            })?;
+        let m =
+            store.read_at(entry.commitlog_offset).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::QueryMessagesResponse { messages: vec![self.record(&m)] }))
+    }
+
+    async fn reset_offset(
+        &self,
+        request: Request<pb::ResetOffsetRequest>,
+    ) -> Result<Response<pb::ResetOffsetResponse>, Status> {
+        let r = request.into_inner();
+        let store = self.broker.store();
+        validate::group(&r.group).map_err(|e| e.to_grpc())?;
+        let cfg = self.broker.topic(&r.topic).map_err(|e| e.to_grpc())?;
+        let mut queues = Vec::new();
+        for id in 0..cfg.read_queues {
+            let old_offset = store.consumer_offsets().get(&r.group, &r.topic, id).unwrap_or(0);
+            let new_offset = store.offset_for_timestamp(&r.topic, id, r.timestamp);
+            store.consumer_offsets().commit(&r.group, &r.topic, id, new_offset);
+            queues.push(pb::QueueOffsetReset { queue_id: id, old_offset, new_offset });
+        }
+        store.consumer_offsets().save().map_err(|e| Status::internal(e.to_string()))?;
+        self.broker.pop().reset(&r.group, &r.topic);
+        tracing::info!(
+            group = r.group,
+            topic = r.topic,
+            timestamp = r.timestamp,
+            "consumer offsets reset"
+        );
+        Ok(Response::new(pb::ResetOffsetResponse { queues }))
+    }
+}

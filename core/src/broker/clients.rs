@@ -1,0 +1,169 @@
+//! The clients this broker knows, keyed by `x-mq-client-id`: their settings (from Telemetry),
+//! when they were last heard from, and the stream to send them commands on. Also the settings
+//! the broker answers with (the proxy's merge rules, PROTOCOL.md §2.4).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::broker::BrokerConfig;
+use crate::protocol::v2::{
+    self, ClientType, CustomizedBackoff, ExponentialBackoff, Metric, RetryPolicy, Settings,
+    retry_policy, settings::PubSub,
+};
+use crate::storage::GroupConfig;
+use crate::storage::message::now_millis;
+
+/// A client silent for longer than this is considered gone (auto-renew stops for it).
+pub const CLIENT_EXPIRY: Duration = Duration::from_secs(60);
+
+/// What the broker knows of one client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// `x-mq-language` as sent.
+    pub language: String,
+    /// The settings it sent on Telemetry, if any yet.
+    pub settings: Option<Settings>,
+    /// Last call or heartbeat, ms.
+    pub last_seen: i64,
+}
+
+/// The registry of live clients.
+#[derive(Debug, Default)]
+pub struct Clients {
+    map: Mutex<HashMap<String, ClientInfo>>,
+}
+
+impl Clients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientInfo>> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that `client_id` called now.
+    pub fn touch(&self, client_id: &str, language: &str) {
+        let mut map = self.lock();
+        let c = map.entry(client_id.to_owned()).or_default();
+        c.last_seen = now_millis();
+        if c.language.is_empty() {
+            language.clone_into(&mut c.language);
+        }
+    }
+
+    /// Stores the settings `client_id` sent.
+    pub fn set_settings(&self, client_id: &str, language: &str, settings: Settings) {
+        let mut map = self.lock();
+        let c = map.entry(client_id.to_owned()).or_default();
+        c.settings = Some(settings);
+        c.last_seen = now_millis();
+        language.clone_into(&mut c.language);
+    }
+
+    /// Forgets `client_id` (it terminated).
+    pub fn remove(&self, client_id: &str) -> Option<ClientInfo> {
+        self.lock().remove(client_id)
+    }
+
+    /// Whether `client_id` was heard from within [`CLIENT_EXPIRY`].
+    pub fn is_alive(&self, client_id: &str) -> bool {
+        let expiry = CLIENT_EXPIRY.as_millis() as i64;
+        self.lock().get(client_id).is_some_and(|c| now_millis() - c.last_seen < expiry)
+    }
+
+    /// The settings `client_id` sent, if any.
+    pub fn settings(&self, client_id: &str) -> Option<Settings> {
+        self.lock().get(client_id).and_then(|c| c.settings.clone())
+    }
+
+    /// Every known client id with its info.
+    pub fn all(&self) -> Vec<(String, ClientInfo)> {
+        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+/// RocketMQ's default retry delays for consumers (delay levels 3..18).
+const CONSUMER_BACKOFF_SECS: [u64; 18] =
+    [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200];
+
+/// The settings the broker answers a client's `settings` with: the client's own, with the
+/// server-decided fields filled in.
+pub fn merged_settings(
+    incoming: &Settings,
+    language: &str,
+    config: &BrokerConfig,
+    group: Option<&GroupConfig>,
+) -> Settings {
+    let mut s = incoming.clone();
+    s.metric = Some(Metric { on: false, endpoints: None });
+    match s.pub_sub.as_mut() {
+        Some(PubSub::Publishing(p)) => {
+            p.max_body_size = i32::try_from(config.max_body_size).unwrap_or(i32::MAX);
+            p.validate_message_type = true;
+            s.backoff_policy = Some(RetryPolicy {
+                max_attempts: 3,
+                strategy: Some(retry_policy::Strategy::ExponentialBackoff(ExponentialBackoff {
+                    initial: Some(duration(Duration::from_millis(10))),
+                    max: Some(duration(Duration::from_secs(1))),
+                    multiplier: 2.0,
+                })),
+            });
+        }
+        Some(PubSub::Subscription(sub)) => {
+            let max_attempts =
+                group.map_or(config.max_delivery_attempts, |g| g.max_delivery_attempts);
+            sub.fifo = Some(group.is_some_and(|g| g.fifo));
+            sub.receive_batch_size = Some(32);
+            sub.long_polling_timeout = Some(duration(Duration::from_secs(20)));
+            // Node's push consumer understands only exponential back-off; the others follow
+            // the proxy's customised RocketMQ delay levels.
+            let strategy = if is_node(language) {
+                retry_policy::Strategy::ExponentialBackoff(ExponentialBackoff {
+                    initial: Some(duration(Duration::from_secs(1))),
+                    max: Some(duration(Duration::from_secs(7200))),
+                    multiplier: 2.0,
+                })
+            } else {
+                retry_policy::Strategy::CustomizedBackoff(CustomizedBackoff {
+                    next: CONSUMER_BACKOFF_SECS
+                        .iter()
+                        .map(|s| duration(Duration::from_secs(*s)))
+                        .collect(),
+                })
+            };
+            s.backoff_policy = Some(RetryPolicy {
+                max_attempts: i32::try_from(max_attempts.saturating_add(1)).unwrap_or(i32::MAX),
+                strategy: Some(strategy),
+            });
+        }
+        None => {}
+    }
+    s
+}
+
+fn is_node(language: &str) -> bool {
+    matches!(language, "HTTP" | "NODE_JS" | "NODEJS")
+}
+
+/// The consumer group a client's settings name, if it is a consumer.
+pub fn settings_group(s: &Settings) -> Option<String> {
+    match &s.pub_sub {
+        Some(PubSub::Subscription(sub)) => sub.group.as_ref().map(|g| g.name.clone()),
+        _ => None,
+    }
+}
+
+/// Whether the settings are a consumer's.
+pub fn is_consumer(s: &Settings) -> bool {
+    matches!(
+        s.client_type.and_then(|t| ClientType::try_from(t).ok()),
+        Some(ClientType::PushConsumer | ClientType::SimpleConsumer | ClientType::PullConsumer)
+    )
+}
+
+/// Status OK, the way the proxy words it.
+pub fn ok() -> v2::Status {
+    v2::Status { code: v2::Code::Ok as i32, message: "OK".to_owned() }
+}

@@ -1,0 +1,176 @@
+//! Conversions between the wire messages of `apache.rocketmq.v2` and the store's messages:
+//! a sent `Message` becomes a `PutMessage` (system properties kept as RocketMQ's property
+//! names), and a `StoredMessage` becomes the `Message` a consumer receives.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use md5::{Digest as _, Md5};
+
+use crate::broker::validate::RESERVED_PROPERTIES;
+use crate::protocol::v2::{self, DigestType, Encoding, MessageType};
+use crate::storage::message::{KEY_SEPARATOR, PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
+use crate::storage::{PutMessage, StoredMessage};
+
+/// The message group (FIFO sharding key).
+pub const PROPERTY_SHARDING_KEY: &str = "__SHARDINGKEY";
+/// The producer's host as it reported it.
+pub const PROPERTY_BORN_HOST: &str = "__BORNHOST";
+/// Trace context.
+pub const PROPERTY_TRACE_CONTEXT: &str = "TRACE_CONTEXT";
+/// Delivery time of a delay message, ms.
+pub const PROPERTY_TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
+/// Marks a transaction half message.
+pub const PROPERTY_TRANSACTION_PREPARED: &str = "TRAN_MSG";
+
+/// Record flag: the body is gzip-compressed (RocketMQ's `COMPRESSED_FLAG`).
+pub const FLAG_COMPRESSED: u32 = 0x1;
+
+/// Milliseconds of a protobuf timestamp.
+pub fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
+    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)
+}
+
+/// A protobuf timestamp from milliseconds.
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Milliseconds of a protobuf duration (negative ones count as 0).
+pub fn duration_ms(d: &prost_types::Duration) -> i64 {
+    d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos) / 1_000_000).max(0)
+}
+
+/// A protobuf duration from milliseconds.
+pub fn duration(ms: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 }
+}
+
+/// Builds what the store appends from a validated wire message.
+pub fn to_put(msg: &v2::Message, queue_id: u32, remote: Option<SocketAddr>) -> PutMessage {
+    let sys = msg.system_properties.clone().unwrap_or_default();
+    let topic = msg.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+    let mut put = PutMessage::new(topic, queue_id, msg.body.clone());
+    put.properties.extend(msg.user_properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(tag) = sys.tag.filter(|t| !t.is_empty()) {
+        put.properties.insert(PROPERTY_TAGS.to_owned(), tag);
+    }
+    let keys: Vec<&str> = sys.keys.iter().map(String::as_str).filter(|k| !k.is_empty()).collect();
+    if !keys.is_empty() {
+        put.properties.insert(PROPERTY_KEYS.to_owned(), keys.join(&KEY_SEPARATOR.to_string()));
+    }
+    put.properties.insert(PROPERTY_UNIQ_KEY.to_owned(), sys.message_id.clone());
+    if let Some(group) = sys.message_group.filter(|g| !g.is_empty()) {
+        put.properties.insert(PROPERTY_SHARDING_KEY.to_owned(), group);
+    }
+    if let Some(trace) = sys.trace_context.filter(|t| !t.is_empty()) {
+        put.properties.insert(PROPERTY_TRACE_CONTEXT.to_owned(), trace);
+    }
+    if !sys.born_host.is_empty() {
+        put.properties.insert(PROPERTY_BORN_HOST.to_owned(), sys.born_host.clone());
+    }
+    if let Some(born) = sys.born_timestamp.as_ref() {
+        put.born_timestamp = timestamp_ms(born);
+    }
+    put.born_host = sys
+        .born_host
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 0))
+        .or(remote)
+        .unwrap_or(put.born_host);
+    if sys.body_encoding == Encoding::Gzip as i32 {
+        put.flags |= FLAG_COMPRESSED;
+    }
+    put
+}
+
+/// The message type a stored message was sent as.
+pub fn message_type(m: &StoredMessage) -> MessageType {
+    if m.properties.contains_key(PROPERTY_TRANSACTION_PREPARED) {
+        MessageType::Transaction
+    } else if m.properties.contains_key(PROPERTY_TIMER_DELIVER_MS) {
+        MessageType::Delay
+    } else if m.properties.contains_key(PROPERTY_SHARDING_KEY) {
+        MessageType::Fifo
+    } else {
+        MessageType::Normal
+    }
+}
+
+/// What a consumer receives for a stored message.
+pub struct Delivered<'a> {
+    /// The stored message.
+    pub message: &'a StoredMessage,
+    /// Namespace to put on the topic resource.
+    pub namespace: &'a str,
+    /// Receipt handle, if handed out by pop.
+    pub receipt_handle: Option<String>,
+    /// 1 on first delivery.
+    pub delivery_attempt: u32,
+    /// Invisible time, ms, if handed out by pop.
+    pub invisible_ms: Option<i64>,
+}
+
+/// Builds the wire message for a delivery, system properties filled in as the proxy does.
+pub fn to_wire(d: &Delivered<'_>) -> v2::Message {
+    let m = d.message;
+    let user_properties: HashMap<String, String> = m
+        .properties
+        .iter()
+        .filter(|(k, _)| !RESERVED_PROPERTIES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let digest = Md5::digest(&m.body);
+    let checksum = digest.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02X}");
+        s
+    });
+    let born_host = m
+        .properties
+        .get(PROPERTY_BORN_HOST)
+        .cloned()
+        .unwrap_or_else(|| m.born_host.ip().to_string());
+    let system_properties = v2::SystemProperties {
+        tag: m.tag().map(str::to_owned),
+        keys: m.keys().map(str::to_owned).collect(),
+        message_id: m.message_id().unwrap_or_default().to_owned(),
+        body_digest: Some(v2::Digest { r#type: DigestType::Md5 as i32, checksum }),
+        body_encoding: if m.flags & FLAG_COMPRESSED != 0 {
+            Encoding::Gzip
+        } else {
+            Encoding::Identity
+        } as i32,
+        message_type: message_type(m) as i32,
+        born_timestamp: Some(timestamp(m.born_timestamp)),
+        born_host,
+        store_timestamp: Some(timestamp(m.store_timestamp)),
+        store_host: m.store_host.to_string(),
+        delivery_timestamp: m
+            .properties
+            .get(PROPERTY_TIMER_DELIVER_MS)
+            .and_then(|v| v.parse().ok())
+            .map(timestamp),
+        receipt_handle: d.receipt_handle.clone(),
+        queue_id: m.queue_id as i32,
+        queue_offset: Some(m.queue_offset as i64),
+        invisible_duration: d.invisible_ms.map(duration),
+        delivery_attempt: Some(d.delivery_attempt as i32),
+        message_group: m.properties.get(PROPERTY_SHARDING_KEY).cloned(),
+        trace_context: m.properties.get(PROPERTY_TRACE_CONTEXT).cloned(),
+        ..Default::default()
+    };
+    v2::Message {
+        topic: Some(v2::Resource {
+            resource_namespace: d.namespace.to_owned(),
+            name: m.topic.clone(),
+        }),
+        user_properties,
+        system_properties: Some(system_properties),
+        body: m.body.clone(),
+    }
+}

@@ -1,0 +1,526 @@
+//! `apache.rocketmq.v2.MessagingService` over the broker: reads request metadata, calls the
+//! broker, and puts the outcome in the response's in-body `Status` (RocketMQ's convention:
+//! the gRPC status stays OK). No behaviour lives here beyond that conversion.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
+use crate::broker::convert::{Delivered, duration_ms, timestamp, to_wire};
+use crate::broker::error::BrokerError;
+use crate::broker::{Broker, validate};
+use crate::protocol::v2::messaging_service_server::MessagingService;
+use crate::protocol::v2::{self, Code, telemetry_command::Command};
+use crate::storage::message::now_millis;
+
+/// The client-facing gRPC service.
+#[derive(Debug, Clone)]
+pub struct Messaging {
+    broker: Broker,
+}
+
+impl Messaging {
+    /// Serves `broker`.
+    pub fn new(broker: Broker) -> Self {
+        Messaging { broker }
+    }
+}
+
+fn status(code: Code, message: impl Into<String>) -> v2::Status {
+    v2::Status { code: code as i32, message: message.into() }
+}
+
+fn err_status(e: &BrokerError) -> v2::Status {
+    status(e.code, e.message.clone())
+}
+
+/// What every request carries in its metadata.
+struct Meta {
+    client_id: String,
+    language: String,
+    namespace: String,
+    deadline: Option<Duration>,
+}
+
+fn header<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
+    req.metadata().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `grpc-timeout`: an integer and a unit (H, M, S, m, u, n).
+fn grpc_timeout(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+impl Messaging {
+    /// Reads the metadata; `CLIENT_ID_REQUIRED` without `x-mq-client-id`.
+    fn meta<T>(&self, req: &Request<T>) -> Result<Meta, BrokerError> {
+        let client_id =
+            header(req, "x-mq-client-id").filter(|c| !c.is_empty()).ok_or_else(|| {
+                BrokerError::new(Code::ClientIdRequired, "the x-mq-client-id header is required")
+            })?;
+        let meta = Meta {
+            client_id: client_id.to_owned(),
+            language: header(req, "x-mq-language").unwrap_or_default().to_owned(),
+            namespace: header(req, "x-mq-namespace").unwrap_or_default().to_owned(),
+            deadline: header(req, "grpc-timeout").and_then(grpc_timeout),
+        };
+        self.broker.clients().touch(&meta.client_id, &meta.language);
+        Ok(meta)
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn once_stream<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
+    Box::pin(tokio_stream::iter(items.into_iter().map(Ok)))
+}
+
+#[tonic::async_trait]
+impl MessagingService for Messaging {
+    async fn query_route(
+        &self,
+        request: Request<v2::QueryRouteRequest>,
+    ) -> Result<Response<v2::QueryRouteResponse>, Status> {
+        let result = self.meta(&request).and_then(|_| {
+            let req = request.get_ref();
+            let topic = req.topic.clone().unwrap_or_default();
+            // One node: the broker is reached where the client reached us.
+            let endpoints =
+                req.endpoints.clone().filter(|e| !e.addresses.is_empty()).unwrap_or_else(|| {
+                    let addr = self.broker.address();
+                    v2::Endpoints {
+                        scheme: if addr.is_ipv4() {
+                            v2::AddressScheme::IPv4
+                        } else {
+                            v2::AddressScheme::IPv6
+                        } as i32,
+                        addresses: vec![v2::Address {
+                            host: addr.ip().to_string(),
+                            port: i32::from(addr.port()),
+                        }],
+                    }
+                });
+            self.broker.route(&topic, endpoints)
+        });
+        Ok(Response::new(match result {
+            Ok(message_queues) => v2::QueryRouteResponse { status: Some(ok()), message_queues },
+            Err(e) => {
+                v2::QueryRouteResponse { status: Some(err_status(&e)), message_queues: Vec::new() }
+            }
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v2::HeartbeatRequest>,
+    ) -> Result<Response<v2::HeartbeatResponse>, Status> {
+        let st = match self.meta(&request) {
+            Ok(_) => match request.get_ref().group.as_ref().filter(|g| !g.name.is_empty()) {
+                Some(g) => validate::group(&g.name).map_or_else(|e| err_status(&e), |()| ok()),
+                None => ok(),
+            },
+            Err(e) => err_status(&e),
+        };
+        Ok(Response::new(v2::HeartbeatResponse { status: Some(st) }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<v2::SendMessageRequest>,
+    ) -> Result<Response<v2::SendMessageResponse>, Status> {
+        let remote = request.remote_addr();
+        let result = match self.meta(&request) {
+            Ok(_) => self.broker.send(&request.get_ref().messages, remote).await,
+            Err(e) => Err(e),
+        };
+        let messages = &request.get_ref().messages;
+        Ok(Response::new(match result {
+            Ok(puts) => v2::SendMessageResponse {
+                status: Some(ok()),
+                entries: puts
+                    .iter()
+                    .zip(messages)
+                    .map(|(put, m)| v2::SendResultEntry {
+                        status: Some(ok()),
+                        message_id: m
+                            .system_properties
+                            .as_ref()
+                            .map(|s| s.message_id.clone())
+                            .unwrap_or_default(),
+                        transaction_id: String::new(),
+                        offset: put.queue_offset as i64,
+                        recall_handle: String::new(),
+                    })
+                    .collect(),
+            },
+            Err(e) => v2::SendMessageResponse {
+                status: Some(err_status(&e)),
+                // Java and Node read the entry's status: give every message the cause.
+                entries: messages
+                    .iter()
+                    .map(|m| v2::SendResultEntry {
+                        status: Some(err_status(&e)),
+                        message_id: m
+                            .system_properties
+                            .as_ref()
+                            .map(|s| s.message_id.clone())
+                            .unwrap_or_default(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            },
+        }))
+    }
+
+    async fn query_assignment(
+        &self,
+        request: Request<v2::QueryAssignmentRequest>,
+    ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
+        let result = self.meta(&request).and_then(|_| {
+            let req = request.get_ref();
+            let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
+            validate::group(group)?;
+            self.broker.group_or_create(group)?;
+            let topic = req.topic.clone().unwrap_or_default();
+            let endpoints = req.endpoints.clone().unwrap_or_default();
+            let queues = self.broker.route(&topic, endpoints)?;
+            // Pop consumption takes from every queue of the broker: one assignment per broker,
+            // queue id -1 ("any"), as the proxy answers non-FIFO groups.
+            let readable = queues.into_iter().find(|q| {
+                matches!(
+                    v2::Permission::try_from(q.permission),
+                    Ok(v2::Permission::Read | v2::Permission::ReadWrite)
+                )
+            });
+            let Some(mut q) = readable else {
+                return Err(BrokerError::new(Code::Forbidden, "no readable queue"));
+            };
+            q.id = -1;
+            Ok(vec![v2::Assignment { message_queue: Some(q) }])
+        });
+        Ok(Response::new(match result {
+            Ok(assignments) => v2::QueryAssignmentResponse { status: Some(ok()), assignments },
+            Err(e) => v2::QueryAssignmentResponse {
+                status: Some(err_status(&e)),
+                assignments: Vec::new(),
+            },
+        }))
+    }
+
+    type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
+
+    async fn receive_message(
+        &self,
+        request: Request<v2::ReceiveMessageRequest>,
+    ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
+        use v2::receive_message_response::Content;
+        let result = match self.meta(&request) {
+            Ok(meta) => self
+                .broker
+                .receive(request.get_ref(), &meta.client_id, meta.deadline)
+                .await
+                .map(|d| (d, meta.namespace)),
+            Err(e) => Err(e),
+        };
+        let mut out = Vec::new();
+        match result {
+            Ok((deliveries, _)) if deliveries.is_empty() => {
+                out.push(Content::Status(status(Code::MessageNotFound, "no new message")));
+            }
+            Ok((deliveries, namespace)) => {
+                out.push(Content::Status(ok()));
+                for d in &deliveries {
+                    out.push(Content::Message(to_wire(&Delivered {
+                        message: &d.message,
+                        namespace: &namespace,
+                        receipt_handle: Some(d.receipt_handle.clone()),
+                        delivery_attempt: d.delivery_attempt,
+                        invisible_ms: Some(d.invisible_ms),
+                    })));
+                }
+            }
+            Err(e) => out.push(Content::Status(err_status(&e))),
+        }
+        out.push(Content::DeliveryTimestamp(timestamp(now_millis())));
+        let items =
+            out.into_iter().map(|c| v2::ReceiveMessageResponse { content: Some(c) }).collect();
+        Ok(Response::new(once_stream(items)))
+    }
+
+    async fn ack_message(
+        &self,
+        request: Request<v2::AckMessageRequest>,
+    ) -> Result<Response<v2::AckMessageResponse>, Status> {
+        let req = request.get_ref();
+        let checked = self.meta(&request).and_then(|_| {
+            let group = req.group.as_ref().map(|g| g.name.clone()).unwrap_or_default();
+            let topic = req.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+            validate::group(&group)?;
+            validate::topic(&topic)?;
+            Ok((group, topic))
+        });
+        let (group, topic) = match checked {
+            Ok(gt) => gt,
+            Err(e) => {
+                return Ok(Response::new(v2::AckMessageResponse {
+                    status: Some(err_status(&e)),
+                    entries: Vec::new(),
+                }));
+            }
+        };
+        let entries: Vec<v2::AckMessageResultEntry> = req
+            .entries
+            .iter()
+            .map(|e| v2::AckMessageResultEntry {
+                message_id: e.message_id.clone(),
+                receipt_handle: e.receipt_handle.clone(),
+                status: Some(
+                    self.broker
+                        .pop()
+                        .ack(&group, &topic, &e.receipt_handle)
+                        .map_or_else(|e| err_status(&e), |()| ok()),
+                ),
+            })
+            .collect();
+        Ok(Response::new(v2::AckMessageResponse {
+            status: Some(summary(entries.iter().filter_map(|e| e.status.as_ref()))),
+            entries,
+        }))
+    }
+
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        _request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Result<Response<v2::ForwardMessageToDeadLetterQueueResponse>, Status> {
+        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
+            status: Some(status(
+                Code::Unsupported,
+                "dead-letter queues are not supported by this broker yet",
+            )),
+        }))
+    }
+
+    type PullMessageStream = BoxStream<v2::PullMessageResponse>;
+
+    async fn pull_message(
+        &self,
+        _request: Request<v2::PullMessageRequest>,
+    ) -> Result<Response<Self::PullMessageStream>, Status> {
+        let st = status(Code::Unsupported, "PullMessage is not supported by this broker yet");
+        Ok(Response::new(once_stream(vec![v2::PullMessageResponse {
+            content: Some(v2::pull_message_response::Content::Status(st)),
+        }])))
+    }
+
+    async fn update_offset(
+        &self,
+        _request: Request<v2::UpdateOffsetRequest>,
+    ) -> Result<Response<v2::UpdateOffsetResponse>, Status> {
+        Ok(Response::new(v2::UpdateOffsetResponse {
+            status: Some(status(
+                Code::Unsupported,
+                "UpdateOffset is not supported by this broker yet",
+            )),
+        }))
+    }
+
+    async fn get_offset(
+        &self,
+        _request: Request<v2::GetOffsetRequest>,
+    ) -> Result<Response<v2::GetOffsetResponse>, Status> {
+        Ok(Response::new(v2::GetOffsetResponse {
+            status: Some(status(
+                Code::Unsupported,
+                "GetOffset is not supported by this broker yet",
+            )),
+            offset: 0,
+        }))
+    }
+
+    async fn query_offset(
+        &self,
+        _request: Request<v2::QueryOffsetRequest>,
+    ) -> Result<Response<v2::QueryOffsetResponse>, Status> {
+        Ok(Response::new(v2::QueryOffsetResponse {
+            status: Some(status(
+                Code::Unsupported,
+                "QueryOffset is not supported by this broker yet",
+            )),
+            offset: 0,
+        }))
+    }
+
+    async fn end_transaction(
+        &self,
+        _request: Request<v2::EndTransactionRequest>,
+    ) -> Result<Response<v2::EndTransactionResponse>, Status> {
+        Ok(Response::new(v2::EndTransactionResponse {
+            status: Some(status(
+                Code::Unsupported,
+                "transactions are not supported by this broker yet",
+            )),
+        }))
+    }
+
+    type TelemetryStream = BoxStream<v2::TelemetryCommand>;
+
+    async fn telemetry(
+        &self,
+        request: Request<Streaming<v2::TelemetryCommand>>,
+    ) -> Result<Response<Self::TelemetryStream>, Status> {
+        let meta = self.meta(&request).map_err(|e| Status::invalid_argument(e.message))?;
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let broker = self.broker.clone();
+        tokio::spawn(async move {
+            loop {
+                let cmd = match inbound.message().await {
+                    Ok(Some(cmd)) => cmd,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(client = meta.client_id, error = %e, "telemetry stream ended");
+                        break;
+                    }
+                };
+                broker.clients().touch(&meta.client_id, &meta.language);
+                let Some(Command::Settings(settings)) = cmd.command else {
+                    // Thread stack traces and verify results need no answer.
+                    continue;
+                };
+                if settings.pub_sub.is_none() {
+                    let _ = tx
+                        .send(Err(Status::invalid_argument(
+                            "settings must carry publishing or subscription",
+                        )))
+                        .await;
+                    break;
+                }
+                let group = settings_group(&settings).and_then(|g| broker.group_or_create(&g).ok());
+                let reply =
+                    merged_settings(&settings, &meta.language, broker.config(), group.as_ref());
+                broker.clients().set_settings(&meta.client_id, &meta.language, settings);
+                let cmd = v2::TelemetryCommand {
+                    status: Some(ok()),
+                    command: Some(Command::Settings(reply)),
+                };
+                if tx.send(Ok(cmd)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn notify_client_termination(
+        &self,
+        request: Request<v2::NotifyClientTerminationRequest>,
+    ) -> Result<Response<v2::NotifyClientTerminationResponse>, Status> {
+        let st = match self.meta(&request) {
+            Ok(meta) => {
+                let was = self.broker.clients().remove(&meta.client_id);
+                if was.and_then(|c| c.settings).is_some_and(|s| is_consumer(&s)) {
+                    self.broker.pop().release_client(&meta.client_id);
+                }
+                ok()
+            }
+            Err(e) => err_status(&e),
+        };
+        Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(st) }))
+    }
+
+    async fn change_invisible_duration(
+        &self,
+        request: Request<v2::ChangeInvisibleDurationRequest>,
+    ) -> Result<Response<v2::ChangeInvisibleDurationResponse>, Status> {
+        let req = request.get_ref();
+        let result = self.meta(&request).and_then(|_| {
+            let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
+            let topic = req.topic.as_ref().map(|t| t.name.as_str()).unwrap_or_default();
+            validate::group(group)?;
+            validate::topic(topic)?;
+            let ms = req.invisible_duration.as_ref().map(duration_ms).ok_or_else(|| {
+                BrokerError::new(Code::IllegalInvisibleTime, "invisible_duration is required")
+            })?;
+            if ms > crate::broker::receive::MAX_INVISIBLE_MS {
+                return Err(BrokerError::new(
+                    Code::IllegalInvisibleTime,
+                    format!(
+                        "invisible_duration {ms} ms exceeds {} ms",
+                        crate::broker::receive::MAX_INVISIBLE_MS
+                    ),
+                ));
+            }
+            self.broker.pop().change_invisible(group, topic, &req.receipt_handle, ms)
+        });
+        Ok(Response::new(match result {
+            Ok(receipt_handle) => {
+                v2::ChangeInvisibleDurationResponse { status: Some(ok()), receipt_handle }
+            }
+            Err(e) => v2::ChangeInvisibleDurationResponse {
+                status: Some(err_status(&e)),
+                receipt_handle: String::new(),
+            },
+        }))
+    }
+
+    async fn recall_message(
+        &self,
+        _request: Request<v2::RecallMessageRequest>,
+    ) -> Result<Response<v2::RecallMessageResponse>, Status> {
+        Ok(Response::new(v2::RecallMessageResponse {
+            status: Some(status(
+                Code::Unsupported,
+                "recalling delay messages is not supported by this broker yet",
+            )),
+            message_id: String::new(),
+        }))
+    }
+
+    async fn sync_lite_subscription(
+        &self,
+        _request: Request<v2::SyncLiteSubscriptionRequest>,
+    ) -> Result<Response<v2::SyncLiteSubscriptionResponse>, Status> {
+        Ok(Response::new(v2::SyncLiteSubscriptionResponse {
+            status: Some(status(Code::Unsupported, "lite topics are not supported")),
+        }))
+    }
+}
+
+/// The top-level status of a multi-entry answer: the shared code, or `MULTIPLE_RESULTS`.
+fn summary<'a>(mut statuses: impl Iterator<Item = &'a v2::Status>) -> v2::Status {
+    let Some(first) = statuses.next() else { return ok() };
+    if statuses.all(|s| s.code == first.code) {
+        first.clone()
+    } else {
+        status(Code::MultipleResults, "MULTIPLE_RESULTS")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        assert_eq!(grpc_timeout("23000m"), Some(Duration::from_secs(23)));
+        assert_eq!(grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout("x"), None);
+        assert_eq!(grpc_timeout(""), None);
+    }
+}

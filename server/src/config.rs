@@ -1,0 +1,168 @@
+//! Server configuration: a TOML file, then `ORBITMQ_*` environment variables, then flags, each
+//! overriding the one before (flags win). Keys follow RocketMQ's `broker.conf` names.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8081"
+//! data_dir = "./orbitmq-data"
+//! flush_disk_type = "async"      # or "sync"
+//!
+//! [broker]                       # orbitmq_core::broker::BrokerConfig
+//! auto_create_topics = true
+//! default_queues = 8
+//!
+//! [store]                        # orbitmq_core::storage::StoreConfig
+//! retention_hours = 72
+//! segment_size = 1073741824
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use orbitmq_core::broker::BrokerConfig;
+use orbitmq_core::storage::{FlushDiskType, StoreConfig};
+use serde::Deserialize;
+
+/// Default client port, as the RocketMQ proxy's.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./orbitmq-data";
+
+/// Flags (and their environment variables) shared by the server commands.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file; flags and ORBITMQ_* variables override its values.
+    #[arg(long, env = "ORBITMQ_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to serve the RocketMQ gRPC protocol (and the admin API) on [default: 127.0.0.1:8081].
+    #[arg(long, env = "ORBITMQ_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Where messages, indexes and offsets are kept [default: ./orbitmq-data].
+    #[arg(long, env = "ORBITMQ_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `async`: acknowledge once written (flushed every 500 ms); `sync`: acknowledge once on
+    /// disk [default: async].
+    #[arg(long, env = "ORBITMQ_FLUSH_DISK_TYPE", value_name = "async|sync")]
+    pub flush_disk_type: Option<FlushDiskType>,
+    /// Create topics and groups on first use [default: true].
+    #[arg(long, env = "ORBITMQ_AUTO_CREATE_TOPICS", value_name = "true|false")]
+    pub auto_create_topics: Option<bool>,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    flush_disk_type: Option<FlushDiskType>,
+    broker: Option<BrokerConfig>,
+    store: Option<StoreConfig>,
+}
+
+/// Everything a server process runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Broker settings.
+    pub broker: BrokerConfig,
+    /// Storage settings (`dir`, `flush_disk_type` and `store_host` resolved).
+    pub store: StoreConfig,
+}
+
+impl ServerArgs {
+    /// Resolves file < environment < flags.
+    pub fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = match self.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN.parse()?,
+        };
+        let mut broker = file.broker.unwrap_or_default();
+        if let Some(auto) = self.auto_create_topics {
+            broker.auto_create_topics = auto;
+            broker.auto_create_groups = auto;
+        }
+        let mut store = file.store.unwrap_or_default();
+        store.dir =
+            self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        if let Some(f) = self.flush_disk_type.or(file.flush_disk_type) {
+            store.flush_disk_type = f;
+        }
+        store.max_message_size = store.max_message_size.max(broker.max_body_size + 64 * 1024);
+        store.store_host = listen;
+        store.validate().context("invalid [store] configuration")?;
+        Ok(ServerConfig { listen, broker, store })
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn args() -> ServerArgs {
+        ServerArgs {
+            config: None,
+            listen: None,
+            data_dir: None,
+            flush_disk_type: None,
+            auto_create_topics: None,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = args().resolve().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(c.store.dir, PathBuf::from("./orbitmq-data"));
+        assert_eq!(c.store.flush_disk_type, FlushDiskType::Async);
+        assert!(c.broker.auto_create_topics);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/a\"\nflush_disk_type = \"sync\"\n[broker]\ndefault_queues = 4\n[store]\nretention_hours = 1\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let c = a.resolve().unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.store.flush_disk_type, FlushDiskType::Sync);
+        assert_eq!(c.broker.default_queues, 4);
+        assert_eq!(c.store.retention_hours, 1);
+        a.listen = Some("127.0.0.1:9001".parse().unwrap());
+        a.flush_disk_type = Some(FlushDiskType::Async);
+        let c = a.resolve().unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.store.flush_disk_type, FlushDiskType::Async);
+        assert_eq!(c.store.dir, PathBuf::from("/tmp/a"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("bad.toml") && err.contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,166 @@
+"""Fixtures for the official-Python-client compatibility suite.
+
+Server contract (shared with the Node and Java suites, see tests/compat/README.md):
+
+* ``ORBITMQ_ENDPOINT=host:port`` set: use that running server.
+* otherwise start ``$ORBITMQ_BIN standalone --listen 127.0.0.1:<free port> --data-dir <temp dir>``
+  (``ORBITMQ_BIN`` defaults to ``<repo>/target/debug/orbitmq``), wait up to 30 s for a stdout line
+  ``ready on <addr>`` and SIGTERM it at the end of the session.
+* ``ORBITMQ_ADMIN``: command prefix that creates topics and groups, default
+  ``$ORBITMQ_BIN admin --endpoints <endpoint>``; called as
+  ``<prefix> topic create --topic T --read-queues 4 --write-queues 4 --message-type normal`` and
+  ``<prefix> group create --group G``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+READY_TIMEOUT_S = 30
+ADMIN_TIMEOUT_S = 90
+
+# One random suffix per run, so reruns against a long-lived server never collide.
+RUN_ID = secrets.token_hex(4)
+
+
+def unique(prefix: str) -> str:
+    """A topic/group name that is unique to this run (charset ^[%a-zA-Z0-9_-]+$)."""
+    return f"py-{prefix}-{RUN_ID}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _orbitmq_bin() -> str:
+    return os.environ.get("ORBITMQ_BIN") or str(REPO / "target" / "debug" / "orbitmq")
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    """host:port of the server under test (started here unless ORBITMQ_ENDPOINT is set)."""
+    given = os.environ.get("ORBITMQ_ENDPOINT")
+    if given:
+        yield given
+        return
+
+    binary = _orbitmq_bin()
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"ORBITMQ_ENDPOINT is unset and the server binary {binary} does not exist "
+                    f"(build it, or set ORBITMQ_BIN / ORBITMQ_ENDPOINT)", pytrace=False)
+    data_dir = tempfile.mkdtemp(prefix="orbitmq-compat-py-")
+    log_path = Path(data_dir) / "server.log"
+    listen = f"127.0.0.1:{_free_port()}"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([binary, "standalone", "--listen", listen, "--data-dir", str(Path(data_dir) / "data")],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        addr = None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            m = re.search(r"ready on (\S+)", log_path.read_text(errors="replace"))
+            if m:
+                addr = m.group(1)
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if addr is None:
+            pytest.fail(f"server did not print 'ready on <addr>' within {READY_TIMEOUT_S} s "
+                        f"(exit code {proc.poll()}); log:\n{log_path.read_text(errors='replace')[-4000:]}",
+                        pytrace=False)
+        yield addr
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+
+
+class Admin:
+    """Creates topics and groups through the ORBITMQ_ADMIN command prefix."""
+
+    def __init__(self, endpoint: str):
+        prefix = os.environ.get("ORBITMQ_ADMIN")
+        self.prefix = shlex.split(prefix) if prefix else [_orbitmq_bin(), "admin", "--endpoints", endpoint]
+
+    def _run(self, args: list[str]) -> None:
+        cmd = self.prefix + args
+        try:
+            res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=ADMIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"admin command timed out after {ADMIN_TIMEOUT_S} s: {shlex.join(cmd)}")
+        if res.returncode != 0:
+            raise AssertionError(f"admin command failed (exit {res.returncode}): {shlex.join(cmd)}\n"
+                                 f"stdout: {res.stdout.decode(errors='replace')}\n"
+                                 f"stderr: {res.stderr.decode(errors='replace')}")
+
+    def create_topic(self, topic: str) -> None:
+        self._run(["topic", "create", "--topic", topic, "--read-queues", "4", "--write-queues", "4",
+                   "--message-type", "normal"])
+
+    def create_group(self, group: str) -> None:
+        self._run(["group", "create", "--group", group])
+
+
+# Every topic and group the suite uses, created once, concurrently, before the first test
+# (each admin call may start a JVM when run against Apache RocketMQ, so this saves time).
+TOPICS = {key: unique(key) for key in ("send", "simple", "redeliver", "cid", "tags")}
+GROUPS = {key: unique(key) for key in ("simple", "redeliver", "cid", "tag-a", "tag-ab")}
+
+
+@pytest.fixture(scope="session")
+def resources(endpoint):
+    admin = Admin(endpoint)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(admin.create_topic, t) for t in TOPICS.values()]
+        futures += [pool.submit(admin.create_group, g) for g in GROUPS.values()]
+        for f in futures:
+            f.result()
+    return {"topics": TOPICS, "groups": GROUPS}
+
+
+@pytest.fixture(scope="session")
+def client_config(endpoint):
+    from rocketmq import ClientConfiguration, Credentials
+    return ClientConfiguration(endpoint, Credentials(), request_timeout=5)
+
+
+def run_with_timeout(fn, timeout_s: float, what: str):
+    """Run a blocking client call in a thread; fail instead of hanging forever."""
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            result["error"] = e
+
+    t = threading.Thread(target=target, daemon=True, name=f"call-{what}")
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise AssertionError(f"{what} did not return within {timeout_s} s")
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
