@@ -1,0 +1,238 @@
+//! Test harness: a real broker in-process on a free 127.0.0.1 port with a temp data directory,
+//! and gRPC clients that speak to it the way the official RocketMQ clients do.
+#![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use orbitmq_core::broker::{Broker, BrokerConfig};
+use orbitmq_core::protocol::v2::messaging_service_client::MessagingServiceClient;
+use orbitmq_core::protocol::v2::{self, Code};
+use orbitmq_core::storage::StoreConfig;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+
+/// A broker serving on 127.0.0.1, stopped and closed on drop.
+pub struct TestBroker {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The broker itself, for inspecting state.
+    pub broker: Broker,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    /// Keeps the data directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Starts a broker with default settings.
+    pub async fn start() -> TestBroker {
+        Self::start_with(BrokerConfig::default()).await
+    }
+
+    /// Starts a broker with `config`.
+    pub async fn start_with(config: BrokerConfig) -> TestBroker {
+        Self::start_in(tempfile::tempdir().unwrap(), config).await
+    }
+
+    /// Starts a broker on the data in `dir` (as left by [`TestBroker::stop_keeping_data`]).
+    pub async fn start_in(dir: tempfile::TempDir, config: BrokerConfig) -> TestBroker {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store =
+            StoreConfig { segment_size: 8 << 20, store_host: addr, ..StoreConfig::new(dir.path()) };
+        let broker = Broker::open(config, store).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let b = broker.clone();
+        let server = tokio::spawn(async move {
+            b.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestBroker { addr, broker, shutdown: Some(tx), server: Some(server), dir }
+    }
+
+    /// A client that identifies itself as `client_id`.
+    pub async fn client(&self, client_id: &str) -> Client {
+        Client::connect(self.addr, client_id).await
+    }
+
+    /// Stops serving, closes the store, and hands back the data directory for a restart.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        self.shutdown_and_close().await;
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    /// Stops serving and closes the store.
+    pub async fn stop(mut self) {
+        self.shutdown_and_close().await;
+    }
+
+    async fn shutdown_and_close(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+        let b = self.broker.clone();
+        tokio::task::spawn_blocking(move || b.close()).await.unwrap().unwrap();
+    }
+}
+
+/// Adds the metadata every official client sends.
+#[derive(Clone)]
+pub struct Headers {
+    client_id: Option<String>,
+}
+
+impl Interceptor for Headers {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(id) = &self.client_id {
+            req.metadata_mut()
+                .insert("x-mq-client-id", MetadataValue::try_from(id.as_str()).unwrap());
+        }
+        req.metadata_mut().insert("x-mq-language", MetadataValue::from_static("RUST"));
+        req.metadata_mut().insert("x-mq-protocol", MetadataValue::from_static("v2"));
+        Ok(req)
+    }
+}
+
+/// A raw gRPC client of `MessagingService`.
+pub type Raw =
+    MessagingServiceClient<tonic::service::interceptor::InterceptedService<Channel, Headers>>;
+
+/// A client speaking the RocketMQ v2 protocol, with helpers for the common calls.
+pub struct Client {
+    /// The generated client, for calls the helpers do not cover.
+    pub raw: Raw,
+}
+
+impl Client {
+    /// Connects as `client_id` (empty: send no client id).
+    pub async fn connect(addr: SocketAddr, client_id: &str) -> Client {
+        let channel =
+            Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let headers = Headers { client_id: (!client_id.is_empty()).then(|| client_id.to_owned()) };
+        Client { raw: MessagingServiceClient::with_interceptor(channel, headers) }
+    }
+
+    /// Sends one message; returns the response.
+    pub async fn send(&mut self, msg: v2::Message) -> v2::SendMessageResponse {
+        self.raw
+            .send_message(v2::SendMessageRequest { messages: vec![msg] })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Receives from `topic` for `group`; returns (status code, messages).
+    pub async fn receive(
+        &mut self,
+        group: &str,
+        topic: &str,
+        filter: &str,
+        batch: i32,
+        invisible: Option<Duration>,
+        polling: Duration,
+    ) -> (Code, Vec<v2::Message>) {
+        let req = v2::ReceiveMessageRequest {
+            group: Some(resource(group)),
+            message_queue: Some(v2::MessageQueue {
+                topic: Some(resource(topic)),
+                id: 0,
+                ..Default::default()
+            }),
+            filter_expression: Some(v2::FilterExpression {
+                r#type: v2::FilterType::Tag as i32,
+                expression: filter.to_owned(),
+            }),
+            batch_size: batch,
+            invisible_duration: invisible.map(duration),
+            auto_renew: false,
+            long_polling_timeout: Some(duration(polling)),
+            attempt_id: None,
+        };
+        let mut stream = self.raw.receive_message(req).await.unwrap().into_inner();
+        let mut code = Code::Unspecified;
+        let mut messages = Vec::new();
+        let mut saw_timestamp = false;
+        while let Some(item) = stream.message().await.unwrap() {
+            match item.content.unwrap() {
+                v2::receive_message_response::Content::Status(s) => {
+                    code = Code::try_from(s.code).unwrap();
+                }
+                v2::receive_message_response::Content::Message(m) => messages.push(m),
+                v2::receive_message_response::Content::DeliveryTimestamp(_) => saw_timestamp = true,
+            }
+        }
+        assert!(saw_timestamp, "a receive stream always ends with a delivery timestamp");
+        (code, messages)
+    }
+
+    /// Acks one message; returns the entry's status code.
+    pub async fn ack(&mut self, group: &str, topic: &str, m: &v2::Message) -> Code {
+        let sys = m.system_properties.as_ref().unwrap();
+        self.ack_handle(group, topic, &sys.message_id, sys.receipt_handle.as_deref().unwrap()).await
+    }
+
+    /// Acks by handle; returns the entry's status code.
+    pub async fn ack_handle(
+        &mut self,
+        group: &str,
+        topic: &str,
+        message_id: &str,
+        handle: &str,
+    ) -> Code {
+        let resp = self
+            .raw
+            .ack_message(v2::AckMessageRequest {
+                group: Some(resource(group)),
+                topic: Some(resource(topic)),
+                entries: vec![v2::AckMessageEntry {
+                    message_id: message_id.to_owned(),
+                    receipt_handle: handle.to_owned(),
+                    lite_topic: None,
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        Code::try_from(resp.entries[0].status.as_ref().unwrap().code).unwrap()
+    }
+}
+
+/// A resource with no namespace.
+pub fn resource(name: &str) -> v2::Resource {
+    v2::Resource { resource_namespace: String::new(), name: name.to_owned() }
+}
+
+/// A protobuf duration.
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+/// A well-formed message as the official clients build it.
+pub fn message(topic: &str, id: &str, body: &str) -> v2::Message {
+    v2::Message {
+        topic: Some(resource(topic)),
+        user_properties: std::collections::HashMap::new(),
+        system_properties: Some(v2::SystemProperties {
+            message_id: id.to_owned(),
+            message_type: v2::MessageType::Normal as i32,
+            body_encoding: v2::Encoding::Identity as i32,
+            born_host: "127.0.0.1".to_owned(),
+            born_timestamp: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            ..Default::default()
+        }),
+        body: body.as_bytes().to_vec().into(),
+    }
+}
+
+/// The status code of a response's `status`.
+pub fn code(s: Option<&v2::Status>) -> Code {
+    Code::try_from(s.expect("response has a status").code).unwrap()
+}
