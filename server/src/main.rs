@@ -1,6 +1,7 @@
 //! `orbitmq`: one binary for every OrbitMQ process: `standalone` (name server + broker),
 //! `admin` (operator CLI) and `bench` (load generators).
 
+mod admin;
 mod bench;
 mod config;
 mod signal;
@@ -23,6 +24,10 @@ enum Command {
     ///
     /// Example: orbitmq standalone --listen 127.0.0.1:8081 --data-dir ./orbitmq-data
     Standalone(config::ServerArgs),
+    /// Operator CLI: topics, consumer groups, progress, message queries and offset resets.
+    ///
+    /// Example: orbitmq admin --endpoints 127.0.0.1:8081 topic list
+    Admin(admin::AdminArgs),
     /// Load generators that measure throughput and latency.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -33,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     telemetry::init();
     match cli.command {
         Command::Standalone(args) => standalone::run(&args),
+        Command::Admin(args) => admin::run(args),
         Command::Bench(b) => bench::run(b),
     }
 }

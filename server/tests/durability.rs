@@ -22,7 +22,10 @@ fn start(dir: &std::path::Path, flush: &str) -> (Child, std::net::SocketAddr) {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("ready on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr = line
+        .trim()
+        .strip_prefix("ready on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (child, addr.parse().unwrap())
 }
 
@@ -43,7 +46,9 @@ async fn sigkill_mid_stream_loses_no_acknowledged_message() {
                     messages: vec![message("durable", &id, &format!("payload {id}"))],
                 });
                 match tokio::time::timeout(Duration::from_secs(5), r).await {
-                    Ok(Ok(resp)) if code(resp.get_ref().status.as_ref()) == Code::Ok => acked.push(id),
+                    Ok(Ok(resp)) if code(resp.get_ref().status.as_ref()) == Code::Ok => {
+                        acked.push(id);
+                    }
                     _ => break, // the broker is gone
                 }
             }
@@ -64,14 +69,20 @@ async fn sigkill_mid_stream_loses_no_acknowledged_message() {
     let mut found = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !acked.is_subset(&found) && Instant::now() < deadline {
-        let (st, got) = c.receive("g", "durable", "*", 32, Some(Duration::from_secs(60)), Duration::from_secs(5)).await;
+        let (st, got) = c
+            .receive("g", "durable", "*", 32, Some(Duration::from_secs(60)), Duration::from_secs(5))
+            .await;
         assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
         for m in got {
             found.insert(m.system_properties.unwrap().message_id);
         }
     }
     let lost: Vec<&String> = acked.difference(&found).take(5).collect();
-    assert!(lost.is_empty(), "{} acknowledged messages lost, e.g. {lost:?}", acked.difference(&found).count());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages lost, e.g. {lost:?}",
+        acked.difference(&found).count()
+    );
     broker.kill().unwrap();
     broker.wait().unwrap();
 }

@@ -9,6 +9,9 @@ use crate::protocol::admin::{self as pb};
 use crate::protocol::v2::Permission;
 use crate::storage::{GroupConfig, StoredMessage, TopicConfig, msg_id};
 
+/// Most messages one query returns.
+const MAX_QUERY: usize = 1000;
+
 /// The admin gRPC service.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
@@ -187,18 +190,20 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::GroupResponse>, Status> {
-        let g = request
-            .into_inner()
-            .group
-            .ok_or_else(|| Status::invalid_argument("group is required"))?;
+        let g = request.into_inner();
         validate::group(&g.name).map_err(|e| e.to_grpc())?;
-        let attempts = if g.max_delivery_attempts == 0 {
-            self.broker.config().max_delivery_attempts
-        } else {
-            g.max_delivery_attempts
-        };
-        let cfg = GroupConfig { max_delivery_attempts: attempts, fifo: g.fifo };
-        let created = self.broker.store().groups().get(&g.name).is_none();
+        let existing = self.broker.store().groups().get(&g.name);
+        let created = existing.is_none();
+        let mut cfg = existing.unwrap_or(GroupConfig {
+            max_delivery_attempts: self.broker.config().max_delivery_attempts,
+            fifo: false,
+        });
+        if let Some(fifo) = g.fifo {
+            cfg.fifo = fifo;
+        }
+        if let Some(n) = g.max_delivery_attempts.filter(|n| *n > 0) {
+            cfg.max_delivery_attempts = n;
+        }
         self.broker.store().groups().put(&g.name, cfg.clone());
         self.broker.store().groups().save().map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::GroupResponse {
@@ -249,8 +254,11 @@ impl Admin for AdminApi {
             .filter(|(g, t)| *g == req.group && (req.topic.is_empty() || *t == req.topic))
             .map(|(_, t)| t)
             .collect();
-        if !req.topic.is_empty() && topics.is_empty() {
-            topics.push(req.topic.clone());
+        if !req.topic.is_empty() {
+            self.broker.topic(&req.topic).map_err(|e| e.to_grpc())?;
+            if topics.is_empty() {
+                topics.push(req.topic.clone());
+            }
         }
         let mut queues = Vec::new();
         for topic in topics {
@@ -258,7 +266,9 @@ impl Admin for AdminApi {
             let committed = store.consumer_offsets().queues(&req.group, &topic);
             for id in 0..cfg.read_queues {
                 let broker_offset = store.max_offset(&topic, id);
-                let consumer_offset = committed.get(&id).copied().unwrap_or(0);
+                // Never consumed: it would start at the queue's first message still held.
+                let consumer_offset =
+                    committed.get(&id).copied().unwrap_or_else(|| store.min_offset(&topic, id));
                 queues.push(pb::QueueProgress {
                     topic: topic.clone(),
                     broker_name: self.broker.config().broker_name.clone(),
@@ -304,7 +314,7 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::QueryMessagesResponse>, Status> {
         let r = request.into_inner();
         let end = if r.end_timestamp == 0 { i64::MAX } else { r.end_timestamp };
-        let max = if r.max == 0 { 64 } else { r.max as usize };
+        let max = if r.max == 0 { 64 } else { (r.max as usize).min(MAX_QUERY) };
         let found = self.broker.store().query_by_key(&r.topic, &r.key, r.begin_timestamp, end, max);
         Ok(Response::new(pb::QueryMessagesResponse {
             messages: found.iter().map(|m| self.record(m)).collect(),
@@ -340,16 +350,25 @@ impl Admin for AdminApi {
         let r = request.into_inner();
         let store = self.broker.store();
         validate::group(&r.group).map_err(|e| e.to_grpc())?;
-        let cfg = self.broker.topic(&r.topic).map_err(|e| e.to_grpc())?;
-        let mut queues = Vec::new();
-        for id in 0..cfg.read_queues {
-            let old_offset = store.consumer_offsets().get(&r.group, &r.topic, id).unwrap_or(0);
-            let new_offset = store.offset_for_timestamp(&r.topic, id, r.timestamp);
-            store.consumer_offsets().commit(&r.group, &r.topic, id, new_offset);
-            queues.push(pb::QueueOffsetReset { queue_id: id, old_offset, new_offset });
+        if store.groups().get(&r.group).is_none() {
+            return Err(Status::not_found(format!("consumer group {:?} does not exist", r.group)));
         }
+        let cfg = self.broker.topic(&r.topic).map_err(|e| e.to_grpc())?;
+        let targets: Vec<(u32, u64)> = (0..cfg.read_queues)
+            .map(|id| (id, store.offset_for_timestamp(&r.topic, id, r.timestamp)))
+            .collect();
+        let queues = self
+            .broker
+            .pop()
+            .reset_to(&r.group, &r.topic, &targets)
+            .into_iter()
+            .map(|(queue_id, old_offset, new_offset)| pb::QueueOffsetReset {
+                queue_id,
+                old_offset,
+                new_offset,
+            })
+            .collect();
         store.consumer_offsets().save().map_err(|e| Status::internal(e.to_string()))?;
-        self.broker.pop().reset(&r.group, &r.topic);
         tracing::info!(
             group = r.group,
             topic = r.topic,

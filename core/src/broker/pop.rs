@@ -351,13 +351,28 @@ impl Pop {
             .collect()
     }
 
-    /// Forgets the state of (group, topic) so the next read starts from the committed offsets
-    /// (after an operator reset them). Unacked messages are handed out again.
-    pub fn reset(&self, group: &str, topic: &str) {
-        self.topics
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(group.to_owned(), topic.to_owned()));
+    /// Moves the group's offsets on `topic` to `targets` (queue id, offset) and forgets what it
+    /// had in flight there: the next receive starts at the new offsets. Done under the state's
+    /// lock, so a receive or ack running meanwhile cannot write the old offsets back.
+    /// Returns (queue id, old committed offset, new offset).
+    pub fn reset_to(
+        &self,
+        group: &str,
+        topic: &str,
+        targets: &[(u32, u64)],
+    ) -> Vec<(u32, u64, u64)> {
+        let state = self.state(group, topic);
+        let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.queues.clear();
+        let offsets = self.store.consumer_offsets();
+        targets
+            .iter()
+            .map(|&(queue_id, new)| {
+                let old = offsets.get(group, topic, queue_id).unwrap_or(0);
+                offsets.commit(group, topic, queue_id, new);
+                (queue_id, old, new)
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,1332 @@
+//! `orbitmq admin …`: the operator CLI, mqadmin's concepts with modern flags. A gRPC client of
+//! the `orbitmq.v1.Admin` service that `orbitmq standalone` serves on its listen port
+//! (`--endpoints`, `ORBITMQ_ENDPOINTS`, default `127.0.0.1:8081`).
+//!
+//! Without `--json` every command prints aligned tables (or a one-line confirmation for
+//! changes). With `--json` it prints exactly one JSON document (one line) on stdout. Failures
+//! print `error: <what failed>: <why>` on stderr and exit with 1; usage errors exit with 2.
+//!
+//! JSON shapes (field order as shown; `…` repeats the object before it):
+//!
+//! ```text
+//! topic create / update  {"topic":TOPIC}                      update adds "previous":TOPIC
+//!   TOPIC = {"name":"orders","read_queues":8,"write_queues":8,"perm":6,"message_type":"NORMAL"}
+//! topic delete           {"topic":"orders","deleted":true}
+//! topic list             {"topics":[TOPIC,…]}                  sorted by name
+//! topic route            {"topic":"orders","queues":[{"queue_id":0,"broker_name":"broker-a",
+//!                          "broker_id":0,"address":"127.0.0.1:8081","perm":"RW"},…]}
+//! topic status           {"topic":"orders","queues":[{"queue_id":0,"broker_name":"broker-a",
+//!                          "min_offset":0,"max_offset":12,"last_store_timestamp":1764064800000},…]}
+//! group create           {"group":GROUP,"created":true}       false when it existed (updated)
+//!   GROUP = {"name":"billing","fifo":false,"max_delivery_attempts":16}
+//! group list             {"groups":[GROUP,…]}                  sorted by name
+//! consumer progress      {"group":"billing","total_lag":3,"queues":[{"topic":"orders",
+//!                          "broker_name":"broker-a","queue_id":0,"broker_offset":12,
+//!                          "consumer_offset":9,"lag":3},…]}    sorted by topic, queue
+//! message by-id / by-key / by-offset
+//!                        {"messages":[MESSAGE,…]}
+//!   MESSAGE = {"topic","queue_id","queue_offset","commitlog_offset","message_id",
+//!              "offset_msg_id","tag" (null if none),"keys":[…],"properties":{…},
+//!              "born_timestamp","store_timestamp","born_host","store_host",
+//!              "reconsume_times","size","body_size",
+//!              "body" (when the body is UTF-8) or "body_base64" (when it is not)}
+//! offset reset           {"group":"billing","topic":"orders","timestamp":0,
+//!                          "queues":[{"queue_id":0,"old_offset":9,"new_offset":0},…]}
+//! ```
+//!
+//! Timestamps are ms since the epoch. `--to-time`, `--begin-ms` and `--end-ms` take ms, an
+//! RFC 3339 time (`2026-11-25T10:00:00Z`, `2026-11-25T11:00:00.5+01:00`) or `now`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use orbitmq_core::protocol::admin::{self as pb, admin_client::AdminClient};
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+/// Where `orbitmq standalone` listens by default.
+const DEFAULT_ENDPOINTS: &str = "127.0.0.1:8081";
+/// Largest response accepted, bytes.
+const MAX_RESPONSE: usize = 1 << 30;
+
+/// Flags shared by every admin command, and the command.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: orbitmq admin --endpoints 127.0.0.1:8081 topic list --json")]
+pub struct AdminArgs {
+    /// Address of the orbitmq server (its --listen address).
+    #[arg(
+        long,
+        global = true,
+        env = "ORBITMQ_ENDPOINTS",
+        default_value = DEFAULT_ENDPOINTS,
+        value_name = "HOST:PORT",
+        help_heading = "Global options"
+    )]
+    endpoints: String,
+    /// Print exactly one JSON document on stdout instead of tables.
+    #[arg(long, global = true, help_heading = "Global options")]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create, change, delete, list and inspect topics.
+    ///
+    /// Example: orbitmq admin topic create --topic orders --read-queues 8 --write-queues 8
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Create and list consumer groups.
+    ///
+    /// Example: orbitmq admin group create --group billing --max-attempts 5
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// How far consumer groups are behind.
+    ///
+    /// Example: orbitmq admin consumer progress --group billing
+    #[command(subcommand)]
+    Consumer(ConsumerCommand),
+    /// Find stored messages by id, key or queue offset.
+    ///
+    /// Example: orbitmq admin message by-key --topic orders --key order-42
+    #[command(subcommand)]
+    Message(MessageCommand),
+    /// Move consumer group offsets.
+    ///
+    /// Example: orbitmq admin offset reset --group billing --topic orders --to-time now
+    #[command(subcommand)]
+    Offset(OffsetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic (fails if it exists).
+    ///
+    /// Example: orbitmq admin topic create --topic orders --read-queues 8 --write-queues 8
+    /// --message-type fifo
+    Create(TopicCreate),
+    /// Change some settings of an existing topic; the others are kept.
+    ///
+    /// Example: orbitmq admin topic update --topic orders --write-queues 16
+    Update(TopicUpdate),
+    /// Delete a topic's config (its stored messages age out by retention).
+    ///
+    /// Example: orbitmq admin topic delete --topic orders
+    Delete(TopicName),
+    /// List topics with their queues, permission and message type.
+    ///
+    /// Example: orbitmq admin topic list --include-system
+    List(TopicList),
+    /// Show where a topic's queues live and what they allow.
+    ///
+    /// Example: orbitmq admin topic route --topic orders
+    Route(TopicName),
+    /// Show each queue's min/max offset and last store time.
+    ///
+    /// Example: orbitmq admin topic status --topic orders
+    Status(TopicName),
+}
+
+/// What a topic takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MessageType {
+    /// Plain messages.
+    Normal,
+    /// Ordered by message group.
+    Fifo,
+    /// Delivered at a time.
+    Delay,
+    /// Half message, then commit or rollback.
+    Transaction,
+    /// Any of the four.
+    Mixed,
+}
+
+impl MessageType {
+    fn wire(self) -> &'static str {
+        match self {
+            MessageType::Normal => "NORMAL",
+            MessageType::Fifo => "FIFO",
+            MessageType::Delay => "DELAY",
+            MessageType::Transaction => "TRANSACTION",
+            MessageType::Mixed => "MIXED",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct TopicCreate {
+    /// Topic name.
+    #[arg(long)]
+    topic: String,
+    /// Queues consumers read from.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    read_queues: u32,
+    /// Queues producers write to.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    write_queues: u32,
+    /// What messages the topic takes.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = MessageType::Normal)]
+    message_type: MessageType,
+    /// RocketMQ permission bits: 2 write, 4 read, 6 read+write.
+    #[arg(long, default_value_t = 6, value_name = "P")]
+    perm: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("change")
+        .args(["read_queues", "write_queues", "message_type", "perm"])
+        .required(true)
+        .multiple(true)
+))]
+struct TopicUpdate {
+    /// Topic name.
+    #[arg(long)]
+    topic: String,
+    /// New number of read queues.
+    #[arg(long, value_name = "N")]
+    read_queues: Option<u32>,
+    /// New number of write queues.
+    #[arg(long, value_name = "N")]
+    write_queues: Option<u32>,
+    /// New message type.
+    #[arg(long, value_enum, ignore_case = true)]
+    message_type: Option<MessageType>,
+    /// New permission bits: 2 write, 4 read, 6 read+write.
+    #[arg(long, value_name = "P")]
+    perm: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct TopicName {
+    /// Topic name.
+    #[arg(long)]
+    topic: String,
+}
+
+#[derive(Debug, Args)]
+struct TopicList {
+    /// Also list system topics (%RETRY%…, %DLQ%…).
+    #[arg(long)]
+    include_system: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Create a consumer group, or change it if it exists.
+    ///
+    /// Example: orbitmq admin group create --group billing --fifo --max-attempts 5
+    Create(GroupCreate),
+    /// List consumer groups.
+    ///
+    /// Example: orbitmq admin group list --json
+    List,
+}
+
+#[derive(Debug, Args)]
+struct GroupCreate {
+    /// Consumer group name.
+    #[arg(long)]
+    group: String,
+    /// Consume FIFO topics in order (one message group at a time).
+    #[arg(long)]
+    fifo: bool,
+    /// Deliveries before a message goes to the dead-letter queue [default: the broker's].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsumerCommand {
+    /// Per-queue broker offset, consumer offset and lag of a group, and the total lag.
+    ///
+    /// Example: orbitmq admin consumer progress --group billing --topic orders
+    Progress(Progress),
+}
+
+#[derive(Debug, Args)]
+struct Progress {
+    /// Consumer group.
+    #[arg(long)]
+    group: String,
+    /// Only this topic [default: every topic the group has offsets on].
+    #[arg(long)]
+    topic: Option<String>,
+}
+
+// The variants are the subcommand names (`by-id`, `by-key`, `by-offset`).
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Subcommand)]
+enum MessageCommand {
+    /// Find a message by its client message id or its broker-assigned offset message id.
+    ///
+    /// Example: orbitmq admin message by-id --id 7F00000100001F9100000000000004D2
+    ById(ById),
+    /// Find a topic's messages by key, optionally within a store-time range.
+    ///
+    /// Example: orbitmq admin message by-key --topic orders --key order-42 --begin-ms
+    /// 2026-11-25T00:00:00Z --max 10
+    ByKey(ByKey),
+    /// Read the message at an offset of one queue.
+    ///
+    /// Example: orbitmq admin message by-offset --topic orders --queue 3 --offset 120
+    ByOffset(ByOffset),
+}
+
+#[derive(Debug, Args)]
+struct ById {
+    /// Client message id or offset message id.
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Debug, Args)]
+struct ByKey {
+    /// Topic.
+    #[arg(long)]
+    topic: String,
+    /// Message key.
+    #[arg(long)]
+    key: String,
+    /// Stored at or after: ms since the epoch, RFC 3339 or `now` [default: the beginning].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    begin_ms: Option<i64>,
+    /// Stored at or before: ms since the epoch, RFC 3339 or `now` [default: the end].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    end_ms: Option<i64>,
+    /// Most messages to return [default: the broker's, 64].
+    #[arg(long, value_name = "N")]
+    max: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct ByOffset {
+    /// Topic.
+    #[arg(long)]
+    topic: String,
+    /// Row id.
+    #[arg(long, value_name = "ID")]
+    queue: u32,
+    /// Offset within the queue.
+    #[arg(long)]
+    offset: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum OffsetCommand {
+    /// Move a group's offsets on a topic to the first message stored at or after a time.
+    ///
+    /// Unacked in-flight messages are handed out again from the new offsets.
+    ///
+    /// Example: orbitmq admin offset reset --group billing --topic orders --to-time
+    /// 2026-11-25T10:00:00Z
+    Reset(Reset),
+}
+
+#[derive(Debug, Args)]
+struct Reset {
+    /// Consumer group.
+    #[arg(long)]
+    group: String,
+    /// Topic.
+    #[arg(long)]
+    topic: String,
+    /// Ms since the epoch, RFC 3339 (2026-11-25T10:00:00Z) or `now` (0: the beginning, now:
+    /// the end).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to_time: i64,
+}
+
+/// Runs an admin command. Prints its failure and exits with 1 when it fails.
+pub fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match rt.block_on(execute(args)) {
+        Ok(output) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(output.as_bytes())?;
+            if !output.ends_with('\n') {
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+type Client = AdminClient<Channel>;
+
+async fn execute(args: AdminArgs) -> anyhow::Result<String> {
+    let mut client = connect(&args.endpoints).await?;
+    let json = args.json;
+    match args.command {
+        AdminCommand::Topic(c) => topic(&mut client, c, json).await,
+        AdminCommand::Group(GroupCommand::Create(g)) => group_create(&mut client, g, json).await,
+        AdminCommand::Group(GroupCommand::List) => group_list(&mut client, json).await,
+        AdminCommand::Consumer(ConsumerCommand::Progress(p)) => {
+            progress(&mut client, p, json).await
+        }
+        AdminCommand::Message(m) => message(&mut client, m, json).await,
+        AdminCommand::Offset(OffsetCommand::Reset(r)) => reset(&mut client, r, json).await,
+    }
+}
+
+async fn connect(endpoints: &str) -> anyhow::Result<Client> {
+    let url = if endpoints.contains("://") {
+        endpoints.to_owned()
+    } else {
+        format!("http://{endpoints}")
+    };
+    let endpoint = Endpoint::from_shared(url)
+        .map_err(|e| anyhow!("invalid --endpoints {endpoints:?}: {}", chain(&e)))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| anyhow!("cannot connect to orbitmq at {endpoints}: {}", chain(&e)))?;
+    // Message queries return whole bodies (up to the broker's 4 MiB limit each, 64 messages by
+    // default): far more than tonic's default 4 MiB per response.
+    Ok(AdminClient::new(channel).max_decoding_message_size(MAX_RESPONSE))
+}
+
+/// An error and its causes, `: `-separated ("transport error: tcp connect error: Connection
+/// refused (os error 111)" loses its vague head).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !s.is_empty() && parts.last() != Some(&s) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    if parts.len() > 1 && parts[0] == "transport error" {
+        parts.remove(0);
+    }
+    parts.join(": ")
+}
+
+/// Turns a failed call into `<what>: <status message>`.
+fn failed(what: String) -> impl FnOnce(tonic::Status) -> anyhow::Error {
+    move |s| {
+        let why = match (s.code(), s.message()) {
+            (tonic::Code::Unimplemented, "") => {
+                "the server does not serve orbitmq.v1.Admin (is it an orbitmq server?)".to_owned()
+            }
+            (code, "") => format!("{code:?}"),
+            (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, m) => {
+                format!("{m} ({:?})", s.code())
+            }
+            (_, m) => m.to_owned(),
+        };
+        anyhow!("{what}: {why}")
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    serde_json::to_string(value).context("encoding JSON")
+}
+
+// ---------------------------------------------------------------------------------------------
+// topic
+
+#[derive(Debug, Serialize)]
+struct TopicJson {
+    name: String,
+    read_queues: u32,
+    write_queues: u32,
+    perm: u32,
+    message_type: String,
+}
+
+impl From<pb::TopicConfig> for TopicJson {
+    fn from(t: pb::TopicConfig) -> Self {
+        TopicJson {
+            name: t.name,
+            read_queues: t.read_queues,
+            write_queues: t.write_queues,
+            perm: t.perm,
+            message_type: t.message_type,
+        }
+    }
+}
+
+fn perm_name(perm: u32) -> &'static str {
+    match (perm & 4 != 0, perm & 2 != 0) {
+        (true, true) => "RW",
+        (true, false) => "R",
+        (false, true) => "W",
+        (false, false) => "-",
+    }
+}
+
+fn describe_topic(t: &TopicJson) -> String {
+    format!(
+        "{} read queues, {} write queues, perm {} ({}), type {}",
+        t.read_queues,
+        t.write_queues,
+        t.perm,
+        perm_name(t.perm),
+        t.message_type
+    )
+}
+
+async fn topic(client: &mut Client, cmd: TopicCommand, json: bool) -> anyhow::Result<String> {
+    match cmd {
+        TopicCommand::Create(c) => topic_create(client, c, json).await,
+        TopicCommand::Update(u) => topic_update(client, u, json).await,
+        TopicCommand::Delete(d) => topic_delete(client, d, json).await,
+        TopicCommand::List(l) => topic_list(client, l, json).await,
+        TopicCommand::Route(r) => topic_route(client, r, json).await,
+        TopicCommand::Status(s) => topic_status(client, s, json).await,
+    }
+}
+
+fn returned_topic(t: Option<pb::TopicConfig>, what: &str) -> anyhow::Result<TopicJson> {
+    t.map(TopicJson::from).ok_or_else(|| anyhow!("{what}: the server answered without the topic"))
+}
+
+async fn topic_create(client: &mut Client, c: TopicCreate, json: bool) -> anyhow::Result<String> {
+    let what = format!("creating topic {:?}", c.topic);
+    let req = pb::CreateTopicRequest {
+        topic: Some(pb::TopicConfig {
+            name: c.topic,
+            read_queues: c.read_queues,
+            write_queues: c.write_queues,
+            perm: c.perm,
+            message_type: c.message_type.wire().to_owned(),
+        }),
+    };
+    let resp = client.create_topic(req).await.map_err(failed(what.clone()))?.into_inner();
+    let t = returned_topic(resp.topic, &what)?;
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            topic: TopicJson,
+        }
+        return to_json(&Out { topic: t });
+    }
+    Ok(format!("created topic {}: {}", t.name, describe_topic(&t)))
+}
+
+async fn find_topic(client: &mut Client, name: &str, what: &str) -> anyhow::Result<TopicJson> {
+    let topics = client
+        .list_topics(pb::ListTopicsRequest { include_system: true })
+        .await
+        .map_err(failed(what.to_owned()))?
+        .into_inner()
+        .topics;
+    topics
+        .into_iter()
+        .find(|t| t.name == name)
+        .map(TopicJson::from)
+        .ok_or_else(|| anyhow!("{what}: topic {name:?} does not exist"))
+}
+
+async fn topic_update(client: &mut Client, u: TopicUpdate, json: bool) -> anyhow::Result<String> {
+    let what = format!("updating topic {:?}", u.topic);
+    let old = find_topic(client, &u.topic, &what).await?;
+    let req = pb::UpdateTopicRequest {
+        topic: Some(pb::TopicConfig {
+            name: old.name.clone(),
+            read_queues: u.read_queues.unwrap_or(old.read_queues),
+            write_queues: u.write_queues.unwrap_or(old.write_queues),
+            perm: u.perm.unwrap_or(old.perm),
+            message_type: u
+                .message_type
+                .map_or_else(|| old.message_type.clone(), |m| m.wire().to_owned()),
+        }),
+    };
+    let resp = client.update_topic(req).await.map_err(failed(what.clone()))?.into_inner();
+    let new = returned_topic(resp.topic, &what)?;
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            topic: TopicJson,
+            previous: TopicJson,
+        }
+        return to_json(&Out { topic: new, previous: old });
+    }
+    let mut changes = Vec::new();
+    if old.read_queues != new.read_queues {
+        changes.push(format!("read queues {} -> {}", old.read_queues, new.read_queues));
+    }
+    if old.write_queues != new.write_queues {
+        changes.push(format!("write queues {} -> {}", old.write_queues, new.write_queues));
+    }
+    if old.perm != new.perm {
+        changes.push(format!("perm {} -> {}", old.perm, new.perm));
+    }
+    if old.message_type != new.message_type {
+        changes.push(format!("type {} -> {}", old.message_type, new.message_type));
+    }
+    if changes.is_empty() {
+        changes.push("nothing changed".to_owned());
+    }
+    Ok(format!("updated topic {}: {} (now {})", new.name, changes.join(", "), describe_topic(&new)))
+}
+
+async fn topic_delete(client: &mut Client, d: TopicName, json: bool) -> anyhow::Result<String> {
+    let what = format!("deleting topic {:?}", d.topic);
+    client
+        .delete_topic(pb::DeleteTopicRequest { topic: d.topic.clone() })
+        .await
+        .map_err(failed(what))?;
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            topic: String,
+            deleted: bool,
+        }
+        return to_json(&Out { topic: d.topic, deleted: true });
+    }
+    Ok(format!("deleted topic {}", d.topic))
+}
+
+async fn topic_list(client: &mut Client, l: TopicList, json: bool) -> anyhow::Result<String> {
+    let resp = client
+        .list_topics(pb::ListTopicsRequest { include_system: l.include_system })
+        .await
+        .map_err(failed("listing topics".to_owned()))?
+        .into_inner();
+    let mut topics: Vec<TopicJson> = resp.topics.into_iter().map(TopicJson::from).collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            topics: Vec<TopicJson>,
+        }
+        return to_json(&Out { topics });
+    }
+    let mut table =
+        Table::new(&[("TOPIC", L), ("READ", R), ("WRITE", R), ("PERM", L), ("TYPE", L)]);
+    for t in &topics {
+        table.row(vec![
+            t.name.clone(),
+            t.read_queues.to_string(),
+            t.write_queues.to_string(),
+            format!("{} ({})", t.perm, perm_name(t.perm)),
+            t.message_type.clone(),
+        ]);
+    }
+    Ok(table.render_or("no topics"))
+}
+
+async fn topic_route(client: &mut Client, r: TopicName, json: bool) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Row {
+        queue_id: u32,
+        broker_name: String,
+        broker_id: i32,
+        address: String,
+        perm: String,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        topic: String,
+        queues: Vec<Row>,
+    }
+    let what = format!("getting the route of topic {:?}", r.topic);
+    let resp = client
+        .topic_route(pb::TopicRouteRequest { topic: r.topic })
+        .await
+        .map_err(failed(what))?
+        .into_inner();
+    let mut queues: Vec<Row> = resp
+        .queues
+        .into_iter()
+        .map(|q| Row {
+            queue_id: q.queue_id,
+            broker_name: q.broker_name,
+            broker_id: q.broker_id,
+            address: q.address,
+            perm: q.perm,
+        })
+        .collect();
+    queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
+    if json {
+        return to_json(&Out { topic: resp.topic, queues });
+    }
+    let mut table =
+        Table::new(&[("QUEUE", R), ("BROKER", L), ("BROKER_ID", R), ("ADDRESS", L), ("PERM", L)]);
+    for q in &queues {
+        table.row(vec![
+            q.queue_id.to_string(),
+            q.broker_name.clone(),
+            q.broker_id.to_string(),
+            q.address.clone(),
+            q.perm.clone(),
+        ]);
+    }
+    Ok(format!("topic {}\n{}", resp.topic, table.render_or("no queues")))
+}
+
+async fn topic_status(client: &mut Client, s: TopicName, json: bool) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Row {
+        queue_id: u32,
+        broker_name: String,
+        min_offset: u64,
+        max_offset: u64,
+        last_store_timestamp: i64,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        topic: String,
+        queues: Vec<Row>,
+    }
+    let what = format!("getting the status of topic {:?}", s.topic);
+    let resp = client
+        .topic_status(pb::TopicStatusRequest { topic: s.topic })
+        .await
+        .map_err(failed(what))?
+        .into_inner();
+    let mut queues: Vec<Row> = resp
+        .queues
+        .into_iter()
+        .map(|q| Row {
+            queue_id: q.queue_id,
+            broker_name: q.broker_name,
+            min_offset: q.min_offset,
+            max_offset: q.max_offset,
+            last_store_timestamp: q.last_store_timestamp,
+        })
+        .collect();
+    queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
+    if json {
+        return to_json(&Out { topic: resp.topic, queues });
+    }
+    let mut table = Table::new(&[
+        ("QUEUE", R),
+        ("BROKER", L),
+        ("MIN_OFFSET", R),
+        ("MAX_OFFSET", R),
+        ("MESSAGES", R),
+        ("LAST_STORE_TIME", L),
+    ]);
+    let mut total = 0;
+    for q in &queues {
+        let messages = q.max_offset.saturating_sub(q.min_offset);
+        total += messages;
+        table.row(vec![
+            q.queue_id.to_string(),
+            q.broker_name.clone(),
+            q.min_offset.to_string(),
+            q.max_offset.to_string(),
+            messages.to_string(),
+            format_time(q.last_store_timestamp),
+        ]);
+    }
+    Ok(format!("topic {}\n{}\nmessages held: {total}", resp.topic, table.render_or("no queues")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// group, consumer, offset
+
+#[derive(Debug, Serialize)]
+struct GroupJson {
+    name: String,
+    fifo: bool,
+    max_delivery_attempts: u32,
+}
+
+impl From<pb::GroupConfig> for GroupJson {
+    fn from(g: pb::GroupConfig) -> Self {
+        GroupJson { name: g.name, fifo: g.fifo, max_delivery_attempts: g.max_delivery_attempts }
+    }
+}
+
+async fn group_create(client: &mut Client, g: GroupCreate, json: bool) -> anyhow::Result<String> {
+    let what = format!("creating consumer group {:?}", g.group);
+    let req = pb::CreateGroupRequest {
+        name: g.group,
+        max_delivery_attempts: g.max_attempts,
+        fifo: g.fifo.then_some(true),
+    };
+    let resp = client.create_group(req).await.map_err(failed(what.clone()))?.into_inner();
+    let group = resp
+        .group
+        .map(GroupJson::from)
+        .ok_or_else(|| anyhow!("{what}: the server answered without the group"))?;
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            group: GroupJson,
+            created: bool,
+        }
+        return to_json(&Out { group, created: resp.created });
+    }
+    Ok(format!(
+        "{} consumer group {}: fifo {}, max delivery attempts {}",
+        if resp.created { "created" } else { "updated" },
+        group.name,
+        group.fifo,
+        group.max_delivery_attempts
+    ))
+}
+
+async fn group_list(client: &mut Client, json: bool) -> anyhow::Result<String> {
+    let resp = client
+        .list_groups(pb::ListGroupsRequest {})
+        .await
+        .map_err(failed("listing consumer groups".to_owned()))?
+        .into_inner();
+    let mut groups: Vec<GroupJson> = resp.groups.into_iter().map(GroupJson::from).collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            groups: Vec<GroupJson>,
+        }
+        return to_json(&Out { groups });
+    }
+    let mut table = Table::new(&[("GROUP", L), ("FIFO", L), ("MAX_ATTEMPTS", R)]);
+    for g in &groups {
+        table.row(vec![g.name.clone(), g.fifo.to_string(), g.max_delivery_attempts.to_string()]);
+    }
+    Ok(table.render_or("no consumer groups"))
+}
+
+async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Row {
+        topic: String,
+        broker_name: String,
+        queue_id: u32,
+        broker_offset: u64,
+        consumer_offset: u64,
+        lag: u64,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        group: String,
+        total_lag: u64,
+        queues: Vec<Row>,
+    }
+    let what = format!("getting the progress of consumer group {:?}", p.group);
+    let resp = client
+        .consumer_progress(pb::ConsumerProgressRequest {
+            group: p.group,
+            topic: p.topic.unwrap_or_default(),
+        })
+        .await
+        .map_err(failed(what))?
+        .into_inner();
+    let mut queues: Vec<Row> = resp
+        .queues
+        .into_iter()
+        .map(|q| Row {
+            topic: q.topic,
+            broker_name: q.broker_name,
+            queue_id: q.queue_id,
+            broker_offset: q.broker_offset,
+            consumer_offset: q.consumer_offset,
+            lag: q.lag,
+        })
+        .collect();
+    queues.sort_by(|a, b| {
+        (&a.topic, &a.broker_name, a.queue_id).cmp(&(&b.topic, &b.broker_name, b.queue_id))
+    });
+    if json {
+        return to_json(&Out { group: resp.group, total_lag: resp.total_lag, queues });
+    }
+    let mut table = Table::new(&[
+        ("TOPIC", L),
+        ("BROKER", L),
+        ("QUEUE", R),
+        ("BROKER_OFFSET", R),
+        ("CONSUMER_OFFSET", R),
+        ("LAG", R),
+    ]);
+    for q in &queues {
+        table.row(vec![
+            q.topic.clone(),
+            q.broker_name.clone(),
+            q.queue_id.to_string(),
+            q.broker_offset.to_string(),
+            q.consumer_offset.to_string(),
+            q.lag.to_string(),
+        ]);
+    }
+    Ok(format!(
+        "consumer group {}\n{}\ntotal lag: {}",
+        resp.group,
+        table.render_or("no consumer offsets"),
+        resp.total_lag
+    ))
+}
+
+async fn reset(client: &mut Client, r: Reset, json: bool) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Row {
+        queue_id: u32,
+        old_offset: u64,
+        new_offset: u64,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        group: String,
+        topic: String,
+        timestamp: i64,
+        queues: Vec<Row>,
+    }
+    let what = format!("resetting the offsets of group {:?} on topic {:?}", r.group, r.topic);
+    let resp = client
+        .reset_offset(pb::ResetOffsetRequest {
+            group: r.group.clone(),
+            topic: r.topic.clone(),
+            timestamp: r.to_time,
+        })
+        .await
+        .map_err(failed(what))?
+        .into_inner();
+    let mut queues: Vec<Row> = resp
+        .queues
+        .into_iter()
+        .map(|q| Row { queue_id: q.queue_id, old_offset: q.old_offset, new_offset: q.new_offset })
+        .collect();
+    queues.sort_by_key(|q| q.queue_id);
+    if json {
+        return to_json(&Out { group: r.group, topic: r.topic, timestamp: r.to_time, queues });
+    }
+    let moved = queues.iter().filter(|q| q.old_offset != q.new_offset).count();
+    Ok(format!(
+        "reset consumer group {} on topic {} to {} ({} ms): {} queues, {moved} moved",
+        r.group,
+        r.topic,
+        format_time(r.to_time),
+        r.to_time,
+        queues.len()
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// message
+
+#[derive(Debug, Serialize)]
+struct MessageJson {
+    topic: String,
+    queue_id: u32,
+    queue_offset: u64,
+    commitlog_offset: u64,
+    message_id: String,
+    offset_msg_id: String,
+    tag: Option<String>,
+    keys: Vec<String>,
+    properties: BTreeMap<String, String>,
+    born_timestamp: i64,
+    store_timestamp: i64,
+    born_host: String,
+    store_host: String,
+    reconsume_times: u32,
+    size: u32,
+    body_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+}
+
+impl From<pb::MessageRecord> for MessageJson {
+    fn from(m: pb::MessageRecord) -> Self {
+        let (body, body_base64) = match std::str::from_utf8(&m.body) {
+            Ok(s) => (Some(s.to_owned()), None),
+            Err(_) => (None, Some(base64(&m.body))),
+        };
+        MessageJson {
+            topic: m.topic,
+            queue_id: m.queue_id,
+            queue_offset: m.queue_offset,
+            commitlog_offset: m.commitlog_offset,
+            message_id: m.message_id,
+            offset_msg_id: m.offset_msg_id,
+            tag: Some(m.tag).filter(|t| !t.is_empty()),
+            keys: m.keys,
+            properties: m.properties.into_iter().collect(),
+            born_timestamp: m.born_timestamp,
+            store_timestamp: m.store_timestamp,
+            born_host: m.born_host,
+            store_host: m.store_host,
+            reconsume_times: m.reconsume_times,
+            size: m.size,
+            body_size: m.body.len(),
+            body,
+            body_base64,
+        }
+    }
+}
+
+async fn message(client: &mut Client, cmd: MessageCommand, json: bool) -> anyhow::Result<String> {
+    let resp = match cmd {
+        MessageCommand::ById(b) => {
+            let what = format!("querying message id {:?}", b.id);
+            client
+                .query_message_by_id(pb::QueryMessageByIdRequest { id: b.id })
+                .await
+                .map_err(failed(what))?
+        }
+        MessageCommand::ByKey(k) => {
+            let what = format!("querying key {:?} of topic {:?}", k.key, k.topic);
+            client
+                .query_message_by_key(pb::QueryMessageByKeyRequest {
+                    topic: k.topic,
+                    key: k.key,
+                    begin_timestamp: k.begin_ms.unwrap_or(0),
+                    end_timestamp: k.end_ms.unwrap_or(0),
+                    max: k.max.unwrap_or(0),
+                })
+                .await
+                .map_err(failed(what))?
+        }
+        MessageCommand::ByOffset(o) => {
+            let what = format!("reading offset {} of {}:{}", o.offset, o.topic, o.queue);
+            client
+                .query_message_by_offset(pb::QueryMessageByOffsetRequest {
+                    topic: o.topic,
+                    queue_id: o.queue,
+                    offset: o.offset,
+                })
+                .await
+                .map_err(failed(what))?
+        }
+    };
+    let messages: Vec<MessageJson> =
+        resp.into_inner().messages.into_iter().map(MessageJson::from).collect();
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            messages: Vec<MessageJson>,
+        }
+        return to_json(&Out { messages });
+    }
+    let mut table = Table::new(&[
+        ("TOPIC", L),
+        ("QUEUE", R),
+        ("OFFSET", R),
+        ("MESSAGE_ID", L),
+        ("OFFSET_MSG_ID", L),
+        ("TAG", L),
+        ("KEYS", L),
+        ("STORE_TIME", L),
+        ("BODY_SIZE", R),
+        ("BODY", L),
+    ]);
+    for m in &messages {
+        table.row(vec![
+            m.topic.clone(),
+            m.queue_id.to_string(),
+            m.queue_offset.to_string(),
+            m.message_id.clone(),
+            m.offset_msg_id.clone(),
+            m.tag.clone().unwrap_or_else(|| "-".to_owned()),
+            if m.keys.is_empty() { "-".to_owned() } else { m.keys.join(",") },
+            format_time(m.store_timestamp),
+            m.body_size.to_string(),
+            preview(m),
+        ]);
+    }
+    Ok(table.render_or("no messages found"))
+}
+
+/// The start of a body, on one line.
+fn preview(m: &MessageJson) -> String {
+    const MAX: usize = 40;
+    let Some(body) = &m.body else { return format!("<{} bytes, not UTF-8>", m.body_size) };
+    let mut out: String =
+        body.chars().take(MAX).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if body.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// tables
+
+const L: bool = false;
+const R: bool = true;
+
+/// Aligned columns under headers; `true` right-aligns a column (numbers).
+struct Table {
+    headers: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&'static str, bool)]) -> Self {
+        Table {
+            headers: columns.iter().map(|c| c.0).collect(),
+            right: columns.iter().map(|c| c.1).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table, or `empty` in place of its rows when it has none.
+    fn render_or(&self, empty: &str) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if self.right[i] {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        if self.rows.is_empty() {
+            let _ = writeln!(out, "({empty})");
+        }
+        out.truncate(out.trim_end().len());
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// time
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `--to-time` and friends: ms since the epoch, an RFC 3339 time, or `now`.
+fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("now") {
+        return Ok(now_ms());
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|e| format!("{s:?} is not a valid ms timestamp: {e}"));
+    }
+    parse_rfc3339(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a time: give ms since the epoch, RFC 3339 \
+             (2026-11-25T10:00:00Z, 2026-11-25T11:00:00.250+01:00) or `now`"
+        )
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to ms since the epoch.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    fn num(s: &str) -> Option<i64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    }
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?);
+    let (hour, minute, second) = (num(&s[11..13])?, num(&s[14..16])?, num(&s[17..19])?);
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        millis = num(&ms)?;
+        rest = &frac[digits..];
+    }
+    let offset_s = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = num(std::str::from_utf8(&[*h1, *h2]).ok()?)?;
+            let m = num(std::str::from_utf8(&[*m1, *m2]).ok()?)?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            if *sign == b'-' { -off } else { off }
+        }
+        _ => return None,
+    };
+    // A leap second (:60) counts as the next second's start.
+    let secs =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    Some(secs * 1000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Ms since the epoch as RFC 3339 UTC with milliseconds; `-` for 0 (never).
+fn format_time(ms: i64) -> String {
+    if ms == 0 {
+        return "-".to_owned();
+    }
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_times() {
+        assert_eq!(parse_time("0"), Ok(0));
+        assert_eq!(parse_time("1764064800000"), Ok(1_764_064_800_000));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time("2026-11-25T10:00:00Z"), Ok(1_795_600_800_000));
+        assert_eq!(parse_time("2026-11-25T11:00:00.5+01:00"), Ok(1_795_600_800_500));
+        assert_eq!(parse_time("2026-11-25t09:30:00.123456-00:30"), Ok(1_795_600_800_123));
+        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
+        assert_eq!(parse_time("1969-12-31T23:59:59.999Z"), Ok(-1));
+        let now = parse_time("now").unwrap();
+        assert!((now - now_ms()).abs() < 5_000);
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-25",
+            "2026-11-25T10:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-11-25T24:00:00Z",
+            "2026-11-25T10:00:00.Z",
+            "2026-11-25T10:00:00+1:00",
+            "-5",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn formats_times() {
+        assert_eq!(format_time(0), "-");
+        assert_eq!(format_time(1_795_600_800_123), "2026-11-25T10:00:00.123Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_time(-1), "1969-12-31T23:59:59.999Z");
+        for ms in [1_i64, 86_399_999, 951_782_400_000, 1_795_600_800_123, 4_102_444_800_000] {
+            assert_eq!(parse_time(&format_time(ms)), Ok(ms));
+        }
+    }
+
+    #[test]
+    fn encodes_base64() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[test]
+    fn aligns_tables() {
+        let mut t = Table::new(&[("NAME", L), ("N", R)]);
+        t.row(vec!["a".into(), "100".into()]);
+        t.row(vec!["long-name".into(), "2".into()]);
+        assert_eq!(t.render_or("none"), "NAME         N\na          100\nlong-name    2");
+        assert_eq!(Table::new(&[("NAME", L)]).render_or("none"), "NAME\n(none)");
+    }
+}

@@ -1,0 +1,642 @@
+//! `orbitmq admin` against the real binary: `orbitmq standalone` on a free port, every admin
+//! command run with `--json`, its answer parsed and checked against what was really done
+//! (topics created, messages sent and consumed over the RocketMQ v2 gRPC protocol).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use orbitmq_core::protocol::v2::{self, Code};
+use orbitmq_tests::{Client, code, message};
+use serde_json::{Value, json};
+
+fn orbitmq() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orbitmq"));
+    c.env_remove("ORBITMQ_ENDPOINTS").env("RUST_LOG", "warn");
+    c
+}
+
+/// `orbitmq standalone` on 127.0.0.1:0 over a temp directory; SIGTERM on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut child = orbitmq()
+            .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "the server exited before it was ready");
+            if let Some(addr) = line.trim().strip_prefix("ready on ") {
+                break addr.to_owned();
+            }
+        };
+        Server { child, addr, dir }
+    }
+
+    /// `orbitmq admin --endpoints <addr> <cmd>`, `cmd` split at whitespace.
+    fn admin(&self, cmd: &str) -> Output {
+        orbitmq()
+            .args(["admin", "--endpoints", &self.addr])
+            .args(cmd.split_whitespace())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `cmd` (which includes `--json`): success and one JSON document on stdout.
+    fn json(&self, cmd: &str) -> Value {
+        assert!(cmd.contains("--json"));
+        parse(&self.admin(cmd), cmd)
+    }
+
+    /// Runs `cmd`: exit code 1, nothing on stdout; returns stderr.
+    fn fails(&self, cmd: &str) -> String {
+        expect_failure(&self.admin(cmd), cmd)
+    }
+
+    /// Runs `cmd` without `--json`: success; returns stdout.
+    fn text(&self, cmd: &str) -> String {
+        let out = self.admin(cmd);
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// SIGTERM, then waits for the clean shutdown.
+    fn stop(&mut self) -> ExitStatus {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("server.log"));
+            eprintln!("--- server log ---\n{}", log.unwrap_or_default());
+        }
+    }
+}
+
+fn parse(out: &Output, cmd: &str) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "admin {cmd} failed: {stderr}");
+    let stdout = std::str::from_utf8(&out.stdout).unwrap();
+    // from_str rejects anything after the document: exactly one.
+    serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("admin {cmd}: stdout is not one JSON document ({e}):\n{stdout}"))
+}
+
+fn expect_failure(out: &Output, cmd: &str) -> String {
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "admin {cmd}: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "admin {cmd} printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+fn find<'a>(list: &'a Value, field: &str, name: &str) -> Option<&'a Value> {
+    list.as_array().unwrap().iter().find(|v| v[field] == name)
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a u64"))
+}
+
+fn len(v: &Value) -> usize {
+    v.as_array().unwrap_or_else(|| panic!("{v} is not an array")).len()
+}
+
+#[test]
+fn topics_and_groups() {
+    let mut server = Server::start();
+    topic_create_list_update(&server);
+    topic_route_and_status(&server);
+    groups(&server);
+    topic_delete(&server);
+    assert!(server.stop().success());
+}
+
+fn topic_create_list_update(server: &Server) {
+    // create, and list shows it (--json before the subcommand works too).
+    let created = server.json(
+        "topic create --topic admin-t --read-queues 4 --write-queues 4 --message-type fifo --json",
+    );
+    let expected = json!({
+        "name": "admin-t", "read_queues": 4, "write_queues": 4, "perm": 6, "message_type": "FIFO"
+    });
+    assert_eq!(created["topic"], expected);
+    let list = server.json("--json topic list");
+    assert_eq!(find(&list["topics"], "name", "admin-t"), Some(&expected), "{list}");
+    let table = server.text("topic list");
+    assert!(table.starts_with("TOPIC") && table.contains("admin-t") && table.contains("FIFO"));
+    let line = server.text("topic create --topic admin-text");
+    assert!(line.starts_with("created topic admin-text") && line.lines().count() == 1, "{line}");
+
+    // The endpoint also comes from ORBITMQ_ENDPOINTS; defaults are 8/8/normal/6.
+    let out = orbitmq()
+        .args(["admin", "topic", "create", "--topic", "admin-defaults", "--json"])
+        .env("ORBITMQ_ENDPOINTS", &server.addr)
+        .output()
+        .unwrap();
+    assert_eq!(
+        parse(&out, "topic create --topic admin-defaults")["topic"],
+        json!({"name": "admin-defaults", "read_queues": 8, "write_queues": 8, "perm": 6,
+            "message_type": "NORMAL"})
+    );
+
+    // Twice: a clear error, exit code 1.
+    let err = server.fails("topic create --topic admin-t --json");
+    assert!(err.contains("creating topic \"admin-t\"") && err.contains("already exists"), "{err}");
+    let err = server.fails("topic create --topic admin-bad --read-queues 0");
+    assert!(err.contains("1..=1024"), "{err}");
+
+    // update changes only what is given.
+    let updated =
+        server.json("topic update --topic admin-t --read-queues 6 --write-queues 2 --json");
+    assert_eq!(updated["previous"], expected);
+    assert_eq!(
+        updated["topic"],
+        json!({"name": "admin-t", "read_queues": 6, "write_queues": 2, "perm": 6,
+            "message_type": "FIFO"})
+    );
+    let updated = server.json("topic update --topic admin-t --message-type MIXED --json");
+    assert_eq!(updated["topic"]["message_type"], "MIXED");
+    assert_eq!(updated["topic"]["read_queues"], 6);
+    let list = server.json("topic list --json");
+    let topic = find(&list["topics"], "name", "admin-t").unwrap();
+    assert_eq!((num(&topic["read_queues"]), num(&topic["write_queues"])), (6, 2));
+    assert_eq!(topic["message_type"], "MIXED");
+    let err = server.fails("topic update --topic admin-missing --perm 4");
+    assert!(err.contains("admin-missing") && err.contains("does not exist"), "{err}");
+}
+
+fn topic_route_and_status(server: &Server) {
+    // route: six queues, the first two writable.
+    let route = server.json("topic route --topic admin-t --json");
+    assert_eq!(route["topic"], "admin-t");
+    assert_eq!(len(&route["queues"]), 6, "{route}");
+    for (i, queue) in route["queues"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(num(&queue["queue_id"]), i as u64);
+        assert_eq!(queue["perm"], if i < 2 { "RW" } else { "R" });
+        assert_eq!(queue["address"], server.addr.as_str());
+        assert_eq!(queue["broker_name"], "broker-a");
+    }
+    assert!(server.text("topic route --topic admin-t").contains("ADDRESS"));
+
+    // status of an empty topic.
+    let status = server.json("topic status --topic admin-t --json");
+    assert_eq!(len(&status["queues"]), 6, "{status}");
+    for queue in status["queues"].as_array().unwrap() {
+        assert_eq!((num(&queue["min_offset"]), num(&queue["max_offset"])), (0, 0));
+        assert_eq!(queue["last_store_timestamp"], 0);
+    }
+}
+
+fn groups(server: &Server) {
+    // fifo and max attempts, the broker's default, and updating one.
+    let group = server.json("group create --group g-fifo --fifo --max-attempts 5 --json");
+    assert_eq!(
+        group,
+        json!({"group": {"name": "g-fifo", "fifo": true, "max_delivery_attempts": 5},
+            "created": true})
+    );
+    let group = server.json("group create --group g-plain --json");
+    assert_eq!(group["group"]["fifo"], false);
+    assert_eq!(group["group"]["max_delivery_attempts"], 16);
+    assert_eq!(group["created"], true);
+    let group = server.json("group create --group g-fifo --fifo --max-attempts 7 --json");
+    assert_eq!(group["created"], false);
+    // Re-running without flags changes nothing.
+    let group = server.json("group create --group g-fifo --json");
+    assert_eq!(
+        (&group["group"]["fifo"], num(&group["group"]["max_delivery_attempts"])),
+        (&Value::Bool(true), 7)
+    );
+    // Offsets of a group that does not exist cannot be reset or shown.
+    let err = server.fails("offset reset --group no-such-group --topic admin-t --to-time 0");
+    assert!(err.contains("does not exist"), "{err}");
+    let err = server.fails("consumer progress --group g-fifo --topic no-such-topic");
+    assert!(err.contains("does not exist"), "{err}");
+    let list = server.json("group list --json");
+    let fifo = find(&list["groups"], "name", "g-fifo").unwrap();
+    assert_eq!((&fifo["fifo"], num(&fifo["max_delivery_attempts"])), (&Value::Bool(true), 7));
+    assert_eq!(find(&list["groups"], "name", "g-plain").unwrap()["fifo"], false);
+    assert!(server.text("group list").contains("g-plain"));
+    let err = server.fails("group create --group bad/group");
+    assert!(err.contains("creating consumer group \"bad/group\""), "{err}");
+}
+
+fn topic_delete(server: &Server) {
+    let deleted = server.json("topic delete --topic admin-t --json");
+    assert_eq!(deleted, json!({"topic": "admin-t", "deleted": true}));
+    let list = server.json("topic list --json");
+    assert!(find(&list["topics"], "name", "admin-t").is_none(), "{list}");
+    assert!(find(&list["topics"], "name", "admin-defaults").is_some(), "{list}");
+    let all = server.json("topic list --include-system --json");
+    assert!(len(&all["topics"]) >= len(&list["topics"]));
+    let err = server.fails("topic route --topic admin-t --json");
+    assert!(err.contains("does not exist"), "{err}");
+    let err = server.fails("topic delete --topic admin-t");
+    assert!(err.contains("deleting topic \"admin-t\""), "{err}");
+}
+
+const TOPIC: &str = "admin-orders";
+const GROUP: &str = "admin-billing";
+/// Text messages sent; one binary message follows them.
+const SENT: usize = 12;
+const TOTAL: u64 = SENT as u64 + 1;
+
+fn id(i: usize) -> String {
+    format!("01TESTADMIN{i:06}")
+}
+
+fn tag(i: usize) -> &'static str {
+    if i.is_multiple_of(2) { "TagA" } else { "TagB" }
+}
+
+/// Message `i`: tag `TagA`/`TagB`, keys `order-<i>` and `batch-1`.
+fn order(i: usize) -> v2::Message {
+    let mut m = message(TOPIC, &id(i), &format!("order {i} payload"));
+    let sys = m.system_properties.as_mut().unwrap();
+    sys.tag = Some(tag(i).to_owned());
+    sys.keys = vec![format!("order-{i}"), "batch-1".to_owned()];
+    m
+}
+
+/// The queue id and offset a received message came from.
+fn position(m: &v2::Message) -> (u64, u64) {
+    let sys = m.system_properties.as_ref().unwrap();
+    (sys.queue_id as u64, sys.queue_offset.unwrap() as u64)
+}
+
+/// Queue id -> (broker offset, consumer offset, lag) of `consumer progress --topic TOPIC`.
+fn progress(server: &Server) -> (u64, BTreeMap<u64, (u64, u64, u64)>) {
+    let p = server.json(&format!("consumer progress --group {GROUP} --topic {TOPIC} --json"));
+    assert_eq!(p["group"], GROUP);
+    let queues = p["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|q| assert_eq!(q["topic"], TOPIC))
+        .map(|q| {
+            let offsets = (num(&q["broker_offset"]), num(&q["consumer_offset"]), num(&q["lag"]));
+            (num(&q["queue_id"]), offsets)
+        })
+        .collect();
+    (num(&p["total_lag"]), queues)
+}
+
+/// The RocketMQ v2 side: a producer/consumer client and a runtime to drive it.
+struct Grpc {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Grpc {
+    fn connect(server: &Server) -> Grpc {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = rt.block_on(Client::connect(server.addr.parse().unwrap(), "admin-test"));
+        Grpc { rt, client }
+    }
+
+    fn send(&mut self, m: v2::Message) {
+        let resp = self.rt.block_on(self.client.send(m));
+        assert_eq!(code(resp.status.as_ref()), Code::Ok, "{resp:?}");
+    }
+
+    fn receive(&mut self) -> Vec<v2::Message> {
+        let (invisible, polling) = (Duration::from_secs(30), Duration::from_secs(5));
+        let (st, got) =
+            self.rt.block_on(self.client.receive(GROUP, TOPIC, "*", 32, Some(invisible), polling));
+        assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
+        got
+    }
+
+    fn ack(&mut self, m: &v2::Message) {
+        assert_eq!(self.rt.block_on(self.client.ack(GROUP, TOPIC, m)), Code::Ok);
+    }
+}
+
+#[test]
+fn messages_progress_and_offset_reset() {
+    let mut server = Server::start();
+    server.json(&format!("topic create --topic {TOPIC} --read-queues 4 --write-queues 4 --json"));
+    server.json(&format!("group create --group {GROUP} --json"));
+
+    // Twelve text messages and one binary one, through the real MessagingService.
+    let mut grpc = Grpc::connect(&server);
+    for i in 0..SENT {
+        grpc.send(order(i));
+    }
+    let mut binary = message(TOPIC, "01TESTADMINBINARY", "x");
+    binary.body = vec![0xff, 0xfe, 0x00, 0x01].into();
+    binary.system_properties.as_mut().unwrap().keys = vec!["binary".to_owned()];
+    grpc.send(binary);
+
+    let by_index = query_by_key(&server);
+    query_by_id_and_offset(&server, &by_index);
+    let broker_offsets = status(&server);
+    let held = consume_and_check_progress(&server, &mut grpc, &broker_offsets);
+    reset_offsets(&server, &mut grpc, &broker_offsets, held);
+    drop(grpc);
+    assert!(server.stop().success());
+}
+
+/// Checks `message by-key`; returns the records of the text messages by their number.
+fn query_by_key(server: &Server) -> BTreeMap<usize, Value> {
+    // The index is built in the background: wait for it.
+    let all = format!("message by-key --topic {TOPIC} --key batch-1 --max 100 --json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = server.json(&all);
+    while len(&found["messages"]) < SENT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        found = server.json(&all);
+    }
+    assert_eq!(len(&found["messages"]), SENT, "{found}");
+    let mut by_index = BTreeMap::new();
+    for m in found["messages"].as_array().unwrap() {
+        let number = m["message_id"].as_str().unwrap().trim_start_matches("01TESTADMIN");
+        let i: usize = number.parse().unwrap();
+        assert_eq!(m["topic"], TOPIC);
+        assert_eq!(m["tag"], tag(i));
+        assert_eq!(m["keys"], json!([format!("order-{i}"), "batch-1"]));
+        let body = format!("order {i} payload");
+        assert_eq!(m["body"], body.as_str());
+        assert_eq!(num(&m["body_size"]), body.len() as u64);
+        assert!(m.get("body_base64").is_none());
+        assert!(!m["offset_msg_id"].as_str().unwrap().is_empty());
+        assert!(m["store_timestamp"].as_i64().unwrap() > 0);
+        assert!(num(&m["queue_id"]) < 4);
+        by_index.insert(i, m.clone());
+    }
+    assert_eq!(by_index.len(), SENT);
+
+    let limited =
+        server.json(&format!("message by-key --topic {TOPIC} --key batch-1 --max 5 --json"));
+    assert_eq!(len(&limited["messages"]), 5);
+    let one = server.json(&format!("message by-key --topic {TOPIC} --key order-3 --json"));
+    assert_eq!(len(&one["messages"]), 1);
+    assert_eq!(one["messages"][0]["message_id"], id(3));
+    let future = server.json(&format!(
+        "message by-key --topic {TOPIC} --key batch-1 --begin-ms 2100-01-01T00:00:00Z --json"
+    ));
+    assert_eq!(future["messages"], json!([]));
+    let past = server.json(&format!(
+        "message by-key --topic {TOPIC} --key batch-1 --begin-ms 0 --end-ms 1 --json"
+    ));
+    assert_eq!(past["messages"], json!([]));
+    let table = server.text(&format!("message by-key --topic {TOPIC} --key order-1"));
+    assert!(table.contains("OFFSET_MSG_ID") && table.contains("order 1 payload"), "{table}");
+    assert!(table.contains(&id(1)), "{table}");
+
+    // A body that is not UTF-8 comes as base64.
+    let bin = server.json(&format!("message by-key --topic {TOPIC} --key binary --json"));
+    let bin = &bin["messages"][0];
+    assert_eq!(bin["body_base64"], "//4AAQ==");
+    assert_eq!(bin["body_size"], 4);
+    assert!(bin.get("body").is_none());
+    by_index
+}
+
+fn query_by_id_and_offset(server: &Server, by_index: &BTreeMap<usize, Value>) {
+    // by-id, with the client message id …
+    let found = server.json(&format!("message by-id --id {} --json", id(3)));
+    assert_eq!(len(&found["messages"]), 1);
+    assert_eq!(found["messages"][0]["body"], "order 3 payload");
+    // … and with the offset_msg_id.
+    let five = &by_index[&5];
+    let found = server
+        .json(&format!("message by-id --id {} --json", five["offset_msg_id"].as_str().unwrap()));
+    assert_eq!(found["messages"][0]["message_id"], id(5));
+    assert_eq!(found["messages"][0]["queue_offset"], five["queue_offset"]);
+    assert_eq!(found["messages"][0]["commitlog_offset"], five["commitlog_offset"]);
+    let err = server.fails("message by-id --id 01NOSUCHMESSAGE --json");
+    assert!(err.contains("no message with id"), "{err}");
+
+    // by-offset.
+    let seven = &by_index[&7];
+    let (queue, offset) = (&seven["queue_id"], &seven["queue_offset"]);
+    let found = server.json(&format!(
+        "message by-offset --topic {TOPIC} --queue {queue} --offset {offset} --json"
+    ));
+    assert_eq!(found["messages"][0]["message_id"], id(7));
+    assert_eq!(found["messages"][0]["body"], "order 7 payload");
+    let err =
+        server.fails(&format!("message by-offset --topic {TOPIC} --queue {queue} --offset 9999"));
+    assert!(err.contains("no message at offset 9999"), "{err}");
+}
+
+/// Checks `topic status`; returns each queue's max offset.
+fn status(server: &Server) -> BTreeMap<u64, u64> {
+    let status = server.json(&format!("topic status --topic {TOPIC} --json"));
+    let queues = status["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 4);
+    for queue in queues {
+        assert_eq!(queue["min_offset"], 0);
+        assert!(num(&queue["max_offset"]) > 0, "{status}");
+        assert!(queue["last_store_timestamp"].as_i64().unwrap() > 0);
+    }
+    let max: BTreeMap<u64, u64> =
+        queues.iter().map(|q| (num(&q["queue_id"]), num(&q["max_offset"]))).collect();
+    assert_eq!(max.values().sum::<u64>(), TOTAL, "{status}");
+    max
+}
+
+/// Consumes everything, acks all but one message; returns where that one is.
+fn consume_and_check_progress(
+    server: &Server,
+    grpc: &mut Grpc,
+    broker: &BTreeMap<u64, u64>,
+) -> (u64, u64) {
+    // Before consuming: everything is lag.
+    let (total_lag, queues) = progress(server);
+    assert_eq!(total_lag, TOTAL);
+    for (queue, offsets) in queues {
+        assert_eq!(offsets, (broker[&queue], 0, broker[&queue]), "queue {queue}");
+    }
+
+    // Consume everything; ack all but one message, at offset 1 of some queue.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < TOTAL as usize && Instant::now() < deadline {
+        got.extend(grpc.receive());
+    }
+    assert_eq!(got.len(), TOTAL as usize);
+    let held = got.iter().map(position).find(|&(_, offset)| offset == 1).unwrap();
+    for m in got.iter().filter(|m| position(m) != held) {
+        grpc.ack(m);
+    }
+
+    // The committed offset is the lowest unacked one.
+    let (held_queue, held_offset) = held;
+    let held_lag = broker[&held_queue] - held_offset;
+    let (total_lag, queues) = progress(server);
+    assert_eq!(total_lag, held_lag);
+    for (queue, offsets) in queues {
+        let expected = if queue == held_queue {
+            (broker[&queue], held_offset, held_lag)
+        } else {
+            (broker[&queue], broker[&queue], 0)
+        };
+        assert_eq!(offsets, expected, "queue {queue}");
+    }
+    // Without --topic: every topic the group has offsets on.
+    let all = server.json(&format!("--json consumer progress --group {GROUP}"));
+    assert_eq!(num(&all["total_lag"]), held_lag, "{all}");
+    assert_eq!(len(&all["queues"]), 4, "{all}");
+    let table = server.text(&format!("consumer progress --group {GROUP}"));
+    assert!(table.contains("CONSUMER_OFFSET"), "{table}");
+    assert!(table.contains(&format!("total lag: {held_lag}")), "{table}");
+    let err = server.fails("consumer progress --group admin-nobody");
+    assert!(err.contains("does not exist"), "{err}");
+
+    held
+}
+
+fn reset_offsets(
+    server: &Server,
+    grpc: &mut Grpc,
+    broker: &BTreeMap<u64, u64>,
+    (held_queue, held_offset): (u64, u64),
+) {
+    // To 0: back to the beginning …
+    let reset =
+        server.json(&format!("offset reset --group {GROUP} --topic {TOPIC} --to-time 0 --json"));
+    assert_eq!((&reset["group"], &reset["topic"]), (&json!(GROUP), &json!(TOPIC)));
+    assert_eq!(reset["timestamp"], 0);
+    assert_eq!(len(&reset["queues"]), 4);
+    for queue in reset["queues"].as_array().unwrap() {
+        let id = num(&queue["queue_id"]);
+        let old = if id == held_queue { held_offset } else { broker[&id] };
+        assert_eq!((num(&queue["old_offset"]), num(&queue["new_offset"])), (old, 0), "{reset}");
+    }
+    let (total_lag, queues) = progress(server);
+    assert_eq!(total_lag, TOTAL);
+    assert!(queues.values().all(|&(_, consumer, _)| consumer == 0), "{queues:?}");
+    // … which consumers see: the messages come again.
+    let again = grpc.receive();
+    assert!(again.iter().any(|m| position(m).1 == 0), "nothing redelivered from offset 0");
+
+    // To an RFC 3339 time after every message, and to now: the end.
+    std::thread::sleep(Duration::from_millis(5));
+    for to in ["2100-01-01T00:00:00Z", "now"] {
+        let reset = server
+            .json(&format!("offset reset --group {GROUP} --topic {TOPIC} --to-time {to} --json"));
+        for queue in reset["queues"].as_array().unwrap() {
+            let new = num(&queue["new_offset"]);
+            assert_eq!(new, broker[&num(&queue["queue_id"])], "{to}: {reset}");
+        }
+        let (total_lag, queues) = progress(server);
+        assert_eq!(total_lag, 0, "{to}");
+        for (queue, (broker_offset, consumer, _)) in queues {
+            assert_eq!(consumer, broker_offset, "{to}: queue {queue}");
+        }
+    }
+    let line = server.text(&format!("offset reset --group {GROUP} --topic {TOPIC} --to-time 0"));
+    assert!(line.starts_with("reset consumer group") && line.lines().count() == 1, "{line}");
+}
+
+#[test]
+fn unreachable_server_and_usage_errors() {
+    // Nobody listens on a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoints = format!("127.0.0.1:{port}");
+    let out =
+        orbitmq().args(["admin", "--endpoints", &endpoints, "topic", "list", "--json"]).output();
+    let err = expect_failure(&out.unwrap(), "topic list");
+    assert!(err.contains(&format!("cannot connect to orbitmq at {endpoints}")), "{err}");
+
+    // Usage errors are clap's: exit code 2, with the reason.
+    for (cmd, why) in [
+        ("topic create", "--topic"),
+        ("topic create --topic t --message-type weird", "weird"),
+        ("topic update --topic t", "--read-queues"),
+        ("offset reset --group g --topic t --to-time yesterday", "is not a time"),
+        ("offset reset --group g --topic t --to-time 2026-11-25T10:00:00", "is not a time"),
+        ("message by-offset --topic t --queue x --offset 0", "--queue"),
+        ("group create --group g --max-attempts 0", "--max-attempts"),
+        ("", "Usage"),
+    ] {
+        let out = orbitmq().arg("admin").args(cmd.split_whitespace()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains(why), "{cmd}: {err}");
+    }
+}
+
+#[test]
+fn help_teaches_every_command() {
+    let help = |cmd: &str| {
+        let out = orbitmq().args(cmd.split_whitespace()).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help("admin");
+    for word in ["topic", "group", "consumer", "message", "offset", "--endpoints", "--json"] {
+        assert!(top.contains(word), "{word} missing from:\n{top}");
+    }
+    assert!(top.contains("ORBITMQ_ENDPOINTS") && top.contains("127.0.0.1:8081"), "{top}");
+    // Every command has an about line and an example of itself.
+    for cmd in [
+        "admin",
+        "admin topic",
+        "admin topic create",
+        "admin topic update",
+        "admin topic delete",
+        "admin topic list",
+        "admin topic route",
+        "admin topic status",
+        "admin group",
+        "admin group create",
+        "admin group list",
+        "admin consumer",
+        "admin consumer progress",
+        "admin message",
+        "admin message by-id",
+        "admin message by-key",
+        "admin message by-offset",
+        "admin offset",
+        "admin offset reset",
+    ] {
+        let text = help(cmd);
+        let first = text.lines().next().unwrap_or_default();
+        assert!(!first.is_empty() && !first.starts_with("Usage"), "{cmd} has no about line");
+        assert!(text.contains(&format!("Example: orbitmq {cmd}")), "{cmd} has no example:\n{text}");
+    }
+    let create = help("admin topic create");
+    for flag in ["--topic", "--read-queues", "--write-queues", "--message-type", "--perm", "fifo"] {
+        assert!(create.contains(flag), "{flag} missing from:\n{create}");
+    }
+}
