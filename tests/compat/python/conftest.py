@@ -125,8 +125,8 @@ class Admin:
 
 # Every topic and group the suite uses, created once, concurrently, before the first test
 # (each admin call may start a JVM when run against Apache RocketMQ, so this saves time).
-TOPICS = {key: unique(key) for key in ("send", "simple", "redeliver", "cid", "tags")}
-GROUPS = {key: unique(key) for key in ("simple", "redeliver", "cid", "tag-a", "tag-ab")}
+TOPICS = {key: unique(key) for key in ("send", "simple", "redeliver", "cid", "cid-final", "tags")}
+GROUPS = {key: unique(key) for key in ("simple", "redeliver", "cid", "cid-final", "tag-a", "tag-ab")}
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,13 @@
 """The official Python client (rocketmq-python-client 5.1.2) against the server under test.
 
 Every wait is bounded; any unexpected message, missing message or client error fails the test.
-Scenarios that depend on the invisible duration use the 10 s minimum Apache RocketMQ enforces and
-share one wait (see test_invisible_duration_semantics).
+Scenarios that depend on the invisible duration use the 10 s minimum Apache RocketMQ enforces and are
+grouped so that only two tests wait for it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +31,9 @@ def _wait_settings(client, what):
     """The server must answer the client's Telemetry Settings with status OK (the Python client
     ignores a settings reply without it); the client sets this event when it gets a valid reply."""
     event = client._init_settings_event  # noqa: SLF001 - the client exposes no public hook
-    assert event.wait(SETTINGS_TIMEOUT_S), \
-        f"{what}: no Telemetry settings reply with status OK within {SETTINGS_TIMEOUT_S} s"
+    assert event.wait(SETTINGS_TIMEOUT_S), (
+        f"{what}: no Telemetry settings reply with status OK within {SETTINGS_TIMEOUT_S} s "
+        f"(or no route at all: see the client errors logged above)")
 
 
 def _start(client, what):
@@ -176,25 +178,21 @@ def test_change_invisible_duration_returns_usable_handle(producer, client_config
 
 
 def test_invisible_duration_semantics(producer, client_config):
-    """One topic, one 10 s wait, three messages:
-    A received and acked                        -> never delivered again;
-    B received and not acked                    -> redelivered once its invisible duration has passed
-                                                   (not before), with delivery_attempt == 2;
-    C received, invisible duration changed, acked with the new handle -> never delivered again."""
+    """One topic, one 10 s wait:
+    A received and acked      -> never delivered again;
+    B received and not acked  -> redelivered once its invisible duration has passed (not before), with
+                                 delivery_attempt == 2 and a fresh receipt handle."""
     topic, group = TOPICS["redeliver"], GROUPS["redeliver"]
     consumer = _simple_consumer(client_config, group, topic)
     try:
         ra = _send(producer, topic, b"A-acked")
         rb = _send(producer, topic, b"B-not-acked")
-        rc = _send(producer, topic, b"C-changed-then-acked")
-        got = _receive_ids(consumer, {ra.message_id, rb.message_id, rc.message_id})
+        got = _receive_ids(consumer, {ra.message_id, rb.message_id})
         received_at = time.monotonic()
         for m in got.values():
             assert m.delivery_attempt == 1, m.delivery_attempt
-        a, b, c = got[ra.message_id], got[rb.message_id], got[rc.message_id]
+        a, b = got[ra.message_id], got[rb.message_id]
         run_with_timeout(lambda: consumer.ack(a), 15, "ack A")
-        run_with_timeout(lambda: consumer.change_invisible_duration(c, INVISIBLE_S), 15, "change_invisible_duration C")
-        run_with_timeout(lambda: consumer.ack(c), 15, "ack C with its new handle")
 
         # Wait for B's redelivery; anything else (or B too early) is wrong.
         redelivered = None
@@ -215,6 +213,35 @@ def test_invisible_duration_semantics(producer, client_config):
             "a redelivery must come with a fresh receipt handle"
         run_with_timeout(lambda: consumer.ack(redelivered), 15, "ack redelivered B")
         _assert_nothing_more(consumer)
+    finally:
+        _shutdown(consumer, "SimpleConsumer")
+
+
+# Apache RocketMQ 5.3.3 often redelivers a message that was acked with the handle returned by
+# ChangeInvisibleDuration (open upstream bug apache/rocketmq#9583; measured here: 35 of 40 messages came
+# back). Against Apache (ORBITMQ_COMPAT_SERVER=apache) this test is therefore an expected failure, reported
+# as XFAIL/XPASS in the summary; against OrbitMQ it is strict.
+@pytest.mark.xfail(os.environ.get("ORBITMQ_COMPAT_SERVER", "").lower() == "apache", strict=False,
+                   reason="Apache RocketMQ 5.3.3 bug apache/rocketmq#9583: ack after ChangeInvisibleDuration "
+                          "does not always take effect")
+def test_ack_after_change_invisible_duration_is_final(producer, client_config):
+    """Messages whose invisible duration was changed and that were then acked with the new handle never
+    come back, also after the original and the changed invisible durations have passed."""
+    topic, group = TOPICS["cid-final"], GROUPS["cid-final"]
+    consumer = _simple_consumer(client_config, group, topic)
+    try:
+        sent = {_send(producer, topic, f"changed-then-acked-{i}".encode()).message_id for i in range(4)}
+        got = _receive_ids(consumer, sent)
+        received_at = time.monotonic()
+        for m in got.values():
+            run_with_timeout(lambda: consumer.change_invisible_duration(m, INVISIBLE_S), 15,
+                             "change_invisible_duration")
+            run_with_timeout(lambda: consumer.ack(m), 15, "ack with the new handle")
+        # Both invisible durations end about INVISIBLE_S after the receive; watch a while past that.
+        while time.monotonic() < received_at + INVISIBLE_S + 6:
+            back = _receive(consumer)
+            assert not back, "acked messages came back: " + ", ".join(
+                f"id={m.message_id} attempt={m.delivery_attempt}" for m in back)
     finally:
         _shutdown(consumer, "SimpleConsumer")
 

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Apache's official RocketMQ 5 clients (Python 5.1.2, Node.js 1.0.8, Java 5.2.0) against a server:
+# installs what each suite needs, then runs the suites in sequence. Exit status is non-zero if any suite
+# fails (or cannot be installed). Needs only Python 3.11, Node 20, Java 17 and Maven on the PATH.
+#
+# Usage: tests/compat/run-official-clients.sh [python] [node] [java]     (default: all three)
+#
+# Environment:
+#   ORBITMQ_ENDPOINT  host:port of a running server to test. Unset: start ONE
+#                     `$ORBITMQ_BIN standalone --listen 127.0.0.1:<free port> --data-dir <temp dir>` for all suites
+#                     (waits for its `ready on <addr>` line, 30 s max) and stop it (SIGTERM) at the end.
+#   ORBITMQ_BIN       server binary (default <repo>/target/debug/orbitmq).
+#   ORBITMQ_ADMIN     command prefix that creates topics/groups (default "$ORBITMQ_BIN admin --endpoints <endpoint>").
+#   SUITE_TIMEOUT     upper bound per suite in seconds (default 600).
+#   ORBITMQ_COMPAT_SERVER=apache  when testing Apache RocketMQ: marks the one Python test that Apache 5.3.3 fails
+#                     (upstream bug apache/rocketmq#9583) as an expected failure.
+#
+# Against Apache RocketMQ (reference, see tests/compat/README.md):
+#   RMQ_NAMESRV=... ORBITMQ_ENDPOINT=127.0.0.1:18081 \
+#   ORBITMQ_ADMIN="/work/shared/reference/apache-rocketmq/mqadmin-as-orbitmq admin --endpoints x" \
+#   ORBITMQ_COMPAT_SERVER=apache tests/compat/run-official-clients.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+COMPAT=$REPO/tests/compat
+export ORBITMQ_BIN=${ORBITMQ_BIN:-$REPO/target/debug/orbitmq}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
+VENV=$REPO/target/venv-official
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(python node java)
+for s in "${suites[@]}"; do
+  case $s in python|node|java) ;; *) echo "unknown suite '$s' (python, node, java)" >&2; exit 2;; esac
+done
+
+header() { printf '\n==================== %s ====================\n' "$*"; }
+now() { date +%s; }
+
+# ---------------------------------------------------------------------------------------------- install
+# Each installer is skipped when its lock file has not changed since the last successful install.
+stamp_ok() { [ -f "$2" ] && [ "$(cat "$2")" = "$(sha256sum "$1" | cut -d' ' -f1)" ]; }
+stamp_set() { sha256sum "$1" | cut -d' ' -f1 >"$2"; }
+
+install_python() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
+  stamp_ok "$COMPAT/python/requirements.txt" "$VENV/.orbitmq-requirements" && return 0
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$COMPAT/python/requirements.txt" || return 1
+  stamp_set "$COMPAT/python/requirements.txt" "$VENV/.orbitmq-requirements"
+}
+
+install_node() {
+  local nm=$COMPAT/node/node_modules
+  stamp_ok "$COMPAT/node/package-lock.json" "$nm/.orbitmq-lock" && return 0
+  (cd "$COMPAT/node" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+  stamp_set "$COMPAT/node/package-lock.json" "$nm/.orbitmq-lock"
+}
+
+install_java() {
+  # Resolves the client, JUnit and the plugins (surefire's JUnit provider included, by running zero tests).
+  (cd "$COMPAT/java" && mvn -q -B -Dstyle.color=never test -Dtest=NoSuchTest -Dsurefire.failIfNoSpecifiedTests=false)
+}
+
+declare -A result took
+failed=0
+for s in "${suites[@]}"; do
+  header "install: $s"
+  if ! "install_$s"; then
+    echo "install of the $s suite FAILED" >&2
+    result[$s]="FAIL (install)"
+    failed=1
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------- server
+server_pid=
+server_log=
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${ORBITMQ_ENDPOINT:-}" ]; then
+  header "server: $ORBITMQ_BIN standalone"
+  if [ ! -x "$ORBITMQ_BIN" ]; then
+    echo "ORBITMQ_ENDPOINT is unset and $ORBITMQ_BIN does not exist (build it: cargo build -p orbitmq-server)" >&2
+    exit 1
+  fi
+  work=$(mktemp -d -t orbitmq-compat-XXXXXX)
+  server_log=$work/server.log
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  "$ORBITMQ_BIN" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" >"$server_log" 2>&1 </dev/null &
+  server_pid=$!
+  addr=
+  for _ in $(seq 1 300); do
+    addr=$(sed -n 's/.*ready on \([^ ]*\).*/\1/p' "$server_log" | head -1)
+    [ -n "$addr" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$addr" ]; then
+    echo "server did not print 'ready on <addr>' within 30 s; log:" >&2
+    tail -50 "$server_log" >&2
+    exit 1
+  fi
+  export ORBITMQ_ENDPOINT=$addr
+  echo "server ready on $ORBITMQ_ENDPOINT (pid $server_pid, log $server_log)"
+fi
+echo "endpoint: $ORBITMQ_ENDPOINT"
+echo "admin:    ${ORBITMQ_ADMIN:-$ORBITMQ_BIN admin --endpoints $ORBITMQ_ENDPOINT}"
+
+# ---------------------------------------------------------------------------------------------- suites
+run_python() {
+  timeout -k 10 "$SUITE_TIMEOUT" "$VENV/bin/python" -m pytest -q "$COMPAT/python"
+}
+run_node() {
+  (cd "$COMPAT/node" && timeout -k 10 "$SUITE_TIMEOUT" npm test --silent)
+}
+run_java() {
+  (cd "$COMPAT/java" && timeout -k 10 "$SUITE_TIMEOUT" mvn -q -B -Dstyle.color=never test)
+}
+
+for s in "${suites[@]}"; do
+  [ -n "${result[$s]:-}" ] && continue # install failed
+  case $s in
+    python) header "suite: Python rocketmq-python-client 5.1.2 (pytest)";;
+    node) header "suite: Node.js rocketmq-client-nodejs 1.0.8 (node --test)";;
+    java) header "suite: Java rocketmq-client-java 5.2.0 (JUnit 5)";;
+  esac
+  start=$(now)
+  if "run_$s"; then
+    result[$s]=PASS
+  else
+    result[$s]=FAIL
+    failed=1
+    if [ -n "$server_log" ]; then
+      echo "--- last 40 lines of the server log ($server_log) ---"
+      tail -40 "$server_log"
+    fi
+  fi
+  took[$s]=$(( $(now) - start ))
+done
+
+header "summary"
+passed=0 nfailed=0
+for s in "${suites[@]}"; do
+  printf '%-7s %-16s %s\n' "$s" "${result[$s]}" "${took[$s]:+${took[$s]} s}"
+  if [ "${result[$s]}" = PASS ]; then passed=$((passed + 1)); else nfailed=$((nfailed + 1)); fi
+done
+echo "suites: $passed passed, $nfailed failed"
+exit $failed
