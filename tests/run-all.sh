@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every OrbitMQ test, on a fresh machine: formatting, lints, the Rust suites (unit, storage
-# crash/corruption/retention, the orbitmq binary), and the protocol wire-contract check against
-# the official RocketMQ Python client's descriptors. Installs what it needs (a Python venv
-# under target/) and starts whatever servers its tests need itself.
+# crash/corruption/retention, broker end-to-end, the orbitmq binary: admin, durability), the
+# protocol wire-contract check against the official RocketMQ Python client's descriptors, and
+# Apache's official RocketMQ clients (Python, Node.js, Java) against a real orbitmq standalone.
+# Installs what it needs (Python venvs under target/, npm packages, Maven artifacts) and
+# starts the servers its tests need itself.
 #
 # Usage: tests/run-all.sh          (CI runs exactly this, through .ci/run)
 set -euo pipefail
@@ -28,5 +30,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/compat/requirements.txt
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat/check_proto_descriptors.py
+
+step "official RocketMQ clients (Python, Node.js, Java) against orbitmq standalone"
+cargo build -q -p orbitmq-server --profile ci
+ORBITMQ_BIN="$PWD/target/ci/orbitmq" tests/compat/run-official-clients.sh
 
 step "all tests passed"

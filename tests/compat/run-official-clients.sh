@@ -3,7 +3,10 @@
 # installs what each suite needs, then runs the suites in sequence. Exit status is non-zero if any suite
 # fails (or cannot be installed). Needs only Python 3.11, Node 20, Java 17 and Maven on the PATH.
 #
-# Usage: tests/compat/run-official-clients.sh [python] [node] [java]     (default: all three)
+# Usage: tests/compat/run-official-clients.sh [python] [node] [java] [examples]     (default: all four)
+#
+# The `examples` suite runs the README's quickstarts (examples/official/{python,node,java}) unchanged, each
+# bounded by EXAMPLE_TIMEOUT, and fails if any of them exits non-zero.
 #
 # Environment:
 #   ORBITMQ_ENDPOINT  host:port of a running server to test. Unset: start ONE
@@ -12,6 +15,7 @@
 #   ORBITMQ_BIN       server binary (default <repo>/target/debug/orbitmq).
 #   ORBITMQ_ADMIN     command prefix that creates topics/groups (default "$ORBITMQ_BIN admin --endpoints <endpoint>").
 #   SUITE_TIMEOUT     upper bound per suite in seconds (default 600).
+#   EXAMPLE_TIMEOUT   upper bound per quickstart of the examples suite in seconds (default 120).
 #   ORBITMQ_COMPAT_SERVER=apache  when testing Apache RocketMQ: marks the one Python test that Apache 5.3.3 fails
 #                     (upstream bug apache/rocketmq#9583) as an expected failure.
 #
@@ -25,12 +29,15 @@ REPO=$(pwd)
 COMPAT=$REPO/tests/compat
 export ORBITMQ_BIN=${ORBITMQ_BIN:-$REPO/target/debug/orbitmq}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
+EXAMPLE_TIMEOUT=${EXAMPLE_TIMEOUT:-120}
 VENV=$REPO/target/venv-official
+EXAMPLES=$REPO/examples/official
+EXAMPLES_CLASSPATH=$REPO/target/official-examples-java.classpath
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(python node java)
+[ ${#suites[@]} -eq 0 ] && suites=(python node java examples)
 for s in "${suites[@]}"; do
-  case $s in python|node|java) ;; *) echo "unknown suite '$s' (python, node, java)" >&2; exit 2;; esac
+  case $s in python|node|java|examples) ;; *) echo "unknown suite '$s' (python, node, java, examples)" >&2; exit 2;; esac
 done
 
 header() { printf '\n==================== %s ====================\n' "$*"; }
@@ -58,6 +65,20 @@ install_node() {
 install_java() {
   # Resolves the client, JUnit and the plugins (surefire's JUnit provider included, by running zero tests).
   (cd "$COMPAT/java" && mvn -q -B -Dstyle.color=never test -Dtest=NoSuchTest -Dsurefire.failIfNoSpecifiedTests=false)
+}
+
+install_examples() {
+  # Python: the compat venv already holds rocketmq-python-client 5.1.2.
+  install_python || return 1
+  local nm=$EXAMPLES/node/node_modules
+  if ! stamp_ok "$EXAMPLES/node/package-lock.json" "$nm/.orbitmq-lock"; then
+    (cd "$EXAMPLES/node" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    stamp_set "$EXAMPLES/node/package-lock.json" "$nm/.orbitmq-lock"
+  fi
+  mkdir -p "$(dirname "$EXAMPLES_CLASSPATH")"
+  (cd "$EXAMPLES/java" && mvn -q -B -Dstyle.color=never dependency:build-classpath \
+    -Dmdep.outputFile="$EXAMPLES_CLASSPATH") || return 1
+  [ -s "$EXAMPLES_CLASSPATH" ] || { echo "empty classpath in $EXAMPLES_CLASSPATH" >&2; return 1; }
 }
 
 declare -A result took
@@ -123,6 +144,24 @@ run_node() {
 run_java() {
   (cd "$COMPAT/java" && timeout -k 10 "$SUITE_TIMEOUT" mvn -q -B -Dstyle.color=never test)
 }
+run_examples() {
+  # Each quickstart as a user runs it (ORBITMQ_ENDPOINT is exported above); all three run even if one fails.
+  local bad=() name start rc
+  for name in python node java; do
+    printf -- '--- quickstart: %s\n' "$name"
+    start=$(now)
+    case $name in
+      python) timeout -k 10 "$EXAMPLE_TIMEOUT" "$VENV/bin/python" "$EXAMPLES/python/quickstart.py";;
+      node) (cd "$EXAMPLES/node" && timeout -k 10 "$EXAMPLE_TIMEOUT" node quickstart.mjs);;
+      java) (cd "$EXAMPLES/java" &&
+        timeout -k 10 "$EXAMPLE_TIMEOUT" java -cp "$(cat "$EXAMPLES_CLASSPATH")" Quickstart.java);;
+    esac
+    rc=$?
+    echo "--- quickstart: $name exited $rc after $(( $(now) - start )) s"
+    [ $rc -eq 0 ] || bad+=("$name")
+  done
+  [ ${#bad[@]} -eq 0 ] || { echo "quickstarts FAILED: ${bad[*]}" >&2; return 1; }
+}
 
 for s in "${suites[@]}"; do
   [ -n "${result[$s]:-}" ] && continue # install failed
@@ -130,6 +169,7 @@ for s in "${suites[@]}"; do
     python) header "suite: Python rocketmq-python-client 5.1.2 (pytest)";;
     node) header "suite: Node.js rocketmq-client-nodejs 1.0.8 (node --test)";;
     java) header "suite: Java rocketmq-client-java 5.2.0 (JUnit 5)";;
+    examples) header "suite: README quickstarts (examples/official: Python, Node.js, Java)";;
   esac
   start=$(now)
   if "run_$s"; then
@@ -148,7 +188,7 @@ done
 header "summary"
 passed=0 nfailed=0
 for s in "${suites[@]}"; do
-  printf '%-7s %-16s %s\n' "$s" "${result[$s]}" "${took[$s]:+${took[$s]} s}"
+  printf '%-8s %-16s %s\n' "$s" "${result[$s]}" "${took[$s]:+${took[$s]} s}"
   if [ "${result[$s]}" = PASS ]; then passed=$((passed + 1)); else nfailed=$((nfailed + 1)); fi
 done
 echo "suites: $passed passed, $nfailed failed"

@@ -28,10 +28,14 @@ pub struct ClientInfo {
     pub last_seen: i64,
 }
 
+/// Clients silent this long are forgotten (they crashed without saying goodbye).
+const FORGET_AFTER_MS: i64 = 10 * 60 * 1000;
+
 /// The registry of live clients.
 #[derive(Debug, Default)]
 pub struct Clients {
     map: Mutex<HashMap<String, ClientInfo>>,
+    calls: std::sync::atomic::AtomicU64,
 }
 
 impl Clients {
@@ -41,7 +45,12 @@ impl Clients {
 
     /// Records that `client_id` called now.
     pub fn touch(&self, client_id: &str, language: &str) {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.lock();
+        if n % 4096 == 4095 {
+            let now = now_millis();
+            map.retain(|_, c| now - c.last_seen < FORGET_AFTER_MS);
+        }
         let c = map.entry(client_id.to_owned()).or_default();
         c.last_seen = now_millis();
         if c.language.is_empty() {
