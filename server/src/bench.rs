@@ -1,7 +1,13 @@
-//! `orbitmq bench …`: load generators. `bench store` appends through the real storage engine
-//! (the same append thread, flush and dispatch the broker uses), prints a progress line to
-//! stderr each second, and ends with one JSON line on stdout.
+//! `orbitmq bench …`: load generators. Each prints a progress line to stderr every second and
+//! ends with one JSON line on stdout (`msgs`, `msgs_per_sec`, `mib_per_sec`, `p50_us`, `p99_us`,
+//! latency per request).
+//!
+//! - `bench store` appends through the real storage engine (the same append thread, flush and
+//!   dispatch the broker uses), in-process.
+//! - `bench produce` sends over the RocketMQ v2 gRPC protocol to a running server, one message
+//!   per request by default, as the official clients do.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use orbitmq_core::protocol::v2::{self, messaging_service_client::MessagingServiceClient};
 use orbitmq_core::storage::{FlushDiskType, MessageStore, PutMessage, StoreConfig};
+use tonic::metadata::MetadataValue;
 
 const MIB: f64 = 1_048_576.0;
 
@@ -21,6 +29,27 @@ pub enum Bench {
     ///
     /// Example: orbitmq bench store --dir /tmp/bench --size 1024 --count 1000000 --flush sync
     Store(StoreArgs),
+    /// Send messages to a running server over gRPC and report msgs/s, MiB/s and latency.
+    ///
+    /// Example: orbitmq bench produce --endpoints 127.0.0.1:8081 --topic bench --count 200000
+    Produce(ProduceArgs),
+}
+
+/// What every load shares.
+#[derive(Debug, Clone, Args)]
+pub struct Load {
+    /// Body size of each message, bytes.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Messages in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// Messages per request.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Requests in flight at once (concurrent producers).
+    #[arg(long, default_value_t = 64)]
+    inflight: usize,
 }
 
 #[derive(Debug, Args)]
@@ -28,22 +57,12 @@ pub struct StoreArgs {
     /// Data directory (created if missing; appended to if not empty).
     #[arg(long)]
     dir: PathBuf,
-    /// Body size of each message, bytes.
-    #[arg(long, default_value_t = 1024)]
-    size: usize,
-    /// Messages to append in all.
-    #[arg(long, default_value_t = 1_000_000)]
-    count: u64,
+    #[command(flatten)]
+    load: Load,
     /// `async`: acknowledge once in the page cache, flush in the background; `sync`:
     /// acknowledge once durable (group commit).
     #[arg(long, default_value = "async")]
     flush: FlushDiskType,
-    /// Messages per append request.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Append requests in flight at once (concurrent producers).
-    #[arg(long, default_value_t = 64)]
-    inflight: usize,
     /// CommitLog segment size, bytes.
     #[arg(long, default_value_t = 1 << 30)]
     segment_size: usize,
@@ -52,38 +71,178 @@ pub struct StoreArgs {
     queues: u32,
 }
 
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The server.
+    #[arg(long, env = "ORBITMQ_ENDPOINTS", default_value = "127.0.0.1:8081")]
+    endpoints: String,
+    /// Topic to send to (created on first use when the server auto-creates topics).
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    /// gRPC connections the requests are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    #[command(flatten)]
+    load: Load,
+}
+
 pub fn run(bench: Bench) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     match bench {
-        Bench::Store(args) => {
-            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            rt.block_on(store(args))
-        }
+        Bench::Store(args) => rt.block_on(store(args)),
+        Bench::Produce(args) => rt.block_on(produce(args)),
     }
 }
 
+fn body(size: usize) -> Bytes {
+    Bytes::from((0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())
+}
+
 async fn store(args: StoreArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.size > 0 && args.batch > 0 && args.inflight > 0,
-        "--size, --batch and --inflight must be > 0"
-    );
     let config = StoreConfig {
         segment_size: args.segment_size,
         flush_disk_type: args.flush,
-        max_message_size: (args.size + 4096).min(args.segment_size / 2),
+        max_message_size: (args.load.size + 4096).min(args.segment_size / 2),
         ..StoreConfig::new(&args.dir)
     };
     let store = MessageStore::open(config)
         .with_context(|| format!("opening the store in {}", args.dir.display()))?;
-    let body = Bytes::from((0..args.size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let body = body(args.load.size);
+    let queues = u64::from(args.queues.max(1));
+    let s = store.clone();
+    let report = drive(&args.load, move |first, n| {
+        let (store, body) = (s.clone(), body.clone());
+        async move {
+            let msgs: Vec<PutMessage> = (first..first + n)
+                .map(|i| PutMessage::new("bench", (i % queues) as u32, body.clone()))
+                .collect();
+            store.put_batch(msgs).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    store.close().context("closing the store")?;
+    report.print("store", &args.load, &[("flush", args.flush.to_string().into())])
+}
+
+type Client = MessagingServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+    >,
+>;
+
+#[allow(clippy::unnecessary_wraps)] // the signature tonic's interceptors have
+fn with_client_id(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    req.metadata_mut().insert("x-mq-client-id", MetadataValue::from_static("orbitmq-bench"));
+    Ok(req)
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let mut clients: Vec<Client> = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.endpoints))?
+            .tcp_nodelay(true)
+            .initial_connection_window_size(16 << 20)
+            .initial_stream_window_size(4 << 20)
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to orbitmq at {}", args.endpoints))?;
+        let interceptor: fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> =
+            with_client_id;
+        clients.push(MessagingServiceClient::with_interceptor(channel, interceptor));
+    }
+    let clients = Arc::new(clients);
+    let body = body(args.load.size);
+    let topic = v2::Resource { resource_namespace: String::new(), name: args.topic.clone() };
+    let report = drive(&args.load, move |first, n| {
+        let mut client = clients[(first as usize / 7) % clients.len()].clone();
+        let messages = (first..first + n)
+            .map(|i| v2::Message {
+                topic: Some(topic.clone()),
+                user_properties: std::collections::HashMap::new(),
+                system_properties: Some(v2::SystemProperties {
+                    message_id: format!("01BENCH{i:027X}"),
+                    message_type: v2::MessageType::Normal as i32,
+                    ..Default::default()
+                }),
+                body: body.clone(),
+            })
+            .collect();
+        async move {
+            let resp = client.send_message(v2::SendMessageRequest { messages }).await?;
+            let status = resp.into_inner().status.unwrap_or_default();
+            anyhow::ensure!(
+                status.code == v2::Code::Ok as i32,
+                "send failed: {} {}",
+                status.code,
+                status.message
+            );
+            Ok(())
+        }
+    })
+    .await?;
+    report.print("produce", &args.load, &[("topic", args.topic.into())])
+}
+
+/// The outcome of a load.
+struct Report {
+    msgs: u64,
+    secs: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl Report {
+    fn percentile(&self, p: f64) -> u64 {
+        let l = &self.latencies_us;
+        l.get(((l.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0)
+    }
+
+    fn print(
+        &self,
+        bench: &str,
+        load: &Load,
+        extra: &[(&str, serde_json::Value)],
+    ) -> anyhow::Result<()> {
+        let mut result = serde_json::json!({
+            "bench": bench,
+            "size": load.size,
+            "batch": load.batch,
+            "inflight": load.inflight,
+            "msgs": self.msgs,
+            "secs": (self.secs * 1000.0).round() / 1000.0,
+            "msgs_per_sec": (self.msgs as f64 / self.secs).round(),
+            "mib_per_sec": (self.msgs as f64 * load.size as f64 / MIB / self.secs * 10.0).round() / 10.0,
+            "p50_us": self.percentile(0.50),
+            "p99_us": self.percentile(0.99),
+        });
+        for (k, v) in extra {
+            result[*k] = v.clone();
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{result}")?;
+        Ok(())
+    }
+}
+
+/// Runs `op(first, n)` for batches of `load.batch` message numbers until `load.count`, with
+/// `load.inflight` calls at once; prints progress each second; times each call.
+async fn drive<F, Fut>(load: &Load, op: F) -> anyhow::Result<Report>
+where
+    F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    anyhow::ensure!(
+        load.size > 0 && load.batch > 0 && load.inflight > 0,
+        "--size, --batch and --inflight must be > 0"
+    );
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-
-    let mut tasks = Vec::with_capacity(args.inflight);
-    for _ in 0..args.inflight {
-        let (store, body, next, done) =
-            (store.clone(), body.clone(), Arc::clone(&next), Arc::clone(&done));
-        let (count, batch, queues) = (args.count, args.batch as u64, args.queues);
+    let mut tasks = Vec::with_capacity(load.inflight);
+    for _ in 0..load.inflight {
+        let (op, next, done) = (op.clone(), Arc::clone(&next), Arc::clone(&done));
+        let (count, batch) = (load.count, load.batch as u64);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -92,21 +251,17 @@ async fn store(args: StoreArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let n = batch.min(count - first);
-                let msgs: Vec<PutMessage> = (first..first + n)
-                    .map(|i| PutMessage::new("bench", (i % u64::from(queues)) as u32, body.clone()))
-                    .collect();
                 let t = Instant::now();
-                store.put_batch(msgs).await?;
+                op(first, n).await?;
                 latencies.push(t.elapsed().as_micros() as u64);
                 done.fetch_add(n, Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
         }));
     }
-
     let progress = {
         let done = Arc::clone(&done);
-        let size = args.size as f64;
+        let size = load.size as f64;
         tokio::spawn(async move {
             let mut last = 0;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -124,34 +279,22 @@ async fn store(args: StoreArgs) -> anyhow::Result<()> {
             }
         })
     };
-
-    let mut latencies = Vec::new();
+    let mut latencies_us = Vec::new();
+    let mut failure = None;
     for t in tasks {
-        latencies.extend(t.await.context("bench task panicked")??);
+        match t.await.context("bench task panicked")? {
+            Ok(l) => latencies_us.extend(l),
+            Err(e) => failure = failure.or(Some(e)),
+        }
     }
-    let elapsed = start.elapsed().as_secs_f64();
     progress.abort();
-    store.close().context("closing the store")?;
-
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0)
-    };
-    let msgs = done.load(Ordering::Relaxed);
-    let result = serde_json::json!({
-        "bench": "store",
-        "flush": args.flush.to_string(),
-        "size": args.size,
-        "batch": args.batch,
-        "inflight": args.inflight,
-        "msgs": msgs,
-        "secs": (elapsed * 1000.0).round() / 1000.0,
-        "msgs_per_sec": (msgs as f64 / elapsed).round(),
-        "mib_per_sec": (msgs as f64 * args.size as f64 / MIB / elapsed * 10.0).round() / 10.0,
-        "p50_us": pct(0.50),
-        "p99_us": pct(0.99),
-    });
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{result}")?;
-    Ok(())
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    latencies_us.sort_unstable();
+    Ok(Report {
+        msgs: done.load(Ordering::Relaxed),
+        secs: start.elapsed().as_secs_f64(),
+        latencies_us,
+    })
 }

@@ -59,3 +59,44 @@ fn help_teaches_the_commands() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+#[test]
+fn bench_produce_sends_everything_to_a_running_server() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = orbitmq()
+        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("ready on ").unwrap().to_owned();
+    let out = orbitmq()
+        .args(["bench", "produce", "--endpoints", &addr, "--topic", "bp", "--count", "700"])
+        .args(["--batch", "3", "--inflight", "8", "--size", "64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
+            .unwrap();
+    assert_eq!((v["bench"].as_str(), v["msgs"].as_u64()), (Some("produce"), Some(700)));
+    // The server really holds them: the queues' end offsets add up to 700.
+    let status = orbitmq()
+        .args(["admin", "--endpoints", &addr, "topic", "status", "--topic", "bp", "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let total: u64 = status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["max_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 700);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -132,9 +132,21 @@ impl Broker {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::result::Result<(), tonic::transport::Error> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        use tokio_stream::StreamExt as _;
+        // Nagle's algorithm would hold a response's last small write for the client's delayed
+        // ACK (40 ms): the server builder's own `tcp_nodelay` only covers listeners it binds.
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|s| {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+            })
+        });
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
+            // Large windows: many concurrent sends of large batches on one connection would
+            // otherwise stall on HTTP/2 flow control (64 KiB by default).
+            .initial_connection_window_size(16 << 20)
+            .initial_stream_window_size(4 << 20)
             .add_service(
                 crate::protocol::v2::messaging_service_server::MessagingServiceServer::new(
                     service::Messaging::new(self.clone()),
