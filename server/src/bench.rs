@@ -33,6 +33,33 @@ pub enum Bench {
     ///
     /// Example: orbitmq bench produce --endpoints 127.0.0.1:8081 --topic bench --count 200000
     Produce(ProduceArgs),
+    /// Receive and ack messages from a running server over gRPC (pop consumption, as simple
+    /// consumers do) and report msgs/s and latency per receive.
+    ///
+    /// Example: orbitmq bench consume --endpoints 127.0.0.1:8081 --topic bench --count 200000
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// The server.
+    #[arg(long, env = "ORBITMQ_ENDPOINTS", default_value = "127.0.0.1:8081")]
+    endpoints: String,
+    /// Topic to consume.
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    /// Consumer group (offsets are kept per group: a new group starts at the beginning).
+    #[arg(long, default_value = "bench-consumer")]
+    group: String,
+    /// Messages to consume in all.
+    #[arg(long, default_value_t = 200_000)]
+    count: u64,
+    /// Concurrent receivers.
+    #[arg(long, default_value_t = 16)]
+    receivers: usize,
+    /// gRPC connections the receivers share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
 }
 
 /// What every load shares.
@@ -91,6 +118,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Store(args) => rt.block_on(store(args)),
         Bench::Produce(args) => rt.block_on(produce(args)),
+        Bench::Consume(args) => rt.block_on(consume(args)),
     }
 }
 
@@ -138,21 +166,109 @@ fn with_client_id(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, ton
     Ok(req)
 }
 
-async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+async fn connect(endpoints: &str, connections: usize) -> anyhow::Result<Arc<Vec<Client>>> {
     let mut clients: Vec<Client> = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.endpoints))?
+    for _ in 0..connections.max(1) {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{endpoints}"))?
             .tcp_nodelay(true)
             .initial_connection_window_size(16 << 20)
             .initial_stream_window_size(4 << 20)
             .connect()
             .await
-            .with_context(|| format!("cannot connect to orbitmq at {}", args.endpoints))?;
+            .with_context(|| format!("cannot connect to orbitmq at {endpoints}"))?;
         let interceptor: fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> =
             with_client_id;
         clients.push(MessagingServiceClient::with_interceptor(channel, interceptor));
     }
-    let clients = Arc::new(clients);
+    Ok(Arc::new(clients))
+}
+
+async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let clients = connect(&args.endpoints, args.connections).await?;
+    let resource =
+        |name: &str| v2::Resource { resource_namespace: String::new(), name: name.to_owned() };
+    let (group, topic) = (resource(&args.group), resource(&args.topic));
+    // Each "call" of the driver is one receive of up to 32 messages plus one ack of them all;
+    // the driver counts calls, so the message count is tallied separately.
+    let consumed = Arc::new(AtomicU64::new(0));
+    let load = Load { size: 1024, count: u64::MAX, batch: 1, inflight: args.receivers };
+    let (target, c) = (args.count, Arc::clone(&consumed));
+    let start = Instant::now();
+    let done_at: Arc<std::sync::OnceLock<Duration>> = Arc::default();
+    let d = Arc::clone(&done_at);
+    let report = drive_until(&load, move |first, _| {
+        let mut client = clients[first as usize % clients.len()].clone();
+        let (group, topic, consumed) = (group.clone(), topic.clone(), Arc::clone(&c));
+        let finished = Arc::clone(&d);
+        async move {
+            if consumed.load(Ordering::Relaxed) >= target {
+                return Ok(None);
+            }
+            let req = v2::ReceiveMessageRequest {
+                group: Some(group.clone()),
+                message_queue: Some(v2::MessageQueue {
+                    topic: Some(topic.clone()),
+                    ..Default::default()
+                }),
+                batch_size: 32,
+                invisible_duration: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+                long_polling_timeout: Some(prost_types::Duration { seconds: 5, nanos: 0 }),
+                ..Default::default()
+            };
+            let mut stream = client.receive_message(req).await?.into_inner();
+            let mut entries = Vec::new();
+            while let Some(item) = stream.message().await? {
+                if let Some(v2::receive_message_response::Content::Message(m)) = item.content {
+                    let sys = m.system_properties.unwrap_or_default();
+                    entries.push(v2::AckMessageEntry {
+                        message_id: sys.message_id,
+                        receipt_handle: sys.receipt_handle.unwrap_or_default(),
+                        lite_topic: None,
+                    });
+                }
+            }
+            if entries.is_empty() {
+                let so_far = consumed.load(Ordering::Relaxed);
+                if so_far >= target {
+                    return Ok(None);
+                }
+                anyhow::bail!("no message within 5 s after {so_far} of {target} consumed");
+            }
+            let n = entries.len() as u64;
+            client
+                .ack_message(v2::AckMessageRequest {
+                    group: Some(group),
+                    topic: Some(topic),
+                    entries,
+                })
+                .await?;
+            if consumed.fetch_add(n, Ordering::Relaxed) + n >= target {
+                // The last receivers may still be long-polling: the clock stops here.
+                finished.get_or_init(|| start.elapsed());
+            }
+            Ok(Some(n))
+        }
+    })
+    .await?;
+    let msgs = consumed.load(Ordering::Relaxed);
+    let secs = done_at.get().copied().unwrap_or_else(|| start.elapsed()).as_secs_f64();
+    let result = serde_json::json!({
+        "bench": "consume",
+        "topic": args.topic,
+        "receivers": args.receivers,
+        "msgs": msgs,
+        "secs": (secs * 1000.0).round() / 1000.0,
+        "msgs_per_sec": (msgs as f64 / secs).round(),
+        "p50_us": report.percentile(0.50),
+        "p99_us": report.percentile(0.99),
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{result}")?;
+    Ok(())
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let clients = connect(&args.endpoints, args.connections).await?;
     let body = body(args.load.size);
     let topic = v2::Resource { resource_namespace: String::new(), name: args.topic.clone() };
     let report = drive(&args.load, move |first, n| {
@@ -232,6 +348,19 @@ where
     F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
+    drive_until(load, move |first, n| {
+        let fut = op(first, n);
+        async move { fut.await.map(|()| Some(n)) }
+    })
+    .await
+}
+
+/// [`drive`] for operations that say how many messages they handled, or `None` to stop.
+async fn drive_until<F, Fut>(load: &Load, op: F) -> anyhow::Result<Report>
+where
+    F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<Option<u64>>> + Send,
+{
     anyhow::ensure!(
         load.size > 0 && load.batch > 0 && load.inflight > 0,
         "--size, --batch and --inflight must be > 0"
@@ -252,9 +381,9 @@ where
                 }
                 let n = batch.min(count - first);
                 let t = Instant::now();
-                op(first, n).await?;
+                let Some(handled) = op(first, n).await? else { break };
                 latencies.push(t.elapsed().as_micros() as u64);
-                done.fetch_add(n, Ordering::Relaxed);
+                done.fetch_add(handled, Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
         }));

@@ -61,7 +61,7 @@ fn help_teaches_the_commands() {
 }
 
 #[test]
-fn bench_produce_sends_everything_to_a_running_server() {
+fn bench_produce_and_consume_against_a_running_server() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let mut server = orbitmq()
@@ -97,6 +97,16 @@ fn bench_produce_sends_everything_to_a_running_server() {
         .map(|q| q["max_offset"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 700);
+    // And bench consume takes them all back (pop + ack).
+    let out = orbitmq()
+        .args(["bench", "consume", "--endpoints", &addr, "--topic", "bp", "--group", "bc"])
+        .args(["--count", "700", "--receivers", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!((v["bench"].as_str(), v["msgs"].as_u64()), (Some("consume"), Some(700)));
     server.kill().unwrap();
     server.wait().unwrap();
 }
