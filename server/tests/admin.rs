@@ -4,11 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 use orbitmq_core::protocol::v2::{self, Code};
+use orbitmq_tests::process::ServerProcess;
 use orbitmq_tests::{Client, code, message};
 use serde_json::{Value, json};
 
@@ -18,9 +19,9 @@ fn orbitmq() -> Command {
     c
 }
 
-/// `orbitmq standalone` on 127.0.0.1:0 over a temp directory; SIGTERM on drop.
+/// `orbitmq standalone` on 127.0.0.1:0 over a temp directory.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     addr: String,
     dir: tempfile::TempDir,
 }
@@ -28,25 +29,11 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut child = orbitmq()
-            .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "the server exited before it was ready");
-            if let Some(addr) = line.trim().strip_prefix("ready on ") {
-                break addr.to_owned();
-            }
-        };
-        Server { child, addr, dir }
+        let bin = Path::new(env!("CARGO_BIN_EXE_orbitmq"));
+        let log = dir.path().join("server.log");
+        let process = ServerProcess::start(bin, &dir.path().join("data"), &[], Some(&log));
+        let addr = process.addr.to_string();
+        Server { process, addr, dir }
     }
 
     /// `orbitmq admin --endpoints <addr> <cmd>`, `cmd` split at whitespace.
@@ -78,24 +65,13 @@ impl Server {
 
     /// SIGTERM, then waits for the clean shutdown.
     fn stop(&mut self) -> ExitStatus {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.stop()
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
+        if self.process.child.try_wait().ok().flatten().is_none() {
             self.stop();
         }
         if std::thread::panicking() {

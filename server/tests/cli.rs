@@ -62,18 +62,14 @@ fn help_teaches_the_commands() {
 
 #[test]
 fn bench_produce_and_consume_against_a_running_server() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut server = orbitmq()
-        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("ready on ").unwrap().to_owned();
+    let server = orbitmq_tests::process::ServerProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_orbitmq")),
+        dir.path(),
+        &[],
+        None,
+    );
+    let addr = server.addr.to_string();
     let out = orbitmq()
         .args(["bench", "produce", "--endpoints", &addr, "--topic", "bp", "--count", "700"])
         .args(["--batch", "3", "--inflight", "8", "--size", "64"])
@@ -108,6 +104,4 @@ fn bench_produce_and_consume_against_a_running_server() {
         serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
             .unwrap();
     assert_eq!((v["bench"].as_str(), v["msgs"].as_u64()), (Some("consume"), Some(700)));
-    server.kill().unwrap();
-    server.wait().unwrap();
 }

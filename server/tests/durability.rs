@@ -4,35 +4,27 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use orbitmq_core::protocol::v2::Code;
+use orbitmq_tests::process::ServerProcess;
 use orbitmq_tests::{Client, code, message};
 
-/// Starts `orbitmq standalone` on a free port over `dir`; returns the child and its address.
-fn start(dir: &std::path::Path, flush: &str) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orbitmq"))
-        .args(["standalone", "--listen", "127.0.0.1:0", "--flush-disk-type", flush, "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ready on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (child, addr.parse().unwrap())
+fn start(dir: &Path) -> ServerProcess {
+    ServerProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_orbitmq")),
+        dir,
+        &["--flush-disk-type", "sync"],
+        None,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut broker, addr) = start(dir.path(), "sync");
+    let mut broker = start(dir.path());
+    let addr = broker.addr;
 
     // Four producers send until the broker dies; each records what was acknowledged.
     let mut producers = Vec::new();
@@ -56,16 +48,15 @@ async fn sigkill_mid_stream_loses_no_acknowledged_message() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    broker.kill().unwrap(); // SIGKILL
-    broker.wait().unwrap();
+    broker.kill(); // SIGKILL
     let mut acked = HashSet::new();
     for p in producers {
         acked.extend(p.await.unwrap());
     }
     assert!(acked.len() > 50, "only {} sends were acknowledged before the kill", acked.len());
 
-    let (mut broker, addr) = start(dir.path(), "sync");
-    let mut c = Client::connect(addr, "consumer").await;
+    let broker = start(dir.path());
+    let mut c = Client::connect(broker.addr, "consumer").await;
     let mut found = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !acked.is_subset(&found) && Instant::now() < deadline {
@@ -83,6 +74,5 @@ async fn sigkill_mid_stream_loses_no_acknowledged_message() {
         "{} acknowledged messages lost, e.g. {lost:?}",
         acked.difference(&found).count()
     );
-    broker.kill().unwrap();
-    broker.wait().unwrap();
+    drop(broker);
 }

@@ -2,6 +2,8 @@
 //! and gRPC clients that speak to it the way the official RocketMQ clients do.
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
