@@ -37,6 +37,9 @@ struct QueueState {
     next: u64,
     committed: u64,
     inflight: BTreeMap<u64, Inflight>,
+    /// No inflight message of this queue becomes visible before this time (a lower bound),
+    /// ms: a receive skips the queue's inflight scan until then.
+    next_due: i64,
 }
 
 #[derive(Debug, Default)]
@@ -158,11 +161,17 @@ impl Pop {
 
         // Redeliveries first: they have waited longest.
         for (&queue_id, qs) in &mut st.queues {
+            if qs.next_due > now || out.len() >= spec.batch {
+                continue;
+            }
+            let (mut due, mut complete, mut gone) = (i64::MAX, true, false);
             for (&offset, inf) in &mut qs.inflight {
                 if out.len() >= spec.batch {
+                    complete = false;
                     break;
                 }
                 if inf.visible_at > now {
+                    due = due.min(inf.visible_at);
                     continue;
                 }
                 if let Some((client, until)) = &inf.renew
@@ -170,17 +179,20 @@ impl Pop {
                     && alive(client)
                 {
                     inf.visible_at = now + AUTO_RENEW_INVISIBLE_MS;
+                    due = due.min(inf.visible_at);
                     continue;
                 }
                 let Ok(message) = self.store.read_at(inf.commitlog_offset) else {
                     // Deleted by retention while invisible: nothing left to redeliver.
                     inf.visible_at = i64::MAX;
+                    gone = true;
                     continue;
                 };
                 inf.seq = self.next_seq();
                 inf.attempt += 1;
                 inf.visible_at = now + spec.invisible_ms;
                 inf.renew.clone_from(&renew);
+                due = due.min(inf.visible_at);
                 out.push(Delivery {
                     receipt_handle: self.handle(Handle { queue_id, offset, seq: inf.seq }),
                     delivery_attempt: inf.attempt + message.reconsume_times,
@@ -188,8 +200,11 @@ impl Pop {
                     message,
                 });
             }
-            // Forget what retention removed for good.
-            qs.inflight.retain(|_, inf| inf.visible_at != i64::MAX);
+            if gone {
+                qs.inflight.retain(|_, inf| inf.visible_at != i64::MAX);
+            }
+            // Stopped early: what was not looked at may be due now.
+            qs.next_due = if complete { due } else { now };
         }
 
         // Then new messages, round-robin over the readable queues.
@@ -219,6 +234,7 @@ impl Pop {
             for message in got.messages {
                 let seq = self.next_seq();
                 let offset = message.queue_offset;
+                qs.next_due = qs.next_due.min(now + spec.invisible_ms);
                 qs.inflight.insert(
                     offset,
                     Inflight {
@@ -250,7 +266,7 @@ impl Pop {
             let min = self.store.min_offset(topic, queue_id);
             if min == 0 { 0 } else { self.store.max_offset(topic, queue_id) }
         });
-        QueueState { next, committed: next, inflight: BTreeMap::new() }
+        QueueState { next, committed: next, inflight: BTreeMap::new(), next_due: i64::MAX }
     }
 
     fn commit_all(&self, group: &str, topic: &str, st: &mut TopicState) {
@@ -295,15 +311,16 @@ impl Pop {
         let h = self.parse_handle(handle)?;
         let state = self.state(group, topic);
         let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let inf = st
-            .queues
-            .get_mut(&h.queue_id)
-            .and_then(|qs| qs.inflight.get_mut(&h.offset))
+        let qs = st.queues.get_mut(&h.queue_id).ok_or_else(|| stale(handle))?;
+        let inf = qs
+            .inflight
+            .get_mut(&h.offset)
             .filter(|inf| inf.seq == h.seq)
             .ok_or_else(|| stale(handle))?;
         inf.seq = self.next_seq();
         inf.visible_at = now_millis() + invisible_ms;
         inf.renew = None;
+        qs.next_due = qs.next_due.min(inf.visible_at);
         Ok(self.handle(Handle { seq: inf.seq, ..h }))
     }
 
@@ -324,6 +341,7 @@ impl Pop {
                     if inf.renew.as_ref().is_some_and(|(c, _)| c == client_id) {
                         inf.renew = None;
                         inf.visible_at = now;
+                        qs.next_due = qs.next_due.min(now);
                     }
                 }
             }
@@ -336,8 +354,8 @@ impl Pop {
         let st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.queues
             .values()
-            .flat_map(|q| q.inflight.values())
-            .map(|i| i.visible_at)
+            .filter(|q| !q.inflight.is_empty())
+            .map(|q| q.next_due)
             .filter(|t| *t != i64::MAX)
             .min()
     }
@@ -383,4 +401,82 @@ fn stale(handle: &str) -> BrokerError {
             "receipt handle {handle:?} is stale: the message was acked, re-delivered or its invisible time changed"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{PutMessage, StoreConfig};
+
+    async fn store_with(n: usize) -> (tempfile::TempDir, MessageStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MessageStore::open(StoreConfig {
+            segment_size: 8 << 20,
+            ..StoreConfig::new(dir.path())
+        })
+        .unwrap();
+        for i in 0..n {
+            store
+                .put(PutMessage::new("t", 0, format!("m{i}")).with_message_id(format!("id{i}")))
+                .await
+                .unwrap();
+        }
+        while store.dispatched_offset() < store.commitlog_max_offset() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        (dir, store)
+    }
+
+    fn spec<'a>(filter: &'a TagFilter, batch: usize, renew: Option<&'a str>) -> ReceiveSpec<'a> {
+        ReceiveSpec {
+            group: "g",
+            topic: "t",
+            read_queues: 1,
+            filter,
+            batch,
+            invisible_ms: 60_000,
+            auto_renew_client: renew,
+        }
+    }
+
+    #[tokio::test]
+    async fn due_messages_come_back_and_others_stay_invisible() {
+        let (_dir, store) = store_with(50).await;
+        let pop = Pop::new(store);
+        let all = TagFilter::All;
+        let first = pop.receive(&spec(&all, 50, None), &|_| true).unwrap();
+        assert_eq!(first.len(), 50);
+        assert!(pop.receive(&spec(&all, 50, None), &|_| true).unwrap().is_empty());
+        // Make message 7 visible now: only it comes back, as attempt 2.
+        let h = pop.change_invisible("g", "t", &first[7].receipt_handle, 0).unwrap();
+        assert!(pop.next_visible("g", "t").unwrap() <= now_millis());
+        let again = pop.receive(&spec(&all, 50, None), &|_| true).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].message.message_id(), Some("id7"));
+        assert_eq!(again[0].delivery_attempt, 2);
+        assert!(pop.ack("g", "t", &h).is_err(), "superseded handle");
+        pop.ack("g", "t", &again[0].receipt_handle).unwrap();
+        assert!(pop.receive(&spec(&all, 50, None), &|_| true).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn auto_renew_holds_messages_while_the_client_lives() {
+        let (_dir, store) = store_with(3).await;
+        let pop = Pop::new(store);
+        let all = TagFilter::All;
+        let got = pop.receive(&spec(&all, 3, Some("push-1")), &|_| true).unwrap();
+        assert_eq!(got.len(), 3);
+        // Force them due, as if 60 s passed.
+        for d in &got {
+            pop.change_invisible("g", "t", &d.receipt_handle, 0).unwrap();
+        }
+        // change_invisible ends auto-renewal (a nack): they come back to anyone.
+        assert_eq!(pop.receive(&spec(&all, 3, Some("push-2")), &|_| true).unwrap().len(), 3);
+        // push-2 holds them now; while it lives nothing is redelivered...
+        pop.release_client("nobody");
+        assert!(pop.receive(&spec(&all, 3, None), &|_| true).unwrap().is_empty());
+        // ...and when it goes away, everything it held is delivered again.
+        pop.release_client("push-2");
+        assert_eq!(pop.receive(&spec(&all, 3, None), &|_| true).unwrap().len(), 3);
+    }
 }
