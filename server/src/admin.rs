@@ -444,27 +444,6 @@ fn to_json<T: Serialize>(value: &T) -> anyhow::Result<String> {
 // ---------------------------------------------------------------------------------------------
 // topic
 
-#[derive(Debug, Serialize)]
-struct TopicJson {
-    name: String,
-    read_queues: u32,
-    write_queues: u32,
-    perm: u32,
-    message_type: String,
-}
-
-impl From<pb::TopicConfig> for TopicJson {
-    fn from(t: pb::TopicConfig) -> Self {
-        TopicJson {
-            name: t.name,
-            read_queues: t.read_queues,
-            write_queues: t.write_queues,
-            perm: t.perm,
-            message_type: t.message_type,
-        }
-    }
-}
-
 fn perm_name(perm: u32) -> &'static str {
     match (perm & 4 != 0, perm & 2 != 0) {
         (true, true) => "RW",
@@ -474,7 +453,7 @@ fn perm_name(perm: u32) -> &'static str {
     }
 }
 
-fn describe_topic(t: &TopicJson) -> String {
+fn describe_topic(t: &pb::TopicConfig) -> String {
     format!(
         "{} read queues, {} write queues, perm {} ({}), type {}",
         t.read_queues,
@@ -496,8 +475,8 @@ async fn topic(client: &mut Client, cmd: TopicCommand, json: bool) -> anyhow::Re
     }
 }
 
-fn returned_topic(t: Option<pb::TopicConfig>, what: &str) -> anyhow::Result<TopicJson> {
-    t.map(TopicJson::from).ok_or_else(|| anyhow!("{what}: the server answered without the topic"))
+fn returned_topic(t: Option<pb::TopicConfig>, what: &str) -> anyhow::Result<pb::TopicConfig> {
+    t.ok_or_else(|| anyhow!("{what}: the server answered without the topic"))
 }
 
 async fn topic_create(client: &mut Client, c: TopicCreate, json: bool) -> anyhow::Result<String> {
@@ -516,14 +495,18 @@ async fn topic_create(client: &mut Client, c: TopicCreate, json: bool) -> anyhow
     if json {
         #[derive(Serialize)]
         struct Out {
-            topic: TopicJson,
+            topic: pb::TopicConfig,
         }
         return to_json(&Out { topic: t });
     }
     Ok(format!("created topic {}: {}", t.name, describe_topic(&t)))
 }
 
-async fn find_topic(client: &mut Client, name: &str, what: &str) -> anyhow::Result<TopicJson> {
+async fn find_topic(
+    client: &mut Client,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<pb::TopicConfig> {
     let topics = client
         .list_topics(pb::ListTopicsRequest { include_system: true })
         .await
@@ -533,7 +516,6 @@ async fn find_topic(client: &mut Client, name: &str, what: &str) -> anyhow::Resu
     topics
         .into_iter()
         .find(|t| t.name == name)
-        .map(TopicJson::from)
         .ok_or_else(|| anyhow!("{what}: topic {name:?} does not exist"))
 }
 
@@ -556,8 +538,8 @@ async fn topic_update(client: &mut Client, u: TopicUpdate, json: bool) -> anyhow
     if json {
         #[derive(Serialize)]
         struct Out {
-            topic: TopicJson,
-            previous: TopicJson,
+            topic: pb::TopicConfig,
+            previous: pb::TopicConfig,
         }
         return to_json(&Out { topic: new, previous: old });
     }
@@ -603,12 +585,12 @@ async fn topic_list(client: &mut Client, l: TopicList, json: bool) -> anyhow::Re
         .await
         .map_err(failed("listing topics".to_owned()))?
         .into_inner();
-    let mut topics: Vec<TopicJson> = resp.topics.into_iter().map(TopicJson::from).collect();
+    let mut topics = resp.topics;
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     if json {
         #[derive(Serialize)]
         struct Out {
-            topics: Vec<TopicJson>,
+            topics: Vec<pb::TopicConfig>,
         }
         return to_json(&Out { topics });
     }
@@ -627,43 +609,19 @@ async fn topic_list(client: &mut Client, l: TopicList, json: bool) -> anyhow::Re
 }
 
 async fn topic_route(client: &mut Client, r: TopicName, json: bool) -> anyhow::Result<String> {
-    #[derive(Serialize)]
-    struct Row {
-        queue_id: u32,
-        broker_name: String,
-        broker_id: i32,
-        address: String,
-        perm: String,
-    }
-    #[derive(Serialize)]
-    struct Out {
-        topic: String,
-        queues: Vec<Row>,
-    }
     let what = format!("getting the route of topic {:?}", r.topic);
-    let resp = client
+    let mut resp = client
         .topic_route(pb::TopicRouteRequest { topic: r.topic })
         .await
         .map_err(failed(what))?
         .into_inner();
-    let mut queues: Vec<Row> = resp
-        .queues
-        .into_iter()
-        .map(|q| Row {
-            queue_id: q.queue_id,
-            broker_name: q.broker_name,
-            broker_id: q.broker_id,
-            address: q.address,
-            perm: q.perm,
-        })
-        .collect();
-    queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
+    resp.queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
     if json {
-        return to_json(&Out { topic: resp.topic, queues });
+        return to_json(&resp);
     }
     let mut table =
         Table::new(&[("QUEUE", R), ("BROKER", L), ("BROKER_ID", R), ("ADDRESS", L), ("PERM", L)]);
-    for q in &queues {
+    for q in &resp.queues {
         table.row(vec![
             q.queue_id.to_string(),
             q.broker_name.clone(),
@@ -676,39 +634,15 @@ async fn topic_route(client: &mut Client, r: TopicName, json: bool) -> anyhow::R
 }
 
 async fn topic_status(client: &mut Client, s: TopicName, json: bool) -> anyhow::Result<String> {
-    #[derive(Serialize)]
-    struct Row {
-        queue_id: u32,
-        broker_name: String,
-        min_offset: u64,
-        max_offset: u64,
-        last_store_timestamp: i64,
-    }
-    #[derive(Serialize)]
-    struct Out {
-        topic: String,
-        queues: Vec<Row>,
-    }
     let what = format!("getting the status of topic {:?}", s.topic);
-    let resp = client
+    let mut resp = client
         .topic_status(pb::TopicStatusRequest { topic: s.topic })
         .await
         .map_err(failed(what))?
         .into_inner();
-    let mut queues: Vec<Row> = resp
-        .queues
-        .into_iter()
-        .map(|q| Row {
-            queue_id: q.queue_id,
-            broker_name: q.broker_name,
-            min_offset: q.min_offset,
-            max_offset: q.max_offset,
-            last_store_timestamp: q.last_store_timestamp,
-        })
-        .collect();
-    queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
+    resp.queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
     if json {
-        return to_json(&Out { topic: resp.topic, queues });
+        return to_json(&resp);
     }
     let mut table = Table::new(&[
         ("QUEUE", R),
@@ -719,7 +653,7 @@ async fn topic_status(client: &mut Client, s: TopicName, json: bool) -> anyhow::
         ("LAST_STORE_TIME", L),
     ]);
     let mut total = 0;
-    for q in &queues {
+    for q in &resp.queues {
         let messages = q.max_offset.saturating_sub(q.min_offset);
         total += messages;
         table.row(vec![
@@ -737,19 +671,6 @@ async fn topic_status(client: &mut Client, s: TopicName, json: bool) -> anyhow::
 // ---------------------------------------------------------------------------------------------
 // group, consumer, offset
 
-#[derive(Debug, Serialize)]
-struct GroupJson {
-    name: String,
-    fifo: bool,
-    max_delivery_attempts: u32,
-}
-
-impl From<pb::GroupConfig> for GroupJson {
-    fn from(g: pb::GroupConfig) -> Self {
-        GroupJson { name: g.name, fifo: g.fifo, max_delivery_attempts: g.max_delivery_attempts }
-    }
-}
-
 async fn group_create(client: &mut Client, g: GroupCreate, json: bool) -> anyhow::Result<String> {
     let what = format!("creating consumer group {:?}", g.group);
     let req = pb::CreateGroupRequest {
@@ -758,14 +679,12 @@ async fn group_create(client: &mut Client, g: GroupCreate, json: bool) -> anyhow
         fifo: g.fifo.then_some(true),
     };
     let resp = client.create_group(req).await.map_err(failed(what.clone()))?.into_inner();
-    let group = resp
-        .group
-        .map(GroupJson::from)
-        .ok_or_else(|| anyhow!("{what}: the server answered without the group"))?;
+    let group =
+        resp.group.ok_or_else(|| anyhow!("{what}: the server answered without the group"))?;
     if json {
         #[derive(Serialize)]
         struct Out {
-            group: GroupJson,
+            group: pb::GroupConfig,
             created: bool,
         }
         return to_json(&Out { group, created: resp.created });
@@ -785,12 +704,12 @@ async fn group_list(client: &mut Client, json: bool) -> anyhow::Result<String> {
         .await
         .map_err(failed("listing consumer groups".to_owned()))?
         .into_inner();
-    let mut groups: Vec<GroupJson> = resp.groups.into_iter().map(GroupJson::from).collect();
+    let mut groups = resp.groups;
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     if json {
         #[derive(Serialize)]
         struct Out {
-            groups: Vec<GroupJson>,
+            groups: Vec<pb::GroupConfig>,
         }
         return to_json(&Out { groups });
     }
@@ -802,23 +721,8 @@ async fn group_list(client: &mut Client, json: bool) -> anyhow::Result<String> {
 }
 
 async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Result<String> {
-    #[derive(Serialize)]
-    struct Row {
-        topic: String,
-        broker_name: String,
-        queue_id: u32,
-        broker_offset: u64,
-        consumer_offset: u64,
-        lag: u64,
-    }
-    #[derive(Serialize)]
-    struct Out {
-        group: String,
-        total_lag: u64,
-        queues: Vec<Row>,
-    }
     let what = format!("getting the progress of consumer group {:?}", p.group);
-    let resp = client
+    let mut resp = client
         .consumer_progress(pb::ConsumerProgressRequest {
             group: p.group,
             topic: p.topic.unwrap_or_default(),
@@ -826,23 +730,11 @@ async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Resul
         .await
         .map_err(failed(what))?
         .into_inner();
-    let mut queues: Vec<Row> = resp
-        .queues
-        .into_iter()
-        .map(|q| Row {
-            topic: q.topic,
-            broker_name: q.broker_name,
-            queue_id: q.queue_id,
-            broker_offset: q.broker_offset,
-            consumer_offset: q.consumer_offset,
-            lag: q.lag,
-        })
-        .collect();
-    queues.sort_by(|a, b| {
+    resp.queues.sort_by(|a, b| {
         (&a.topic, &a.broker_name, a.queue_id).cmp(&(&b.topic, &b.broker_name, b.queue_id))
     });
     if json {
-        return to_json(&Out { group: resp.group, total_lag: resp.total_lag, queues });
+        return to_json(&resp);
     }
     let mut table = Table::new(&[
         ("TOPIC", L),
@@ -852,7 +744,7 @@ async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Resul
         ("CONSUMER_OFFSET", R),
         ("LAG", R),
     ]);
-    for q in &queues {
+    for q in &resp.queues {
         table.row(vec![
             q.topic.clone(),
             q.broker_name.clone(),
@@ -872,17 +764,11 @@ async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Resul
 
 async fn reset(client: &mut Client, r: Reset, json: bool) -> anyhow::Result<String> {
     #[derive(Serialize)]
-    struct Row {
-        queue_id: u32,
-        old_offset: u64,
-        new_offset: u64,
-    }
-    #[derive(Serialize)]
     struct Out {
         group: String,
         topic: String,
         timestamp: i64,
-        queues: Vec<Row>,
+        queues: Vec<pb::QueueOffsetReset>,
     }
     let what = format!("resetting the offsets of group {:?} on topic {:?}", r.group, r.topic);
     let resp = client
@@ -894,11 +780,7 @@ async fn reset(client: &mut Client, r: Reset, json: bool) -> anyhow::Result<Stri
         .await
         .map_err(failed(what))?
         .into_inner();
-    let mut queues: Vec<Row> = resp
-        .queues
-        .into_iter()
-        .map(|q| Row { queue_id: q.queue_id, old_offset: q.old_offset, new_offset: q.new_offset })
-        .collect();
+    let mut queues = resp.queues;
     queues.sort_by_key(|q| q.queue_id);
     if json {
         return to_json(&Out { group: r.group, topic: r.topic, timestamp: r.to_time, queues });
