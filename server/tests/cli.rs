@@ -3,6 +3,13 @@
 
 use std::process::Command;
 
+/// A successful run's last stdout line, as JSON (the bench commands' result line).
+fn result_json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 fn orbitmq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_orbitmq"))
 }
@@ -18,10 +25,7 @@ fn bench_store_appends_everything_and_reports_one_json_line() {
             .arg(&data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let line = stdout.lines().last().unwrap();
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let v = result_json(&out);
         assert_eq!(v["bench"], "store");
         assert_eq!(v["flush"], flush);
         assert_eq!(v["size"], 100);
@@ -75,10 +79,7 @@ fn bench_produce_and_consume_against_a_running_server() {
         .args(["--batch", "3", "--inflight", "8", "--size", "64"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
-            .unwrap();
+    let v = result_json(&out);
     assert_eq!((v["bench"].as_str(), v["msgs"].as_u64()), (Some("produce"), Some(700)));
     // The server really holds them: the queues' end offsets add up to 700.
     let status = orbitmq()
@@ -99,9 +100,6 @@ fn bench_produce_and_consume_against_a_running_server() {
         .args(["--count", "700", "--receivers", "2"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
-            .unwrap();
+    let v = result_json(&out);
     assert_eq!((v["bench"].as_str(), v["msgs"].as_u64()), (Some("consume"), Some(700)));
 }
