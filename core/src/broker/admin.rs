@@ -24,6 +24,32 @@ impl AdminApi {
         AdminApi { broker }
     }
 
+    /// Creates (`update` false: `ALREADY_EXISTS` if it does) or updates (`NOT_FOUND` if it does not
+    /// exist) a topic config, and saves it.
+    fn put_topic(
+        &self,
+        topic: Option<pb::TopicConfig>,
+        update: bool,
+    ) -> Result<Response<pb::TopicResponse>, Status> {
+        let (name, cfg) = topic_from_pb(topic)?;
+        let topics = self.broker.store().topics();
+        match (topics.get(&name).is_some(), update) {
+            (true, false) => {
+                return Err(Status::already_exists(format!(
+                    "topic {name:?} already exists (use `topic update` to change it)"
+                )));
+            }
+            (false, true) => {
+                return Err(Status::not_found(format!("topic {name:?} does not exist")));
+            }
+            _ => {}
+        }
+        topics.put(&name, cfg.clone());
+        topics.save().map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(topic = name, ?cfg, update, "topic saved");
+        Ok(Response::new(pb::TopicResponse { topic: Some(topic_pb(&name, &cfg)) }))
+    }
+
     fn record(&self, m: &StoredMessage) -> pb::MessageRecord {
         pb::MessageRecord {
             topic: m.topic.clone(),
@@ -85,30 +111,14 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::TopicResponse>, Status> {
-        let (name, cfg) = topic_from_pb(request.into_inner().topic)?;
-        if self.broker.store().topics().get(&name).is_some() {
-            return Err(Status::already_exists(format!(
-                "topic {name:?} already exists (use `topic update` to change it)"
-            )));
-        }
-        self.broker.store().topics().put(&name, cfg.clone());
-        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(topic = name, ?cfg, "topic created");
-        Ok(Response::new(pb::TopicResponse { topic: Some(topic_pb(&name, &cfg)) }))
+        self.put_topic(request.into_inner().topic, false)
     }
 
     async fn update_topic(
         &self,
         request: Request<pb::UpdateTopicRequest>,
     ) -> Result<Response<pb::TopicResponse>, Status> {
-        let (name, cfg) = topic_from_pb(request.into_inner().topic)?;
-        if self.broker.store().topics().get(&name).is_none() {
-            return Err(Status::not_found(format!("topic {name:?} does not exist")));
-        }
-        self.broker.store().topics().put(&name, cfg.clone());
-        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(topic = name, ?cfg, "topic updated");
-        Ok(Response::new(pb::TopicResponse { topic: Some(topic_pb(&name, &cfg)) }))
+        self.put_topic(request.into_inner().topic, true)
     }
 
     async fn delete_topic(
