@@ -22,7 +22,7 @@ impl Broker {
             return Err(BrokerError::new(Code::MessageCorrupted, "no message to send"));
         };
         let topic = first.topic.clone().unwrap_or_default();
-        validate::topic(&topic.name)?;
+        // Validates the name too.
         let cfg = self.topic_or_create(&topic.name)?;
         if cfg.perm & PERM_WRITE == 0 {
             return Err(BrokerError::new(
