@@ -62,6 +62,23 @@ impl TestBroker {
         Client::connect(self.addr, client_id).await
     }
 
+    /// A client in namespace `namespace` (the `x-mq-namespace` header).
+    pub async fn client_in(&self, client_id: &str, namespace: &str) -> Client {
+        Client::connect_in(self.addr, client_id, namespace).await
+    }
+
+    /// Creates (or changes) consumer group `name`.
+    pub fn group(&self, name: &str, fifo: bool, max_attempts: u32) {
+        self.broker.store().groups().put(
+            name,
+            orbitmq_core::storage::GroupConfig {
+                max_delivery_attempts: max_attempts,
+                fifo,
+                ..Default::default()
+            },
+        );
+    }
+
     /// Stops serving, closes the store, and hands back the data directory for a restart.
     pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         self.shutdown_and_close().await;
@@ -89,6 +106,7 @@ impl TestBroker {
 #[derive(Clone)]
 pub struct Headers {
     client_id: Option<String>,
+    namespace: Option<String>,
 }
 
 impl Interceptor for Headers {
@@ -96,6 +114,10 @@ impl Interceptor for Headers {
         if let Some(id) = &self.client_id {
             req.metadata_mut()
                 .insert("x-mq-client-id", MetadataValue::try_from(id.as_str()).unwrap());
+        }
+        if let Some(ns) = &self.namespace {
+            req.metadata_mut()
+                .insert("x-mq-namespace", MetadataValue::try_from(ns.as_str()).unwrap());
         }
         req.metadata_mut().insert("x-mq-language", MetadataValue::from_static("RUST"));
         req.metadata_mut().insert("x-mq-protocol", MetadataValue::from_static("v2"));
@@ -116,10 +138,88 @@ pub struct Client {
 impl Client {
     /// Connects as `client_id` (empty: send no client id).
     pub async fn connect(addr: SocketAddr, client_id: &str) -> Client {
+        Self::connect_in(addr, client_id, "").await
+    }
+
+    /// Connects as `client_id` in `namespace` (empty: none).
+    pub async fn connect_in(addr: SocketAddr, client_id: &str, namespace: &str) -> Client {
         let channel =
             Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-        let headers = Headers { client_id: (!client_id.is_empty()).then(|| client_id.to_owned()) };
+        let headers = Headers {
+            client_id: (!client_id.is_empty()).then(|| client_id.to_owned()),
+            namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+        };
         Client { raw: MessagingServiceClient::with_interceptor(channel, headers) }
+    }
+
+    /// Opens a Telemetry stream and sends `settings` on it; returns the sender (keep it to
+    /// keep the stream open) and the server's commands.
+    pub async fn telemetry(
+        &mut self,
+        settings: v2::Settings,
+    ) -> (tokio::sync::mpsc::Sender<v2::TelemetryCommand>, tonic::Streaming<v2::TelemetryCommand>)
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(v2::TelemetryCommand {
+            status: None,
+            command: Some(v2::telemetry_command::Command::Settings(settings)),
+        })
+        .await
+        .unwrap();
+        let stream = self
+            .raw
+            .telemetry(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        (tx, stream)
+    }
+
+    /// Runs a receive; returns (status code, messages).
+    pub async fn receive_with(
+        &mut self,
+        req: v2::ReceiveMessageRequest,
+    ) -> (Code, Vec<v2::Message>) {
+        let mut stream = self.raw.receive_message(req).await.unwrap().into_inner();
+        let mut code = Code::Unspecified;
+        let mut messages = Vec::new();
+        let mut saw_timestamp = false;
+        while let Some(item) = stream.message().await.unwrap() {
+            match item.content.unwrap() {
+                v2::receive_message_response::Content::Status(s) => {
+                    code = Code::try_from(s.code).unwrap();
+                }
+                v2::receive_message_response::Content::Message(m) => messages.push(m),
+                v2::receive_message_response::Content::DeliveryTimestamp(_) => saw_timestamp = true,
+            }
+        }
+        assert!(saw_timestamp, "a receive stream always ends with a delivery timestamp");
+        (code, messages)
+    }
+
+    /// Changes a message's invisible time (0: visible now); returns (code, new handle).
+    pub async fn change_invisible(
+        &mut self,
+        group: &str,
+        topic: &str,
+        m: &v2::Message,
+        d: Duration,
+    ) -> (Code, String) {
+        let sys = m.system_properties.as_ref().unwrap();
+        let r = self
+            .raw
+            .change_invisible_duration(v2::ChangeInvisibleDurationRequest {
+                group: Some(resource(group)),
+                topic: Some(resource(topic)),
+                receipt_handle: sys.receipt_handle.clone().unwrap(),
+                invisible_duration: Some(duration(d)),
+                message_id: sys.message_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (code(r.status.as_ref()), r.receipt_handle)
     }
 
     /// Sends one message; returns the response.
@@ -158,21 +258,7 @@ impl Client {
             long_polling_timeout: Some(duration(polling)),
             attempt_id: None,
         };
-        let mut stream = self.raw.receive_message(req).await.unwrap().into_inner();
-        let mut code = Code::Unspecified;
-        let mut messages = Vec::new();
-        let mut saw_timestamp = false;
-        while let Some(item) = stream.message().await.unwrap() {
-            match item.content.unwrap() {
-                v2::receive_message_response::Content::Status(s) => {
-                    code = Code::try_from(s.code).unwrap();
-                }
-                v2::receive_message_response::Content::Message(m) => messages.push(m),
-                v2::receive_message_response::Content::DeliveryTimestamp(_) => saw_timestamp = true,
-            }
-        }
-        assert!(saw_timestamp, "a receive stream always ends with a delivery timestamp");
-        (code, messages)
+        self.receive_with(req).await
     }
 
     /// Acks one message; returns the entry's status code.
@@ -232,6 +318,44 @@ pub fn message(topic: &str, id: &str, body: &str) -> v2::Message {
         }),
         body: body.as_bytes().to_vec().into(),
     }
+}
+
+/// A FIFO message of message group `group`.
+pub fn fifo_message(topic: &str, id: &str, group: &str, body: &str) -> v2::Message {
+    let mut m = message(topic, id, body);
+    let sys = m.system_properties.as_mut().unwrap();
+    sys.message_type = v2::MessageType::Fifo as i32;
+    sys.message_group = Some(group.to_owned());
+    m
+}
+
+/// A delay message due at `at_ms` (ms since the epoch).
+pub fn delay_message(topic: &str, id: &str, at_ms: i64) -> v2::Message {
+    let mut m = message(topic, id, "delayed");
+    let sys = m.system_properties.as_mut().unwrap();
+    sys.message_type = v2::MessageType::Delay as i32;
+    sys.delivery_timestamp = Some(prost_types::Timestamp {
+        seconds: at_ms.div_euclid(1000),
+        nanos: (at_ms.rem_euclid(1000) * 1_000_000) as i32,
+    });
+    m
+}
+
+/// A transaction (half) message.
+pub fn transaction_message(topic: &str, id: &str) -> v2::Message {
+    let mut m = message(topic, id, "in a transaction");
+    m.system_properties.as_mut().unwrap().message_type = v2::MessageType::Transaction as i32;
+    m
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The system properties of a delivered message.
+pub fn sys(m: &v2::Message) -> &v2::SystemProperties {
+    m.system_properties.as_ref().unwrap()
 }
 
 /// The status code of a response's `status`.

@@ -7,7 +7,7 @@ use crate::broker::{Broker, validate};
 use crate::protocol::admin::admin_server::Admin;
 use crate::protocol::admin::{self as pb};
 use crate::protocol::v2::Permission;
-use crate::storage::{GroupConfig, StoredMessage, TopicConfig, msg_id};
+use crate::storage::{StoredMessage, TopicConfig, msg_id};
 
 /// Most messages one query returns.
 const MAX_QUERY: usize = 1000;
@@ -204,10 +204,7 @@ impl Admin for AdminApi {
         validate::group(&g.name).map_err(|e| e.to_grpc())?;
         let existing = self.broker.store().groups().get(&g.name);
         let created = existing.is_none();
-        let mut cfg = existing.unwrap_or(GroupConfig {
-            max_delivery_attempts: self.broker.config().max_delivery_attempts,
-            fifo: false,
-        });
+        let mut cfg = existing.unwrap_or_else(|| self.broker.default_group_config());
         if let Some(fifo) = g.fifo {
             cfg.fifo = fifo;
         }
@@ -371,6 +368,7 @@ impl Admin for AdminApi {
             .broker
             .pop()
             .reset_to(&r.group, &r.topic, &targets)
+            .map_err(|e| Status::internal(e.to_string()))?
             .into_iter()
             .map(|(queue_id, old_offset, new_offset)| pb::QueueOffsetReset {
                 queue_id,
@@ -378,7 +376,6 @@ impl Admin for AdminApi {
                 new_offset,
             })
             .collect();
-        store.consumer_offsets().save().map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(
             group = r.group,
             topic = r.topic,

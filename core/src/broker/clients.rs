@@ -17,15 +17,22 @@ use crate::storage::message::now_millis;
 /// A client silent for longer than this is considered gone (auto-renew stops for it).
 pub const CLIENT_EXPIRY: Duration = Duration::from_secs(60);
 
+/// Where the broker sends a client commands (its open Telemetry stream).
+pub type TelemetrySender = tokio::sync::mpsc::Sender<Result<v2::TelemetryCommand, tonic::Status>>;
+
 /// What the broker knows of one client.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     /// `x-mq-language` as sent.
     pub language: String,
+    /// `x-mq-namespace` of its Telemetry stream.
+    pub namespace: String,
     /// The settings it sent on Telemetry, if any yet.
     pub settings: Option<Settings>,
     /// Last call or heartbeat, ms.
     pub last_seen: i64,
+    /// Its Telemetry stream, while open.
+    pub telemetry: Option<TelemetrySender>,
 }
 
 /// Clients silent this long are forgotten (they crashed without saying goodbye).
@@ -58,13 +65,48 @@ impl Clients {
         }
     }
 
-    /// Stores the settings `client_id` sent.
-    pub fn set_settings(&self, client_id: &str, language: &str, settings: Settings) {
+    /// Stores the settings `client_id` sent on its Telemetry stream `telemetry`.
+    pub fn set_settings(
+        &self,
+        client_id: &str,
+        language: &str,
+        namespace: &str,
+        settings: Settings,
+        telemetry: TelemetrySender,
+    ) {
         let mut map = self.lock();
         let c = map.entry(client_id.to_owned()).or_default();
         c.settings = Some(settings);
         c.last_seen = now_millis();
+        c.telemetry = Some(telemetry);
         language.clone_into(&mut c.language);
+        namespace.clone_into(&mut c.namespace);
+    }
+
+    /// `client_id`'s Telemetry stream `telemetry` ended.
+    pub fn stream_closed(&self, client_id: &str, telemetry: &TelemetrySender) {
+        if let Some(c) = self.lock().get_mut(client_id)
+            && c.telemetry.as_ref().is_some_and(|t| t.same_channel(telemetry))
+        {
+            c.telemetry = None;
+        }
+    }
+
+    /// The Telemetry stream of a live producer that publishes `topic` (a stored name), for
+    /// transaction checks.
+    pub fn producer_stream(&self, topic: &str) -> Option<TelemetrySender> {
+        let expiry = CLIENT_EXPIRY.as_millis() as i64;
+        let now = now_millis();
+        self.lock().values().find_map(|c| {
+            let Some(PubSub::Publishing(p)) = c.settings.as_ref()?.pub_sub.as_ref() else {
+                return None;
+            };
+            let publishes = p
+                .topics
+                .iter()
+                .any(|t| crate::broker::namespace::stored_name(Some(t), &c.namespace) == topic);
+            (publishes && now - c.last_seen < expiry).then(|| c.telemetry.clone()).flatten()
+        })
     }
 
     /// Forgets `client_id` (it terminated).
@@ -143,7 +185,7 @@ pub fn merged_settings(
                 })
             };
             s.backoff_policy = Some(RetryPolicy {
-                max_attempts: i32::try_from(max_attempts.saturating_add(1)).unwrap_or(i32::MAX),
+                max_attempts: i32::try_from(max_attempts).unwrap_or(i32::MAX),
                 strategy: Some(strategy),
             });
         }

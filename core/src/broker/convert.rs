@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use md5::{Digest as _, Md5};
 
+use crate::broker::dead_letter::{PROPERTY_DLQ_ORIGIN_MESSAGE_ID, PROPERTY_DLQ_ORIGIN_TOPIC};
 use crate::broker::validate::RESERVED_PROPERTIES;
 use crate::protocol::v2::{self, DigestType, Encoding, MessageType};
 use crate::storage::message::{KEY_SEPARATOR, PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
@@ -67,6 +68,12 @@ pub fn to_put(msg: &v2::Message, queue_id: u32, remote: Option<SocketAddr>) -> P
     if let Some(group) = sys.message_group.filter(|g| !g.is_empty()) {
         put.properties.insert(PROPERTY_SHARDING_KEY.to_owned(), group);
     }
+    if let Some(at) = sys.delivery_timestamp.as_ref() {
+        put.properties.insert(PROPERTY_TIMER_DELIVER_MS.to_owned(), timestamp_ms(at).to_string());
+    }
+    if sys.message_type == MessageType::Transaction as i32 {
+        put.properties.insert(PROPERTY_TRANSACTION_PREPARED.to_owned(), "true".to_owned());
+    }
     if let Some(trace) = sys.trace_context.filter(|t| !t.is_empty()) {
         put.properties.insert(PROPERTY_TRACE_CONTEXT.to_owned(), trace);
     }
@@ -106,8 +113,6 @@ pub fn message_type(m: &StoredMessage) -> MessageType {
 pub struct Delivered<'a> {
     /// The stored message.
     pub message: &'a StoredMessage,
-    /// Namespace to put on the topic resource.
-    pub namespace: &'a str,
     /// Receipt handle, if handed out by pop.
     pub receipt_handle: Option<String>,
     /// 1 on first delivery.
@@ -162,13 +167,20 @@ pub fn to_wire(d: &Delivered<'_>) -> v2::Message {
         delivery_attempt: Some(d.delivery_attempt as i32),
         message_group: m.properties.get(PROPERTY_SHARDING_KEY).cloned(),
         trace_context: m.properties.get(PROPERTY_TRACE_CONTEXT).cloned(),
+        dead_letter_queue: m.properties.get(PROPERTY_DLQ_ORIGIN_TOPIC).map(|origin| {
+            v2::DeadLetterQueue {
+                topic: crate::broker::namespace::unwrap(origin).1,
+                message_id: m
+                    .properties
+                    .get(PROPERTY_DLQ_ORIGIN_MESSAGE_ID)
+                    .cloned()
+                    .unwrap_or_default(),
+            }
+        }),
         ..Default::default()
     };
     v2::Message {
-        topic: Some(v2::Resource {
-            resource_namespace: d.namespace.to_owned(),
-            name: m.topic.clone(),
-        }),
+        topic: Some(crate::broker::namespace::resource(&m.topic)),
         user_properties,
         system_properties: Some(system_properties),
         body: m.body.clone(),

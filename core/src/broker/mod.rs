@@ -7,12 +7,17 @@
 pub mod admin;
 pub mod clients;
 pub mod convert;
+mod dead_letter;
 pub mod error;
+pub mod namespace;
 pub mod pop;
 mod receive;
 mod send;
 pub mod service;
+mod settled;
+pub mod timer;
 pub mod topics;
+pub mod transaction;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -41,8 +46,20 @@ pub struct BrokerConfig {
     pub default_queues: u32,
     /// Largest message body accepted, bytes.
     pub max_body_size: usize,
-    /// Deliveries before a message would go to the dead-letter queue, for new groups.
+    /// Deliveries before a message goes to the dead-letter queue, for new groups (RocketMQ's
+    /// 16 retries + 1).
     pub max_delivery_attempts: u32,
+    /// How often the consumption state (in-flight messages, attempts, acks) is saved, ms: after
+    /// a crash at most this much consumption is replayed.
+    pub consumption_checkpoint_ms: u64,
+    /// Furthest in the future a delay message may be delivered, ms.
+    pub max_delay_ms: i64,
+    /// A transaction left open this long is checked with its producer, ms.
+    pub transaction_check_first_ms: i64,
+    /// Then checked again this often, ms.
+    pub transaction_check_interval_ms: i64,
+    /// Checks before an open transaction is rolled back.
+    pub transaction_check_max: u32,
 }
 
 impl Default for BrokerConfig {
@@ -54,7 +71,12 @@ impl Default for BrokerConfig {
             auto_create_groups: true,
             default_queues: 8,
             max_body_size: 4 << 20,
-            max_delivery_attempts: 16,
+            max_delivery_attempts: 17,
+            consumption_checkpoint_ms: 1000,
+            max_delay_ms: 24 * 3600 * 1000,
+            transaction_check_first_ms: 6_000,
+            transaction_check_interval_ms: 30_000,
+            transaction_check_max: 15,
         }
     }
 }
@@ -71,29 +93,41 @@ struct Inner {
     store: MessageStore,
     clients: clients::Clients,
     pop: pop::Pop,
+    timer: timer::Timer,
+    transactions: transaction::Transactions,
     /// Round-robin counter for sends that do not name a message group.
     send_cursor: AtomicU64,
+    /// Background work (state saves, dead letters) runs once `serve` started it.
+    background: std::sync::Once,
+    /// Tells the background tasks to stop.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Broker {
     /// Opens the store and builds the broker on it.
     pub fn open(config: BrokerConfig, store: StoreConfig) -> Result<Broker> {
         let store = MessageStore::open(store)?;
-        Ok(Broker::with_store(config, store))
+        Broker::with_store(config, store)
     }
 
-    /// A broker over an already open store.
-    pub fn with_store(config: BrokerConfig, store: MessageStore) -> Broker {
-        let pop = pop::Pop::new(store.clone());
-        Broker {
+    /// A broker over an already open store: loads the consumption state.
+    pub fn with_store(config: BrokerConfig, store: MessageStore) -> Result<Broker> {
+        let pop = pop::Pop::open(store.clone())?;
+        let timer = timer::Timer::open(&store)?;
+        let transactions = transaction::Transactions::open(&store, &config)?;
+        Ok(Broker {
             inner: Arc::new(Inner {
                 config,
                 store,
                 clients: clients::Clients::default(),
                 pop,
+                timer,
+                transactions,
                 send_cursor: AtomicU64::new(0),
+                background: std::sync::Once::new(),
+                stop: tokio::sync::watch::channel(false).0,
             }),
-        }
+        })
     }
 
     /// The configuration.
@@ -116,14 +150,76 @@ impl Broker {
         &self.inner.pop
     }
 
+    /// Delay messages.
+    pub fn timer(&self) -> &timer::Timer {
+        &self.inner.timer
+    }
+
+    /// Open transactions.
+    pub fn transactions(&self) -> &transaction::Transactions {
+        &self.inner.transactions
+    }
+
     /// The address clients reach this broker at (the store host).
     pub fn address(&self) -> SocketAddr {
         self.store().config().store_host
     }
 
-    /// Flushes and closes the store. Blocking.
+    /// Stops the background work, saves the consumption state, flushes and closes the store.
+    /// Blocking.
     pub fn close(&self) -> Result<()> {
-        self.store().close().map_err(Into::into)
+        self.inner.stop.send_replace(true);
+        let saved = self.save_state();
+        self.store().close()?;
+        saved
+    }
+
+    /// Saves the consumption, delay and transaction state now (what changed).
+    pub fn save_state(&self) -> Result<()> {
+        let pop = self.pop().save();
+        let timer = self.timer().save();
+        let transactions = self.transactions().save();
+        pop.and(timer).and(transactions)
+    }
+
+    /// Starts the background work once (needs a tokio runtime): periodic saves of the
+    /// consumption state, moving messages that used up their attempts to the dead-letter
+    /// queue, firing delay messages and checking open transactions.
+    pub fn start_background(&self) {
+        self.inner.background.call_once(|| {
+            let b = self.clone();
+            let stop = self.inner.stop.subscribe();
+            tokio::spawn(async move { b.run_timer(stop).await });
+            let b = self.clone();
+            let mut stop = self.inner.stop.subscribe();
+            tokio::spawn(async move {
+                let every =
+                    std::time::Duration::from_millis(b.config().consumption_checkpoint_ms.max(10));
+                let mut tick = tokio::time::interval(every.min(std::time::Duration::from_secs(1)));
+                let mut last_save = tokio::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => return,
+                    }
+                    b.dead_letter_due().await;
+                    b.check_transactions();
+                    if last_save.elapsed() >= every {
+                        last_save = tokio::time::Instant::now();
+                        let s = b.clone();
+                        match tokio::task::spawn_blocking(move || s.save_state()).await {
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "saving the consumption state failed");
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "saving the consumption state panicked");
+                            }
+                            Ok(Ok(())) => {}
+                        }
+                    }
+                }
+            });
+        });
     }
 
     /// Serves the client and admin gRPC services on `listener` until `shutdown` resolves.
@@ -133,6 +229,7 @@ impl Broker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::result::Result<(), tonic::transport::Error> {
         use tokio_stream::StreamExt as _;
+        self.start_background();
         // Nagle's algorithm would hold a response's last small write for the client's delayed
         // ACK (40 ms): the server builder's own `tcp_nodelay` only covers listeners it binds.
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
@@ -157,7 +254,25 @@ impl Broker {
             .add_service(crate::protocol::admin::admin_server::AdminServer::new(
                 admin::AdminApi::new(self.clone()),
             ))
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                // Streams that would otherwise keep the graceful shutdown waiting (Telemetry,
+                // long polls) end now.
+                self.inner.stop.send_replace(true);
+            })
             .await
+    }
+
+    /// Whether the broker is shutting down.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.inner.stop.borrow()
+    }
+
+    /// Resolves when the broker is shutting down.
+    pub(crate) fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.inner.stop.subscribe();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
     }
 }

@@ -1,52 +1,122 @@
 //! Pop-style consumption (what `ReceiveMessage` serves): a consumer group takes messages from a
 //! topic's queues; each taken message is invisible to the group until it is acked or its
-//! invisible time passes, after which it is delivered again with `delivery_attempt` + 1.
+//! invisible time passes, after which it is delivered again with `delivery_attempt` + 1, until
+//! the group's maximum attempts send it to the dead-letter queue.
 //!
-//! State per (group, topic, queue): `next`, the first offset never handed out, and `inflight`,
-//! the handed-out-but-unacked offsets. The group's committed offset (persisted through the
-//! store's consumer offsets) is the smallest unacked offset, so a restart redelivers what was
-//! not acked: at-least-once. A receipt handle names one hand-out (`seq`); a newer hand-out,
-//! an ack or a change of invisible time makes older handles stale.
+//! State per (group, topic, queue): `next`, the first offset never looked at; `inflight`, the
+//! handed-out-but-unacked offsets; and, for FIFO groups, `held`: messages read but not handed out
+//! because an earlier message of their message group is still in flight. Everything between the
+//! lowest unacked offset and `next` that is in neither map was acked. The group's committed
+//! offset (the store's consumer offsets) is the lowest unacked offset.
+//!
+//! The state is saved to `config/pop_state.json` every checkpoint interval and on close, so a
+//! restart keeps in-flight messages, their delivery attempts, their receipt handles and the acks
+//! above the lowest unacked offset. After a crash, what changed since the last save is replayed
+//! (at-least-once): bounded by the checkpoint interval.
+//!
+//! A receipt handle names one hand-out: `<store id>.<queue>.<offset>.<seq>`. A newer hand-out or
+//! a change of invisible time makes older handles of the message stale; an ack of a message that
+//! is no longer in flight answers OK (acks are idempotent).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
+
+use crate::broker::convert::PROPERTY_SHARDING_KEY;
 use crate::broker::error::{BrokerError, Result};
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
-use crate::storage::{MessageStore, StoredMessage, TagFilter};
+use crate::storage::persist::{load_json, save_json_compact};
+use crate::storage::{ConsumeFrom, MessageStore, StoredMessage, TagFilter};
 
 /// How long a push consumer's message stays invisible between renewals, ms.
 pub const AUTO_RENEW_INVISIBLE_MS: i64 = 60_000;
 /// Auto-renewal stops this long after the first delivery, ms (the proxy's 3 h).
 pub const AUTO_RENEW_MAX_MS: i64 = 3 * 3600 * 1000;
+/// Most messages of one queue a FIFO group reads ahead while their message groups are busy.
+pub const MAX_HELD_PER_QUEUE: usize = 2048;
+/// Receive attempts (`attempt_id`) remembered per (group, topic), for retried receives.
+const MAX_REMEMBERED_ATTEMPTS: usize = 256;
+/// Seq numbers carry the broker run in their high bits, so a run never reissues a handle an
+/// earlier run gave out, even after a crash lost the earlier run's last hand-outs.
+const SEQ_RUN_SHIFT: u32 = 40;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Inflight {
     seq: u64,
     visible_at: i64,
+    /// Deliveries to this group so far (1 after the first).
     attempt: u32,
     commitlog_offset: u64,
     /// Push consumers: the client whose liveness keeps the message invisible, and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     renew: Option<(String, i64)>,
+    /// FIFO groups: the hash of the message group this message keeps busy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fifo_key: Option<u64>,
+    /// Being moved to the dead-letter queue: delivered to nobody meanwhile.
+    #[serde(skip)]
+    dead: bool,
 }
 
-#[derive(Debug, Default)]
+/// A FIFO message read ahead, waiting for its message group to be free.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Held {
+    commitlog_offset: u64,
+    key: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct QueueState {
     next: u64,
-    committed: u64,
+    #[serde(default)]
     inflight: BTreeMap<u64, Inflight>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    held: BTreeMap<u64, Held>,
+    /// The offset last committed to the store's consumer offsets.
+    #[serde(skip)]
+    committed: u64,
     /// No inflight message of this queue becomes visible before this time (a lower bound),
     /// ms: a receive skips the queue's inflight scan until then.
+    #[serde(skip)]
     next_due: i64,
 }
 
-#[derive(Debug, Default)]
+impl QueueState {
+    fn lowest_unacked(&self) -> u64 {
+        let first_inflight = self.inflight.keys().next().copied().unwrap_or(u64::MAX);
+        let first_held = self.held.keys().next().copied().unwrap_or(u64::MAX);
+        first_inflight.min(first_held).min(self.next)
+    }
+
+    /// Forgets everything below `offset` (consumed elsewhere, or reset).
+    fn drop_below(&mut self, offset: u64) {
+        self.inflight = self.inflight.split_off(&offset);
+        self.held = self.held.split_off(&offset);
+        self.next = self.next.max(offset);
+    }
+}
+
+/// One receive's hand-outs, remembered under its `attempt_id`.
+#[derive(Debug)]
+struct Attempt {
+    id: String,
+    expires: i64,
+    handed: Vec<(u32, u64, u64)>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct TopicState {
     queues: BTreeMap<u32, QueueState>,
     /// Where the next fresh read starts, for fairness across queues.
+    #[serde(skip)]
     cursor: u32,
+    #[serde(skip)]
+    attempts: VecDeque<Attempt>,
 }
 
 /// (consumer group, topic).
@@ -63,6 +133,34 @@ pub struct Delivery {
     pub delivery_attempt: u32,
     /// How long it stays invisible, ms.
     pub invisible_ms: i64,
+}
+
+/// A message whose deliveries are used up: the broker moves it to the group's dead-letter
+/// queue, then calls [`Pop::settle_dead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Consumer group.
+    pub group: String,
+    /// Topic it was consumed from.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: u32,
+    /// Queue offset.
+    pub offset: u64,
+    /// CommitLog offset of the message.
+    pub commitlog_offset: u64,
+    /// Deliveries it had.
+    pub attempts: u32,
+    seq: u64,
+}
+
+/// What one receive gives: deliveries, and messages to dead-letter.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Messages handed out.
+    pub deliveries: Vec<Delivery>,
+    /// Messages that used up their attempts.
+    pub dead: Vec<DeadLetter>,
 }
 
 /// What one receive asks for.
@@ -82,6 +180,12 @@ pub struct ReceiveSpec<'a> {
     pub invisible_ms: i64,
     /// Renew invisibility while this client lives (push consumers).
     pub auto_renew_client: Option<&'a str>,
+    /// Deliveries before a message goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// FIFO group: one message per message group in flight at a time, in order.
+    pub fifo: bool,
+    /// The client's id for this receive: a retry with the same id gets the same messages.
+    pub attempt_id: Option<&'a str>,
 }
 
 /// A parsed receipt handle.
@@ -92,53 +196,141 @@ struct Handle {
     seq: u64,
 }
 
+/// What `config/pop_state.json` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    /// Random per data directory: handles of another data directory are recognisably foreign.
+    store_id: u32,
+    /// Incremented on every start.
+    run: u64,
+    states: Vec<SavedState>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedState {
+    group: String,
+    topic: String,
+    state: TopicState,
+}
+
 /// The pop state of every (group, topic).
 #[derive(Debug)]
 pub struct Pop {
     store: MessageStore,
-    /// Changes on each broker start, so handles from an earlier run are recognisably stale.
-    epoch: u64,
+    path: PathBuf,
+    store_id: u32,
+    run: u64,
     seq: AtomicU64,
     topics: Mutex<HashMap<GroupTopic, Arc<Mutex<TopicState>>>>,
+    dirty: AtomicBool,
+    /// One save at a time.
+    save_lock: Mutex<()>,
+    /// Signalled when a message may have become available without a queue growing (an ack
+    /// freed a FIFO message group, a message was made visible): long polls look again.
+    changed: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The key a message group is tracked by.
+fn group_key(message_group: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    message_group.hash(&mut h);
+    h.finish()
 }
 
 impl Pop {
-    pub(crate) fn new(store: MessageStore) -> Self {
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_micros() as u64);
-        Pop { store, epoch, seq: AtomicU64::new(1), topics: Mutex::new(HashMap::new()) }
+    /// Loads the saved state of `store` (if any) and starts a new run.
+    pub(crate) fn open(store: MessageStore) -> Result<Self> {
+        let path = store.config().dir.join("config").join("pop_state.json");
+        let saved: Saved = load_json(&path)?.unwrap_or_else(|| Saved {
+            store_id: (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.subsec_nanos() ^ (d.as_secs() as u32)))
+                | 1,
+            ..Saved::default()
+        });
+        let run = saved.run + 1;
+        let mut topics = HashMap::new();
+        let offsets = store.consumer_offsets();
+        let now = now_millis();
+        let mut restored = 0usize;
+        for SavedState { group, topic, mut state } in saved.states {
+            for (&queue_id, qs) in &mut state.queues {
+                // The consumer offsets may have been saved after this state: what they say was
+                // consumed stays consumed.
+                if let Some(committed) = offsets.get(&group, &topic, queue_id) {
+                    qs.drop_below(committed);
+                }
+                qs.committed = qs.lowest_unacked();
+                qs.next_due = now;
+                restored += qs.inflight.len();
+            }
+            topics.insert((group, topic), Arc::new(Mutex::new(state)));
+        }
+        let pop = Pop {
+            store,
+            path,
+            store_id: saved.store_id,
+            run,
+            seq: AtomicU64::new(run << SEQ_RUN_SHIFT | 1),
+            topics: Mutex::new(topics),
+            dirty: AtomicBool::new(true),
+            save_lock: Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
+        };
+        // The new run number must be durable before any handle carries it.
+        pop.save()?;
+        if restored > 0 {
+            tracing::info!(inflight = restored, run, "restored consumption state");
+        }
+        Ok(pop)
     }
 
     fn state(&self, group: &str, topic: &str) -> Arc<Mutex<TopicState>> {
-        let mut map = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.topics);
         Arc::clone(map.entry((group.to_owned(), topic.to_owned())).or_default())
     }
 
+    fn existing(&self, group: &str, topic: &str) -> Option<Arc<Mutex<TopicState>>> {
+        lock(&self.topics).get(&(group.to_owned(), topic.to_owned())).cloned()
+    }
+
+    fn touched(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Resolves when a message may have become available other than by a queue growing.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     fn handle(&self, h: Handle) -> String {
-        format!("{:x}.{}.{}.{:x}", self.epoch, h.queue_id, h.offset, h.seq)
+        format!("{:x}.{}.{}.{:x}", self.store_id, h.queue_id, h.offset, h.seq)
     }
 
     fn parse_handle(&self, s: &str) -> Result<Handle> {
-        let stale = || {
+        let invalid = || {
             BrokerError::new(
                 Code::InvalidReceiptHandle,
                 format!("receipt handle {s:?} is not valid on this broker"),
             )
         };
         let mut parts = s.split('.');
-        let (Some(epoch), Some(q), Some(off), Some(seq), None) =
+        let (Some(id), Some(q), Some(off), Some(seq), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(stale());
+            return Err(invalid());
         };
-        if u64::from_str_radix(epoch, 16).ok() != Some(self.epoch) {
-            return Err(stale());
+        if u32::from_str_radix(id, 16).ok() != Some(self.store_id) {
+            return Err(invalid());
         }
         Ok(Handle {
-            queue_id: q.parse().map_err(|_| stale())?,
-            offset: off.parse().map_err(|_| stale())?,
-            seq: u64::from_str_radix(seq, 16).map_err(|_| stale())?,
+            queue_id: q.parse().map_err(|_| invalid())?,
+            offset: off.parse().map_err(|_| invalid())?,
+            seq: u64::from_str_radix(seq, 16).map_err(|_| invalid())?,
         })
     }
 
@@ -146,29 +338,70 @@ impl Pop {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Hands out up to `spec.batch` messages: first those whose invisible time passed, then
-    /// new ones. `alive` says whether a client is still there (for auto-renewal).
+    /// Hands out up to `spec.batch` messages: a retried attempt's messages, then those whose
+    /// invisible time passed, then (FIFO groups) read-ahead messages whose message group is
+    /// free, then new ones. `alive` says whether a client is still there (for auto-renewal).
     pub fn receive(
         &self,
         spec: &ReceiveSpec<'_>,
         alive: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<Delivery>> {
+    ) -> Result<Received> {
         let state = self.state(spec.group, spec.topic);
-        let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = lock(&state);
+        let st = &mut *guard;
         let now = now_millis();
-        let mut out = Vec::new();
+        let mut out = Received::default();
         let renew = spec.auto_renew_client.map(|c| (c.to_owned(), now + AUTO_RENEW_MAX_MS));
 
-        // Redeliveries first: they have waited longest.
+        if let Some(id) = spec.attempt_id.filter(|id| !id.is_empty()) {
+            self.replay_attempt(st, id, spec, now, &mut out);
+            if !out.deliveries.is_empty() {
+                self.touched();
+                return Ok(out);
+            }
+        }
+
+        self.redeliver_due(st, spec, now, renew.as_ref(), alive, &mut out);
+        // Message groups with a message in flight (FIFO groups only).
+        let mut busy: HashSet<u64> = if spec.fifo {
+            st.queues
+                .values()
+                .flat_map(|q| q.inflight.values().filter_map(|i| i.fifo_key))
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        if spec.fifo {
+            self.hand_out_held(st, spec, now, renew.as_ref(), &mut busy, &mut out);
+        }
+        self.read_fresh(st, spec, now, renew.as_ref(), &mut busy, &mut out)?;
+        if let Some(id) = spec.attempt_id.filter(|id| !id.is_empty()) {
+            remember_attempt(st, id, &out.deliveries, now + spec.invisible_ms);
+        }
+        self.commit_all(spec.group, spec.topic, st);
+        self.touched();
+        Ok(out)
+    }
+
+    /// Messages whose invisible time passed: delivered again, or dead-lettered when their
+    /// attempts are used up; push consumers' messages stay invisible while their client lives.
+    fn redeliver_due(
+        &self,
+        st: &mut TopicState,
+        spec: &ReceiveSpec<'_>,
+        now: i64,
+        renew: Option<&(String, i64)>,
+        alive: &dyn Fn(&str) -> bool,
+        out: &mut Received,
+    ) {
         for (&queue_id, qs) in &mut st.queues {
-            if qs.next_due > now || out.len() >= spec.batch {
+            if qs.next_due > now || qs.inflight.is_empty() {
                 continue;
             }
             let (mut due, mut complete, mut gone) = (i64::MAX, true, false);
             for (&offset, inf) in &mut qs.inflight {
-                if out.len() >= spec.batch {
-                    complete = false;
-                    break;
+                if inf.dead {
+                    continue;
                 }
                 if inf.visible_at > now {
                     due = due.min(inf.visible_at);
@@ -182,6 +415,15 @@ impl Pop {
                     due = due.min(inf.visible_at);
                     continue;
                 }
+                if inf.attempt >= spec.max_attempts {
+                    inf.dead = true;
+                    out.dead.push(dead_letter(spec.group, spec.topic, queue_id, offset, inf));
+                    continue;
+                }
+                if out.deliveries.len() >= spec.batch {
+                    complete = false;
+                    break;
+                }
                 let Ok(message) = self.store.read_at(inf.commitlog_offset) else {
                     // Deleted by retention while invisible: nothing left to redeliver.
                     inf.visible_at = i64::MAX;
@@ -191,9 +433,9 @@ impl Pop {
                 inf.seq = self.next_seq();
                 inf.attempt += 1;
                 inf.visible_at = now + spec.invisible_ms;
-                inf.renew.clone_from(&renew);
+                inf.renew = renew.cloned();
                 due = due.min(inf.visible_at);
-                out.push(Delivery {
+                out.deliveries.push(Delivery {
                     receipt_handle: self.handle(Handle { queue_id, offset, seq: inf.seq }),
                     delivery_attempt: inf.attempt + message.reconsume_times,
                     invisible_ms: spec.invisible_ms,
@@ -206,13 +448,73 @@ impl Pop {
             // Stopped early: what was not looked at may be due now.
             qs.next_due = if complete { due } else { now };
         }
+    }
 
-        // Then new messages, round-robin over the readable queues.
+    /// FIFO: read-ahead messages whose message group came free, oldest first.
+    fn hand_out_held(
+        &self,
+        st: &mut TopicState,
+        spec: &ReceiveSpec<'_>,
+        now: i64,
+        renew: Option<&(String, i64)>,
+        busy: &mut HashSet<u64>,
+        out: &mut Received,
+    ) {
+        for (&queue_id, qs) in &mut st.queues {
+            if out.deliveries.len() >= spec.batch {
+                break;
+            }
+            let free: Vec<(u64, Held)> = qs
+                .held
+                .iter()
+                .filter(|(_, h)| {
+                    // Only the first held message of a group: `busy` grows as we go.
+                    busy.insert(h.key)
+                })
+                .map(|(&o, &h)| (o, h))
+                .collect();
+            for (offset, held) in free {
+                if out.deliveries.len() >= spec.batch {
+                    // Not handed out after all: its group is free again.
+                    busy.remove(&held.key);
+                    continue;
+                }
+                qs.held.remove(&offset);
+                let Ok(message) = self.store.read_at(held.commitlog_offset) else {
+                    busy.remove(&held.key);
+                    continue;
+                };
+                out.deliveries.push(self.hand_out(
+                    qs,
+                    queue_id,
+                    message,
+                    Some(held.key),
+                    spec,
+                    now,
+                    renew,
+                ));
+            }
+            // Any held message not handed out keeps its group busy for fresh reads.
+            busy.extend(qs.held.values().map(|h| h.key));
+        }
+    }
+
+    /// New messages, round-robin over the readable queues (FIFO groups park a message whose
+    /// group is busy).
+    fn read_fresh(
+        &self,
+        st: &mut TopicState,
+        spec: &ReceiveSpec<'_>,
+        now: i64,
+        renew: Option<&(String, i64)>,
+        busy: &mut HashSet<u64>,
+        out: &mut Received,
+    ) -> Result<()> {
         let queues = spec.read_queues.max(1);
         let start = st.cursor % queues;
         st.cursor = st.cursor.wrapping_add(1);
         for i in 0..queues {
-            if out.len() >= spec.batch {
+            if out.deliveries.len() >= spec.batch {
                 break;
             }
             let queue_id = (start + i) % queues;
@@ -222,56 +524,143 @@ impl Pop {
                 .or_insert_with(|| self.initial(spec.group, spec.topic, queue_id));
             let min = self.store.min_offset(spec.topic, queue_id);
             if qs.next < min {
-                qs.next = min;
+                qs.drop_below(min);
             }
-            let got = self.store.get_messages(
-                spec.topic,
-                queue_id,
-                qs.next,
-                spec.batch - out.len(),
-                spec.filter,
-            )?;
-            for message in got.messages {
-                let seq = self.next_seq();
-                let offset = message.queue_offset;
-                qs.next_due = qs.next_due.min(now + spec.invisible_ms);
-                qs.inflight.insert(
-                    offset,
-                    Inflight {
-                        seq,
-                        visible_at: now + spec.invisible_ms,
-                        attempt: 1,
-                        commitlog_offset: message.commitlog_offset,
-                        renew: renew.clone(),
-                    },
-                );
-                out.push(Delivery {
-                    receipt_handle: self.handle(Handle { queue_id, offset, seq }),
-                    delivery_attempt: 1 + message.reconsume_times,
-                    invisible_ms: spec.invisible_ms,
-                    message,
-                });
+            // FIFO reads may park messages instead of handing them out: read on, a bounded
+            // number of times, while the batch has room and the read-ahead is not full.
+            for _ in 0..if spec.fifo { 8 } else { 1 } {
+                let room = spec.batch - out.deliveries.len();
+                if room == 0 || qs.held.len() >= MAX_HELD_PER_QUEUE {
+                    break;
+                }
+                let want = if spec.fifo { room.max(32) } else { room };
+                let got =
+                    self.store.get_messages(spec.topic, queue_id, qs.next, want, spec.filter)?;
+                let read_all = got.messages.len() < want;
+                let mut next = qs.next.max(got.next_offset);
+                for message in got.messages {
+                    let offset = message.queue_offset;
+                    if out.deliveries.len() >= spec.batch || qs.held.len() >= MAX_HELD_PER_QUEUE {
+                        // Not looked at: the next read starts here.
+                        next = next.min(offset);
+                        break;
+                    }
+                    let key = if spec.fifo {
+                        message.properties.get(PROPERTY_SHARDING_KEY).map(|g| group_key(g))
+                    } else {
+                        None
+                    };
+                    if let Some(k) = key
+                        && busy.contains(&k)
+                    {
+                        qs.held.insert(
+                            offset,
+                            Held { commitlog_offset: message.commitlog_offset, key: k },
+                        );
+                        continue;
+                    }
+                    if let Some(k) = key {
+                        busy.insert(k);
+                    }
+                    out.deliveries
+                        .push(self.hand_out(qs, queue_id, message, key, spec, now, renew));
+                }
+                qs.next = next;
+                if read_all || !spec.fifo {
+                    break;
+                }
             }
-            qs.next = qs.next.max(got.next_offset);
         }
-        self.commit_all(spec.group, spec.topic, &mut st);
-        Ok(out)
+        Ok(())
     }
 
-    /// Where a group with no state yet starts on a queue: its committed offset, else the
-    /// queue's start while nothing was deleted from it (RocketMQ's behaviour for new groups),
-    /// else the queue's end.
+    #[allow(clippy::too_many_arguments)]
+    fn hand_out(
+        &self,
+        qs: &mut QueueState,
+        queue_id: u32,
+        message: StoredMessage,
+        fifo_key: Option<u64>,
+        spec: &ReceiveSpec<'_>,
+        now: i64,
+        renew: Option<&(String, i64)>,
+    ) -> Delivery {
+        let seq = self.next_seq();
+        let offset = message.queue_offset;
+        qs.next_due = qs.next_due.min(now + spec.invisible_ms);
+        qs.inflight.insert(
+            offset,
+            Inflight {
+                seq,
+                visible_at: now + spec.invisible_ms,
+                attempt: 1,
+                commitlog_offset: message.commitlog_offset,
+                renew: renew.cloned(),
+                fifo_key,
+                dead: false,
+            },
+        );
+        Delivery {
+            receipt_handle: self.handle(Handle { queue_id, offset, seq }),
+            delivery_attempt: 1 + message.reconsume_times,
+            invisible_ms: spec.invisible_ms,
+            message,
+        }
+    }
+
+    /// A retried receive (same `attempt_id`): the messages the first try handed out that are
+    /// still in flight under the same hand-out, with the same handles, invisible anew.
+    fn replay_attempt(
+        &self,
+        st: &mut TopicState,
+        id: &str,
+        spec: &ReceiveSpec<'_>,
+        now: i64,
+        out: &mut Received,
+    ) {
+        st.attempts.retain(|a| a.expires > now);
+        let Some(attempt) = st.attempts.iter().find(|a| a.id == id) else { return };
+        let handed = attempt.handed.clone();
+        for (queue_id, offset, seq) in handed {
+            let Some(inf) = st
+                .queues
+                .get_mut(&queue_id)
+                .and_then(|q| q.inflight.get_mut(&offset))
+                .filter(|inf| inf.seq == seq && !inf.dead)
+            else {
+                continue;
+            };
+            let Ok(message) = self.store.read_at(inf.commitlog_offset) else { continue };
+            inf.visible_at = inf.visible_at.max(now + spec.invisible_ms);
+            out.deliveries.push(Delivery {
+                receipt_handle: self.handle(Handle { queue_id, offset, seq }),
+                delivery_attempt: inf.attempt + message.reconsume_times,
+                invisible_ms: spec.invisible_ms,
+                message,
+            });
+        }
+    }
+
+    /// Where a group with no state yet starts on a queue: its committed offset, else where its
+    /// `consume_from` setting says.
     fn initial(&self, group: &str, topic: &str, queue_id: u32) -> QueueState {
         let next = self.store.consumer_offsets().get(group, topic, queue_id).unwrap_or_else(|| {
-            let min = self.store.min_offset(topic, queue_id);
-            if min == 0 { 0 } else { self.store.max_offset(topic, queue_id) }
+            let from = self.store.groups().get(group).map(|g| g.consume_from).unwrap_or_default();
+            let (min, max) =
+                (self.store.min_offset(topic, queue_id), self.store.max_offset(topic, queue_id));
+            match from {
+                ConsumeFrom::First => min,
+                ConsumeFrom::Last => max,
+                ConsumeFrom::Auto if min == 0 => 0,
+                ConsumeFrom::Auto => max.saturating_sub(1).max(min),
+            }
         });
-        QueueState { next, committed: next, inflight: BTreeMap::new(), next_due: i64::MAX }
+        QueueState { next, committed: next, next_due: i64::MAX, ..QueueState::default() }
     }
 
     fn commit_all(&self, group: &str, topic: &str, st: &mut TopicState) {
         for (&queue_id, qs) in &mut st.queues {
-            let committed = qs.inflight.keys().next().copied().unwrap_or(qs.next);
+            let committed = qs.lowest_unacked();
             if committed != qs.committed {
                 qs.committed = committed;
                 self.store.consumer_offsets().commit(group, topic, queue_id, committed);
@@ -279,24 +668,35 @@ impl Pop {
         }
     }
 
-    /// Acknowledges the message a handle names.
+    /// Acknowledges the message a handle names. Acking a message that is no longer in flight
+    /// (acked already, dead-lettered, or its offsets reset) answers OK, as RocketMQ does; a
+    /// handle superseded by a newer hand-out of the same message is stale.
     pub fn ack(&self, group: &str, topic: &str, handle: &str) -> Result<()> {
         let h = self.parse_handle(handle)?;
         let state = self.state(group, topic);
-        let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let current = st
-            .queues
-            .get(&h.queue_id)
-            .and_then(|qs| qs.inflight.get(&h.offset))
-            .is_some_and(|inf| inf.seq == h.seq);
-        if !current {
-            return Err(stale(handle));
+        let mut guard = lock(&state);
+        let st = &mut *guard;
+        let Some(qs) = st.queues.get_mut(&h.queue_id) else {
+            // Never handed out by this group here: only a reset can have forgotten it.
+            return match self.store.consumer_offsets().get(group, topic, h.queue_id) {
+                Some(committed) if h.offset < committed => Ok(()),
+                _ => Err(stale(handle)),
+            };
+        };
+        match qs.inflight.get(&h.offset) {
+            Some(inf) if inf.seq == h.seq => {
+                let freed = inf.fifo_key.is_some();
+                qs.inflight.remove(&h.offset);
+                self.commit_all(group, topic, st);
+                self.touched();
+                if freed {
+                    self.changed.notify_waiters();
+                }
+                Ok(())
+            }
+            None if h.offset < qs.next && !qs.held.contains_key(&h.offset) => Ok(()),
+            _ => Err(stale(handle)),
         }
-        if let Some(qs) = st.queues.get_mut(&h.queue_id) {
-            qs.inflight.remove(&h.offset);
-        }
-        self.commit_all(group, topic, &mut st);
-        Ok(())
     }
 
     /// Makes the message a handle names visible again after `invisible_ms` (0: now), and
@@ -310,32 +710,106 @@ impl Pop {
     ) -> Result<String> {
         let h = self.parse_handle(handle)?;
         let state = self.state(group, topic);
-        let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = lock(&state);
         let qs = st.queues.get_mut(&h.queue_id).ok_or_else(|| stale(handle))?;
         let inf = qs
             .inflight
             .get_mut(&h.offset)
-            .filter(|inf| inf.seq == h.seq)
+            .filter(|inf| inf.seq == h.seq && !inf.dead)
             .ok_or_else(|| stale(handle))?;
         inf.seq = self.next_seq();
         inf.visible_at = now_millis() + invisible_ms;
         inf.renew = None;
         qs.next_due = qs.next_due.min(inf.visible_at);
-        Ok(self.handle(Handle { seq: inf.seq, ..h }))
+        let new = self.handle(Handle { seq: inf.seq, ..h });
+        drop(st);
+        self.touched();
+        if invisible_ms == 0 {
+            self.changed.notify_waiters();
+        }
+        Ok(new)
+    }
+
+    /// Takes the message a current handle names out of delivery, for the dead-letter queue
+    /// (`ForwardMessageToDeadLetterQueue`). Settle it with [`Pop::settle_dead`].
+    pub fn take_for_dead_letter(
+        &self,
+        group: &str,
+        topic: &str,
+        handle: &str,
+    ) -> Result<DeadLetter> {
+        let h = self.parse_handle(handle)?;
+        let state = self.state(group, topic);
+        let mut st = lock(&state);
+        let inf = st
+            .queues
+            .get_mut(&h.queue_id)
+            .and_then(|qs| qs.inflight.get_mut(&h.offset))
+            .filter(|inf| inf.seq == h.seq && !inf.dead)
+            .ok_or_else(|| stale(handle))?;
+        inf.dead = true;
+        Ok(dead_letter(group, topic, h.queue_id, h.offset, inf))
+    }
+
+    /// Finishes a dead letter: `moved` (it is in the dead-letter queue) removes it like an ack;
+    /// otherwise it becomes deliverable again shortly, to be tried again.
+    pub fn settle_dead(&self, d: &DeadLetter, moved: bool) {
+        let Some(state) = self.existing(&d.group, &d.topic) else { return };
+        let mut guard = lock(&state);
+        let st = &mut *guard;
+        let Some(qs) = st.queues.get_mut(&d.queue_id) else { return };
+        if qs.inflight.get(&d.offset).is_none_or(|inf| inf.seq != d.seq) {
+            return;
+        }
+        if moved {
+            qs.inflight.remove(&d.offset);
+            self.commit_all(&d.group, &d.topic, st);
+        } else if let Some(inf) = qs.inflight.get_mut(&d.offset) {
+            inf.dead = false;
+            inf.visible_at = now_millis() + 1000;
+            qs.next_due = qs.next_due.min(inf.visible_at);
+        }
+        drop(guard);
+        self.touched();
+        self.changed.notify_waiters();
+    }
+
+    /// Every in-flight message that is due and has used up its attempts, marked for the
+    /// dead-letter queue: so a group nobody receives for does not keep them (and its committed
+    /// offset) forever. `max_attempts` gives a group's limit.
+    pub fn due_dead_letters(&self, max_attempts: &dyn Fn(&str) -> u32) -> Vec<DeadLetter> {
+        let states: Vec<(GroupTopic, Arc<Mutex<TopicState>>)> =
+            lock(&self.topics).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let now = now_millis();
+        let mut out = Vec::new();
+        for ((group, topic), state) in states {
+            let max = max_attempts(&group);
+            let mut st = lock(&state);
+            for (&queue_id, qs) in &mut st.queues {
+                if qs.next_due > now {
+                    continue;
+                }
+                for (&offset, inf) in &mut qs.inflight {
+                    if !inf.dead
+                        && inf.visible_at <= now
+                        && inf.attempt >= max
+                        && inf.renew.as_ref().is_none_or(|(_, until)| now >= *until)
+                    {
+                        inf.dead = true;
+                        out.push(dead_letter(&group, &topic, queue_id, offset, inf));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// A client went away: what it held under auto-renewal becomes visible now.
     pub fn release_client(&self, client_id: &str) {
-        let states: Vec<Arc<Mutex<TopicState>>> = self
-            .topics
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let states: Vec<Arc<Mutex<TopicState>>> = lock(&self.topics).values().cloned().collect();
         let now = now_millis();
         for state in states {
-            let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut st = lock(&state);
             for qs in st.queues.values_mut() {
                 for inf in qs.inflight.values_mut() {
                     if inf.renew.as_ref().is_some_and(|(c, _)| c == client_id) {
@@ -346,12 +820,14 @@ impl Pop {
                 }
             }
         }
+        self.touched();
+        self.changed.notify_waiters();
     }
 
     /// When the earliest invisible message of (group, topic) becomes visible, ms.
     pub fn next_visible(&self, group: &str, topic: &str) -> Option<i64> {
-        let state = self.state(group, topic);
-        let st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = self.existing(group, topic)?;
+        let st = lock(&state);
         st.queues
             .values()
             .filter(|q| !q.inflight.is_empty())
@@ -363,120 +839,145 @@ impl Pop {
     /// The next offset a fresh read of each queue starts at (for long polling).
     pub fn next_offsets(&self, group: &str, topic: &str, read_queues: u32) -> Vec<(u32, u64)> {
         let state = self.state(group, topic);
-        let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = lock(&state);
         (0..read_queues.max(1))
             .map(|q| (q, st.queues.entry(q).or_insert_with(|| self.initial(group, topic, q)).next))
             .collect()
     }
 
-    /// Moves the group's offsets on `topic` to `targets` (queue id, offset) and forgets what it
-    /// had in flight there: the next receive starts at the new offsets. Done under the state's
-    /// lock, so a receive or ack running meanwhile cannot write the old offsets back.
-    /// Returns (queue id, old committed offset, new offset).
+    /// Moves the group's offsets of the given queues of `topic` to `targets` (queue id, offset)
+    /// and forgets what it had in flight there: the next receive starts at the new offsets.
+    /// Done under the state's lock, so a receive or ack running meanwhile cannot write the old
+    /// offsets back. Saved before it returns. Returns (queue id, old committed offset, new
+    /// offset).
     pub fn reset_to(
         &self,
         group: &str,
         topic: &str,
         targets: &[(u32, u64)],
-    ) -> Vec<(u32, u64, u64)> {
+    ) -> Result<Vec<(u32, u64, u64)>> {
         let state = self.state(group, topic);
-        let mut st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.queues.clear();
+        let mut st = lock(&state);
         let offsets = self.store.consumer_offsets();
-        targets
+        let changed = targets
             .iter()
             .map(|&(queue_id, new)| {
                 let old = offsets.get(group, topic, queue_id).unwrap_or(0);
+                st.queues.insert(
+                    queue_id,
+                    QueueState {
+                        next: new,
+                        committed: new,
+                        next_due: i64::MAX,
+                        ..QueueState::default()
+                    },
+                );
                 offsets.commit(group, topic, queue_id, new);
                 (queue_id, old, new)
             })
-            .collect()
+            .collect();
+        drop(st);
+        self.touched();
+        self.save()?;
+        offsets.save()?;
+        self.changed.notify_waiters();
+        Ok(changed)
     }
+
+    /// Forgets every (group, topic) state of a deleted topic.
+    pub fn forget_topic(&self, topic: &str) {
+        lock(&self.topics).retain(|(_, t), _| t != topic);
+        self.touched();
+    }
+
+    /// How many messages of (group, topic) are in flight and read ahead.
+    pub fn inflight_count(&self, group: &str, topic: &str) -> (usize, usize) {
+        self.existing(group, topic).map_or((0, 0), |state| {
+            let st = lock(&state);
+            st.queues.values().fold((0, 0), |(i, h), q| (i + q.inflight.len(), h + q.held.len()))
+        })
+    }
+
+    /// Saves the state to `config/pop_state.json` if it changed since the last save.
+    pub fn save(&self) -> Result<()> {
+        let _one = lock(&self.save_lock);
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let states: Vec<(GroupTopic, Arc<Mutex<TopicState>>)> =
+            lock(&self.topics).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let mut saved = Saved { store_id: self.store_id, run: self.run, states: Vec::new() };
+        for ((group, topic), state) in states {
+            let st = lock(&state);
+            let queues: BTreeMap<u32, QueueState> = st
+                .queues
+                .iter()
+                .filter(|(_, q)| !q.inflight.is_empty() || !q.held.is_empty())
+                .map(|(&id, q)| {
+                    (
+                        id,
+                        QueueState {
+                            next: q.next,
+                            inflight: q.inflight.clone(),
+                            held: q.held.clone(),
+                            ..QueueState::default()
+                        },
+                    )
+                })
+                .collect();
+            if queues.is_empty() {
+                // Nothing beyond the consumer offsets to remember.
+                continue;
+            }
+            saved.states.push(SavedState {
+                group,
+                topic,
+                state: TopicState { queues, ..TopicState::default() },
+            });
+        }
+        save_json_compact(&self.path, &saved).map_err(|e| {
+            self.dirty.store(true, Ordering::Release);
+            BrokerError::from(e)
+        })
+    }
+}
+
+fn dead_letter(group: &str, topic: &str, queue_id: u32, offset: u64, inf: &Inflight) -> DeadLetter {
+    DeadLetter {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        queue_id,
+        offset,
+        commitlog_offset: inf.commitlog_offset,
+        attempts: inf.attempt,
+        seq: inf.seq,
+    }
+}
+
+fn remember_attempt(st: &mut TopicState, id: &str, deliveries: &[Delivery], expires: i64) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let handed = deliveries
+        .iter()
+        .filter_map(|d| {
+            let mut parts = d.receipt_handle.rsplit('.');
+            let seq = u64::from_str_radix(parts.next()?, 16).ok()?;
+            Some((d.message.queue_id, d.message.queue_offset, seq))
+        })
+        .collect();
+    st.attempts.retain(|a| a.id != id);
+    if st.attempts.len() >= MAX_REMEMBERED_ATTEMPTS {
+        st.attempts.pop_front();
+    }
+    st.attempts.push_back(Attempt { id: id.to_owned(), expires, handed });
 }
 
 fn stale(handle: &str) -> BrokerError {
     BrokerError::new(
         Code::InvalidReceiptHandle,
         format!(
-            "receipt handle {handle:?} is stale: the message was acked, re-delivered or its invisible time changed"
+            "receipt handle {handle:?} is stale: the message was re-delivered or its invisible time changed"
         ),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::{PutMessage, StoreConfig};
-
-    async fn store_with(n: usize) -> (tempfile::TempDir, MessageStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MessageStore::open(StoreConfig {
-            segment_size: 8 << 20,
-            ..StoreConfig::new(dir.path())
-        })
-        .unwrap();
-        for i in 0..n {
-            store
-                .put(PutMessage::new("t", 0, format!("m{i}")).with_message_id(format!("id{i}")))
-                .await
-                .unwrap();
-        }
-        while store.dispatched_offset() < store.commitlog_max_offset() {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        (dir, store)
-    }
-
-    fn spec<'a>(filter: &'a TagFilter, batch: usize, renew: Option<&'a str>) -> ReceiveSpec<'a> {
-        ReceiveSpec {
-            group: "g",
-            topic: "t",
-            read_queues: 1,
-            filter,
-            batch,
-            invisible_ms: 60_000,
-            auto_renew_client: renew,
-        }
-    }
-
-    #[tokio::test]
-    async fn due_messages_come_back_and_others_stay_invisible() {
-        let (_dir, store) = store_with(50).await;
-        let pop = Pop::new(store);
-        let all = TagFilter::All;
-        let first = pop.receive(&spec(&all, 50, None), &|_| true).unwrap();
-        assert_eq!(first.len(), 50);
-        assert!(pop.receive(&spec(&all, 50, None), &|_| true).unwrap().is_empty());
-        // Make message 7 visible now: only it comes back, as attempt 2.
-        let h = pop.change_invisible("g", "t", &first[7].receipt_handle, 0).unwrap();
-        assert!(pop.next_visible("g", "t").unwrap() <= now_millis());
-        let again = pop.receive(&spec(&all, 50, None), &|_| true).unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].message.message_id(), Some("id7"));
-        assert_eq!(again[0].delivery_attempt, 2);
-        assert!(pop.ack("g", "t", &h).is_err(), "superseded handle");
-        pop.ack("g", "t", &again[0].receipt_handle).unwrap();
-        assert!(pop.receive(&spec(&all, 50, None), &|_| true).unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn auto_renew_holds_messages_while_the_client_lives() {
-        let (_dir, store) = store_with(3).await;
-        let pop = Pop::new(store);
-        let all = TagFilter::All;
-        let got = pop.receive(&spec(&all, 3, Some("push-1")), &|_| true).unwrap();
-        assert_eq!(got.len(), 3);
-        // Force them due, as if 60 s passed.
-        for d in &got {
-            pop.change_invisible("g", "t", &d.receipt_handle, 0).unwrap();
-        }
-        // change_invisible ends auto-renewal (a nack): they come back to anyone.
-        assert_eq!(pop.receive(&spec(&all, 3, Some("push-2")), &|_| true).unwrap().len(), 3);
-        // push-2 holds them now; while it lives nothing is redelivered...
-        pop.release_client("nobody");
-        assert!(pop.receive(&spec(&all, 3, None), &|_| true).unwrap().is_empty());
-        // ...and when it goes away, everything it held is delivered again.
-        pop.release_client("push-2");
-        assert_eq!(pop.receive(&spec(&all, 3, None), &|_| true).unwrap().len(), 3);
-    }
 }

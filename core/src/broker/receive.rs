@@ -42,7 +42,7 @@ impl Broker {
             .map(|t| t.name.as_str())
             .unwrap_or_default();
         validate::topic(topic)?;
-        self.group_or_create(group)?;
+        let group_cfg = self.group_or_create(group)?;
         let cfg = self.topic_or_create(topic)?;
         if cfg.perm & PERM_READ == 0 {
             return Err(BrokerError::new(
@@ -51,35 +51,7 @@ impl Broker {
             ));
         }
         let filter = filter(req.filter_expression.as_ref())?;
-        let batch = usize::try_from(req.batch_size)
-            .ok()
-            .filter(|b| *b > 0)
-            .ok_or_else(|| {
-                BrokerError::new(
-                    Code::BadRequest,
-                    format!("batch_size {} must be > 0", req.batch_size),
-                )
-            })?
-            .min(MAX_BATCH);
-        let invisible_ms = if req.auto_renew {
-            req.invisible_duration.as_ref().map_or(AUTO_RENEW_INVISIBLE_MS, duration_ms)
-        } else {
-            let ms = req.invisible_duration.as_ref().map(duration_ms).ok_or_else(|| {
-                BrokerError::new(
-                    Code::IllegalInvisibleTime,
-                    "invisible_duration is required unless auto_renew is set",
-                )
-            })?;
-            if !(MIN_INVISIBLE_MS..=MAX_INVISIBLE_MS).contains(&ms) {
-                return Err(BrokerError::new(
-                    Code::IllegalInvisibleTime,
-                    format!(
-                        "invisible_duration {ms} ms is outside [{MIN_INVISIBLE_MS}, {MAX_INVISIBLE_MS}] ms"
-                    ),
-                ));
-            }
-            ms
-        };
+        let (batch, invisible_ms) = batch_and_invisible(req)?;
         let polling = self.polling_time(req, client_id, deadline)?;
         let spec = ReceiveSpec {
             group,
@@ -89,15 +61,23 @@ impl Broker {
             batch,
             invisible_ms,
             auto_renew_client: req.auto_renew.then_some(client_id),
+            max_attempts: group_cfg.max_delivery_attempts.max(1),
+            fifo: group_cfg.fifo,
+            attempt_id: req.attempt_id.as_deref(),
         };
         let clients = self.clients();
         let alive = |c: &str| clients.is_alive(c);
         let until = tokio::time::Instant::now() + polling;
         loop {
+            let changed = self.pop().changed();
             let got = self.pop().receive(&spec, &alive)?;
+            if !got.dead.is_empty() {
+                // Failures are retried by the background sweep.
+                let _ = self.move_to_dead_letter_queue(got.dead).await;
+            }
             let now = tokio::time::Instant::now();
-            if !got.is_empty() || now >= until {
-                return Ok(got);
+            if !got.deliveries.is_empty() || now >= until || self.is_stopping() {
+                return Ok(got.deliveries);
             }
             // Sleep until a queue grows, an invisible message comes due, or polling ends.
             let mut wake = until;
@@ -119,6 +99,21 @@ impl Broker {
             waits.push(
                 async move {
                     tokio::time::sleep(left).await;
+                    Ok(false)
+                }
+                .boxed(),
+            );
+            waits.push(
+                async move {
+                    changed.await;
+                    Ok(true)
+                }
+                .boxed(),
+            );
+            let stopping = self.stopping();
+            waits.push(
+                async move {
+                    stopping.await;
                     Ok(false)
                 }
                 .boxed(),
@@ -163,7 +158,38 @@ impl Broker {
     }
 }
 
-fn filter(expr: Option<&v2::FilterExpression>) -> Result<TagFilter> {
+/// The batch size (capped) and invisible time a receive asks for, checked.
+fn batch_and_invisible(req: &v2::ReceiveMessageRequest) -> Result<(usize, i64)> {
+    let batch = usize::try_from(req.batch_size)
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| {
+            BrokerError::new(Code::BadRequest, format!("batch_size {} must be > 0", req.batch_size))
+        })?
+        .min(MAX_BATCH);
+    let invisible_ms = if req.auto_renew {
+        req.invisible_duration.as_ref().map_or(AUTO_RENEW_INVISIBLE_MS, duration_ms)
+    } else {
+        let ms = req.invisible_duration.as_ref().map(duration_ms).ok_or_else(|| {
+            BrokerError::new(
+                Code::IllegalInvisibleTime,
+                "invisible_duration is required unless auto_renew is set",
+            )
+        })?;
+        if !(MIN_INVISIBLE_MS..=MAX_INVISIBLE_MS).contains(&ms) {
+            return Err(BrokerError::new(
+                Code::IllegalInvisibleTime,
+                format!(
+                    "invisible_duration {ms} ms is outside [{MIN_INVISIBLE_MS}, {MAX_INVISIBLE_MS}] ms"
+                ),
+            ));
+        }
+        ms
+    };
+    Ok((batch, invisible_ms))
+}
+
+pub(crate) fn filter(expr: Option<&v2::FilterExpression>) -> Result<TagFilter> {
     let Some(expr) = expr else { return Ok(TagFilter::All) };
     match FilterType::try_from(expr.r#type).unwrap_or(FilterType::Unspecified) {
         FilterType::Tag | FilterType::Unspecified => {

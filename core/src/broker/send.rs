@@ -1,15 +1,39 @@
-//! SendMessage: validate every message first (bad input changes nothing), pick queues, append
-//! them as one batch, answer one entry per message.
+//! SendMessage: validate every message first (bad input changes nothing), pick queues, route
+//! delay messages to the timer and transaction messages to the half queue, append everything
+//! as one batch, answer one entry per message.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use crate::broker::convert::{PROPERTY_SHARDING_KEY, to_put};
+use crate::broker::convert::{
+    PROPERTY_SHARDING_KEY, PROPERTY_TIMER_DELIVER_MS, timestamp_ms, to_put,
+};
 use crate::broker::error::{BrokerError, Result};
+use crate::broker::timer::{self, PROPERTY_REAL_QID, PROPERTY_REAL_TOPIC, TIMER_TOPIC};
 use crate::broker::topics::{PERM_WRITE, kind_of};
+use crate::broker::transaction::{HALF_TOPIC, PROPERTY_PRODUCER_GROUP};
 use crate::broker::{Broker, validate};
 use crate::protocol::v2::{self, Code, MessageType};
 use crate::storage::PutResult;
+use crate::storage::message::now_millis;
+
+/// Where one sent message went.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Where it was stored (for delay and transaction messages: the system queue).
+    pub put: PutResult,
+    /// Transaction messages: the id to end the transaction with (the message id).
+    pub transaction_id: String,
+    /// Delay messages due later: the handle to recall them with.
+    pub recall_handle: String,
+}
+
+/// How a message is stored.
+enum Route {
+    Topic,
+    Timer { at: i64, bucket: u32 },
+    Half,
+}
 
 impl Broker {
     /// Stores `messages` (all for one topic) and returns where each went, in order.
@@ -17,7 +41,7 @@ impl Broker {
         &self,
         messages: &[v2::Message],
         remote: Option<SocketAddr>,
-    ) -> Result<Vec<PutResult>> {
+    ) -> Result<Vec<Sent>> {
         let Some(first) = messages.first() else {
             return Err(BrokerError::new(Code::MessageCorrupted, "no message to send"));
         };
@@ -30,7 +54,10 @@ impl Broker {
                 format!("topic {:?} is not writable", topic.name),
             ));
         }
+        let accepts = kind_of(&cfg).accepts();
+        let now = now_millis();
         let mut puts = Vec::with_capacity(messages.len());
+        let mut routes = Vec::with_capacity(messages.len());
         for m in messages {
             if m.topic.as_ref() != Some(&topic) {
                 return Err(BrokerError::new(
@@ -38,12 +65,12 @@ impl Broker {
                     "all messages of one request must have the same topic",
                 ));
             }
-            self.check_message(m, &kind_of(&cfg).accepts())?;
-            let put = to_put(m, 0, remote);
-            puts.push(put);
+            let kind = self.check_message(m, &accepts, now)?;
+            puts.push(to_put(m, 0, remote));
+            routes.push(kind);
         }
         let write_queues = u64::from(cfg.write_queues.max(1));
-        for put in &mut puts {
+        for (put, route) in puts.iter_mut().zip(&mut routes) {
             put.queue_id = match put.properties.get(PROPERTY_SHARDING_KEY) {
                 // One queue per message group keeps the group's order.
                 Some(group) => (u64::from(crc32c::crc32c(group.as_bytes())) % write_queues) as u32,
@@ -51,11 +78,58 @@ impl Broker {
                     (self.inner.send_cursor.fetch_add(1, Ordering::Relaxed) % write_queues) as u32
                 }
             };
+            let to = match route {
+                Route::Topic => continue,
+                Route::Timer { bucket, .. } => (TIMER_TOPIC, *bucket),
+                Route::Half => {
+                    put.properties.insert(PROPERTY_PRODUCER_GROUP.to_owned(), topic.name.clone());
+                    (HALF_TOPIC, 0)
+                }
+            };
+            put.properties.insert(PROPERTY_REAL_TOPIC.to_owned(), topic.name.clone());
+            put.properties.insert(PROPERTY_REAL_QID.to_owned(), put.queue_id.to_string());
+            to.0.clone_into(&mut put.topic);
+            put.queue_id = to.1;
         }
-        Ok(self.store().put_batch(puts).await?)
+        let results = self.store().put_batch(puts).await?;
+        let mut sent = Vec::with_capacity(results.len());
+        for ((put, route), m) in results.into_iter().zip(routes).zip(messages) {
+            let id =
+                m.system_properties.as_ref().map(|s| s.message_id.as_str()).unwrap_or_default();
+            let mut s = Sent { put, transaction_id: String::new(), recall_handle: String::new() };
+            match route {
+                Route::Topic => {}
+                Route::Timer { at, bucket } => {
+                    self.timer().add(at, bucket, s.put.queue_offset, s.put.commitlog_offset);
+                    s.recall_handle = timer::recall_handle(
+                        &topic.name,
+                        &self.config().broker_name,
+                        at,
+                        id,
+                        bucket,
+                        s.put.queue_offset,
+                    );
+                }
+                Route::Half => {
+                    self.transactions().add(
+                        id,
+                        &topic.name,
+                        s.put.queue_offset,
+                        s.put.commitlog_offset,
+                        self.config().transaction_check_first_ms,
+                    );
+                    id.clone_into(&mut s.transaction_id);
+                }
+            }
+            sent.push(s);
+        }
+        Ok(sent)
     }
 
-    fn check_message(&self, m: &v2::Message, accepts: &[MessageType]) -> Result<()> {
+    /// Validates one message and says how it is stored. The message's type follows from its
+    /// properties as in RocketMQ: transaction, else delay (a delivery time), else FIFO (a
+    /// message group), else normal; the topic must accept it.
+    fn check_message(&self, m: &v2::Message, accepts: &[MessageType], now: i64) -> Result<Route> {
         let sys = m.system_properties.clone().unwrap_or_default();
         if m.body.is_empty() {
             return Err(BrokerError::new(Code::MessageBodyEmpty, "message body cannot be empty"));
@@ -81,32 +155,38 @@ impl Broker {
         }
         let group = sys.message_group.clone().unwrap_or_default();
         validate::message_group(&group)?;
-        let kind = MessageType::try_from(sys.message_type).unwrap_or(MessageType::Unspecified);
-        match kind {
-            MessageType::Delay | MessageType::Transaction => {
-                return Err(BrokerError::new(
-                    Code::Unsupported,
-                    format!("{} messages are not supported by this broker yet", kind.as_str_name()),
-                ));
-            }
-            MessageType::Lite | MessageType::Priority => {
-                return Err(BrokerError::new(
-                    Code::Unsupported,
-                    format!("{} messages are not supported", kind.as_str_name()),
-                ));
-            }
-            _ => {}
-        }
-        if sys.delivery_timestamp.is_some() {
+        let declared = MessageType::try_from(sys.message_type).map_err(|_| {
+            BrokerError::new(
+                Code::BadRequest,
+                format!("message_type {} is not a RocketMQ message type", sys.message_type),
+            )
+        })?;
+        if matches!(declared, MessageType::Lite | MessageType::Priority) {
             return Err(BrokerError::new(
                 Code::Unsupported,
-                "delivery_timestamp (delay messages) is not supported by this broker yet",
+                format!("{} messages are not supported", declared.as_str_name()),
             ));
         }
-        let effective = match kind {
-            MessageType::Unspecified if group.is_empty() => MessageType::Normal,
-            MessageType::Unspecified => MessageType::Fifo,
-            k => k,
+        let at = sys.delivery_timestamp.as_ref().map(timestamp_ms);
+        let effective = if declared == MessageType::Transaction {
+            if at.is_some() || !group.is_empty() {
+                return Err(BrokerError::new(
+                    Code::MessagePropertyConflictWithType,
+                    "a TRANSACTION message cannot have a delivery time or a message group",
+                ));
+            }
+            MessageType::Transaction
+        } else if at.is_some() {
+            MessageType::Delay
+        } else if declared == MessageType::Delay {
+            return Err(BrokerError::new(
+                Code::IllegalDeliveryTime,
+                "a DELAY message needs a delivery_timestamp",
+            ));
+        } else if !group.is_empty() {
+            MessageType::Fifo
+        } else {
+            MessageType::Normal
         };
         if !accepts.contains(&effective) {
             return Err(BrokerError::new(
@@ -118,6 +198,33 @@ impl Broker {
                 ),
             ));
         }
-        Ok(())
+        if m.user_properties.contains_key(PROPERTY_TIMER_DELIVER_MS) {
+            return Err(BrokerError::new(
+                Code::IllegalMessagePropertyKey,
+                "TIMER_DELIVER_MS is set by the broker",
+            ));
+        }
+        Ok(match (effective, at) {
+            (MessageType::Transaction, _) => Route::Half,
+            (_, Some(at)) => {
+                let max = self.config().max_delay_ms;
+                if at - now > max {
+                    return Err(BrokerError::new(
+                        Code::IllegalDeliveryTime,
+                        format!(
+                            "delivery time {at} is {} ms ahead; at most {max} ms ahead is allowed",
+                            at - now
+                        ),
+                    ));
+                }
+                // Due already: stored in its topic at once, as RocketMQ does.
+                if at <= now {
+                    Route::Topic
+                } else {
+                    Route::Timer { at, bucket: timer::bucket(at - now) }
+                }
+            }
+            _ => Route::Topic,
+        })
     }
 }

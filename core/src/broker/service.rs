@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
 use crate::broker::convert::{Delivered, duration_ms, timestamp, to_wire};
 use crate::broker::error::BrokerError;
-use crate::broker::{Broker, validate};
+use crate::broker::{Broker, namespace, validate};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
 use crate::storage::message::now_millis;
@@ -79,6 +79,7 @@ impl Messaging {
             namespace: header(req, "x-mq-namespace").unwrap_or_default().to_owned(),
             deadline: header(req, "grpc-timeout").and_then(grpc_timeout),
         };
+        namespace::validate(&meta.namespace)?;
         self.broker.clients().touch(&meta.client_id, &meta.language);
         Ok(meta)
     }
@@ -96,9 +97,13 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::QueryRouteRequest>,
     ) -> Result<Response<v2::QueryRouteResponse>, Status> {
-        let result = self.meta(&request).and_then(|_| {
+        let result = self.meta(&request).and_then(|meta| {
             let req = request.get_ref();
-            let topic = req.topic.clone().unwrap_or_default();
+            let asked = req.topic.clone().unwrap_or_default();
+            let topic = v2::Resource {
+                resource_namespace: String::new(),
+                name: namespace::stored_name(Some(&asked), &meta.namespace),
+            };
             // One node: the broker is reached where the client reached us.
             let endpoints =
                 req.endpoints.clone().filter(|e| !e.addresses.is_empty()).unwrap_or_else(|| {
@@ -115,7 +120,11 @@ impl MessagingService for Messaging {
                         }],
                     }
                 });
-            self.broker.route(&topic, endpoints)
+            let mut queues = self.broker.route(&topic, endpoints)?;
+            for q in &mut queues {
+                q.topic = Some(asked.clone());
+            }
+            Ok(queues)
         });
         Ok(Response::new(match result {
             Ok(message_queues) => v2::QueryRouteResponse { status: Some(ok()), message_queues },
@@ -144,27 +153,34 @@ impl MessagingService for Messaging {
         request: Request<v2::SendMessageRequest>,
     ) -> Result<Response<v2::SendMessageResponse>, Status> {
         let remote = request.remote_addr();
-        let result = match self.meta(&request) {
-            Ok(_) => self.broker.send(&request.get_ref().messages, remote).await,
+        let meta = self.meta(&request);
+        let mut req = request.into_inner();
+        let result = match meta {
+            Ok(meta) => {
+                for m in &mut req.messages {
+                    namespace::wrap_resource(&mut m.topic, &meta.namespace);
+                }
+                self.broker.send(&req.messages, remote).await
+            }
             Err(e) => Err(e),
         };
-        let messages = &request.get_ref().messages;
+        let messages = &req.messages;
         Ok(Response::new(match result {
-            Ok(puts) => v2::SendMessageResponse {
+            Ok(sent) => v2::SendMessageResponse {
                 status: Some(ok()),
-                entries: puts
-                    .iter()
+                entries: sent
+                    .into_iter()
                     .zip(messages)
-                    .map(|(put, m)| v2::SendResultEntry {
+                    .map(|(sent, m)| v2::SendResultEntry {
                         status: Some(ok()),
                         message_id: m
                             .system_properties
                             .as_ref()
                             .map(|s| s.message_id.clone())
                             .unwrap_or_default(),
-                        transaction_id: String::new(),
-                        offset: put.queue_offset as i64,
-                        recall_handle: String::new(),
+                        transaction_id: sent.transaction_id,
+                        offset: sent.put.queue_offset as i64,
+                        recall_handle: sent.recall_handle,
                     })
                     .collect(),
             },
@@ -191,25 +207,44 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
-        let result = self.meta(&request).and_then(|_| {
+        let result = self.meta(&request).and_then(|meta| {
             let req = request.get_ref();
-            let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
-            validate::group(group)?;
-            self.broker.group_or_create(group)?;
-            let topic = req.topic.clone().unwrap_or_default();
+            let group = namespace::stored_name(req.group.as_ref(), &meta.namespace);
+            validate::group(&group)?;
+            let group_cfg = self.broker.group_or_create(&group)?;
+            let asked = req.topic.clone().unwrap_or_default();
+            let topic = v2::Resource {
+                resource_namespace: String::new(),
+                name: namespace::stored_name(Some(&asked), &meta.namespace),
+            };
             let endpoints = req.endpoints.clone().unwrap_or_default();
-            let queues = self.broker.route(&topic, endpoints)?;
+            let mut readable: Vec<v2::MessageQueue> = self
+                .broker
+                .route(&topic, endpoints)?
+                .into_iter()
+                .filter(|q| {
+                    matches!(
+                        v2::Permission::try_from(q.permission),
+                        Ok(v2::Permission::Read | v2::Permission::ReadWrite)
+                    )
+                })
+                .collect();
+            if readable.is_empty() {
+                return Err(BrokerError::new(Code::Forbidden, "no readable queue"));
+            }
+            for q in &mut readable {
+                q.topic = Some(asked.clone());
+            }
+            if group_cfg.fifo {
+                // FIFO groups: one assignment per readable queue, as the proxy answers.
+                return Ok(readable
+                    .into_iter()
+                    .map(|q| v2::Assignment { message_queue: Some(q) })
+                    .collect());
+            }
             // Pop consumption takes from every queue of the broker: one assignment per broker,
             // queue id -1 ("any"), as the proxy answers non-FIFO groups.
-            let readable = queues.into_iter().find(|q| {
-                matches!(
-                    v2::Permission::try_from(q.permission),
-                    Ok(v2::Permission::Read | v2::Permission::ReadWrite)
-                )
-            });
-            let Some(mut q) = readable else {
-                return Err(BrokerError::new(Code::Forbidden, "no readable queue"));
-            };
+            let mut q = readable.swap_remove(0);
             q.id = -1;
             Ok(vec![v2::Assignment { message_queue: Some(q) }])
         });
@@ -229,25 +264,28 @@ impl MessagingService for Messaging {
         request: Request<v2::ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
         use v2::receive_message_response::Content;
-        let result = match self.meta(&request) {
-            Ok(meta) => self
-                .broker
-                .receive(request.get_ref(), &meta.client_id, meta.deadline)
-                .await
-                .map(|d| (d, meta.namespace)),
+        let meta = self.meta(&request);
+        let mut req = request.into_inner();
+        let result = match meta {
+            Ok(meta) => {
+                namespace::wrap_resource(&mut req.group, &meta.namespace);
+                if let Some(q) = req.message_queue.as_mut() {
+                    namespace::wrap_resource(&mut q.topic, &meta.namespace);
+                }
+                self.broker.receive(&req, &meta.client_id, meta.deadline).await
+            }
             Err(e) => Err(e),
         };
         let mut out = Vec::new();
         match result {
-            Ok((deliveries, _)) if deliveries.is_empty() => {
+            Ok(deliveries) if deliveries.is_empty() => {
                 out.push(Content::Status(status(Code::MessageNotFound, "no new message")));
             }
-            Ok((deliveries, namespace)) => {
+            Ok(deliveries) => {
                 out.push(Content::Status(ok()));
                 for d in &deliveries {
                     out.push(Content::Message(to_wire(&Delivered {
                         message: &d.message,
-                        namespace: &namespace,
                         receipt_handle: Some(d.receipt_handle.clone()),
                         delivery_attempt: d.delivery_attempt,
                         invisible_ms: Some(d.invisible_ms),
@@ -267,9 +305,9 @@ impl MessagingService for Messaging {
         request: Request<v2::AckMessageRequest>,
     ) -> Result<Response<v2::AckMessageResponse>, Status> {
         let req = request.get_ref();
-        let checked = self.meta(&request).and_then(|_| {
-            let group = req.group.as_ref().map(|g| g.name.clone()).unwrap_or_default();
-            let topic = req.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let checked = self.meta(&request).and_then(|meta| {
+            let group = namespace::stored_name(req.group.as_ref(), &meta.namespace);
+            let topic = namespace::stored_name(req.topic.as_ref(), &meta.namespace);
             validate::group(&group)?;
             validate::topic(&topic)?;
             Ok((group, topic))
@@ -305,14 +343,26 @@ impl MessagingService for Messaging {
 
     async fn forward_message_to_dead_letter_queue(
         &self,
-        _request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+        request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<v2::ForwardMessageToDeadLetterQueueResponse>, Status> {
-        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "dead-letter queues are not supported by this broker yet",
-            )),
-        }))
+        let st = match self.meta(&request) {
+            Ok(meta) => {
+                let req = request.get_ref();
+                let group = namespace::stored_name(req.group.as_ref(), &meta.namespace);
+                let topic = namespace::stored_name(req.topic.as_ref(), &meta.namespace);
+                let result = match validate::group(&group).and_then(|()| validate::topic(&topic)) {
+                    Ok(()) => {
+                        self.broker
+                            .forward_to_dead_letter_queue(&group, &topic, &req.receipt_handle)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                result.map_or_else(|e| err_status(&e), |()| ok())
+            }
+            Err(e) => err_status(&e),
+        };
+        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse { status: Some(st) }))
     }
 
     type PullMessageStream = BoxStream<v2::PullMessageResponse>;
@@ -367,14 +417,28 @@ impl MessagingService for Messaging {
 
     async fn end_transaction(
         &self,
-        _request: Request<v2::EndTransactionRequest>,
+        request: Request<v2::EndTransactionRequest>,
     ) -> Result<Response<v2::EndTransactionResponse>, Status> {
-        Ok(Response::new(v2::EndTransactionResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "transactions are not supported by this broker yet",
-            )),
-        }))
+        let st = match self.meta(&request) {
+            Ok(meta) => {
+                let req = request.get_ref();
+                let topic = namespace::stored_name(req.topic.as_ref(), &meta.namespace);
+                let id = if req.transaction_id.is_empty() {
+                    &req.message_id
+                } else {
+                    &req.transaction_id
+                };
+                let resolution = v2::TransactionResolution::try_from(req.resolution)
+                    .unwrap_or(v2::TransactionResolution::Unspecified);
+                match validate::topic(&topic) {
+                    Ok(()) => self.broker.end_transaction(&topic, id, resolution).await,
+                    Err(e) => Err(e),
+                }
+                .map_or_else(|e| err_status(&e), |()| ok())
+            }
+            Err(e) => err_status(&e),
+        };
+        Ok(Response::new(v2::EndTransactionResponse { status: Some(st) }))
     }
 
     type TelemetryStream = BoxStream<v2::TelemetryCommand>;
@@ -388,8 +452,14 @@ impl MessagingService for Messaging {
         let (tx, rx) = mpsc::channel(16);
         let broker = self.broker.clone();
         tokio::spawn(async move {
+            let stopping = broker.stopping();
+            tokio::pin!(stopping);
             loop {
-                let cmd = match inbound.message().await {
+                let next = tokio::select! {
+                    next = inbound.message() => next,
+                    () = &mut stopping => break,
+                };
+                let cmd = match next {
                     Ok(Some(cmd)) => cmd,
                     Ok(None) => break,
                     Err(e) => {
@@ -413,7 +483,13 @@ impl MessagingService for Messaging {
                 let group = settings_group(&settings).and_then(|g| broker.group_or_create(&g).ok());
                 let reply =
                     merged_settings(&settings, &meta.language, broker.config(), group.as_ref());
-                broker.clients().set_settings(&meta.client_id, &meta.language, settings);
+                broker.clients().set_settings(
+                    &meta.client_id,
+                    &meta.language,
+                    &meta.namespace,
+                    settings,
+                    tx.clone(),
+                );
                 let cmd = v2::TelemetryCommand {
                     status: Some(ok()),
                     command: Some(Command::Settings(reply)),
@@ -422,6 +498,7 @@ impl MessagingService for Messaging {
                     break;
                 }
             }
+            broker.clients().stream_closed(&meta.client_id, &tx);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -448,9 +525,9 @@ impl MessagingService for Messaging {
         request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Result<Response<v2::ChangeInvisibleDurationResponse>, Status> {
         let req = request.get_ref();
-        let result = self.meta(&request).and_then(|_| {
-            let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
-            let topic = req.topic.as_ref().map(|t| t.name.as_str()).unwrap_or_default();
+        let result = self.meta(&request).and_then(|meta| {
+            let group = &namespace::stored_name(req.group.as_ref(), &meta.namespace);
+            let topic = &namespace::stored_name(req.topic.as_ref(), &meta.namespace);
             validate::group(group)?;
             validate::topic(topic)?;
             let ms = req.invisible_duration.as_ref().map(duration_ms).ok_or_else(|| {
@@ -480,14 +557,25 @@ impl MessagingService for Messaging {
 
     async fn recall_message(
         &self,
-        _request: Request<v2::RecallMessageRequest>,
+        request: Request<v2::RecallMessageRequest>,
     ) -> Result<Response<v2::RecallMessageResponse>, Status> {
-        Ok(Response::new(v2::RecallMessageResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "recalling delay messages is not supported by this broker yet",
-            )),
-            message_id: String::new(),
+        let result = match self.meta(&request) {
+            Ok(meta) => {
+                let req = request.get_ref();
+                let topic = namespace::stored_name(req.topic.as_ref(), &meta.namespace);
+                match validate::topic(&topic) {
+                    Ok(()) => self.broker.recall(&topic, &req.recall_handle).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(match result {
+            Ok(message_id) => v2::RecallMessageResponse { status: Some(ok()), message_id },
+            Err(e) => v2::RecallMessageResponse {
+                status: Some(err_status(&e)),
+                message_id: String::new(),
+            },
         }))
     }
 

@@ -153,10 +153,17 @@ impl Broker {
                 ),
             ));
         }
-        let cfg =
-            GroupConfig { max_delivery_attempts: self.config().max_delivery_attempts, fifo: false };
+        let cfg = self.default_group_config();
         self.store().groups().put(group, cfg.clone());
         Ok(cfg)
+    }
+
+    /// The config a new group gets.
+    pub fn default_group_config(&self) -> GroupConfig {
+        GroupConfig {
+            max_delivery_attempts: self.config().max_delivery_attempts,
+            ..GroupConfig::default()
+        }
     }
 
     /// The queues of `topic` as clients see them, served at `endpoints`.

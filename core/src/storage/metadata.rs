@@ -162,4 +162,44 @@ pub struct GroupConfig {
     pub max_delivery_attempts: u32,
     /// Whether the group consumes FIFO topics in order.
     pub fifo: bool,
+    /// Where the group starts on a queue it has never consumed.
+    #[serde(default)]
+    pub consume_from: ConsumeFrom,
+}
+
+/// Where a consumer group starts on a queue it has no offset for yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsumeFrom {
+    /// Apache RocketMQ's rule for pop consumers: from the start while nothing was ever deleted
+    /// from the queue, else from its last message on.
+    #[default]
+    Auto,
+    /// The queue's first message still held (everything already stored is consumed).
+    First,
+    /// The queue's end: only messages stored from the group's first receive on.
+    Last,
+}
+
+impl ConsumeFrom {
+    /// The name `admin` shows and takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumeFrom::Auto => "auto",
+            ConsumeFrom::First => "first",
+            ConsumeFrom::Last => "last",
+        }
+    }
+}
+
+impl std::str::FromStr for ConsumeFrom {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(ConsumeFrom::Auto),
+            "first" => Ok(ConsumeFrom::First),
+            "last" => Ok(ConsumeFrom::Last),
+            other => Err(format!("unknown start position {other:?} (auto, first or last)")),
+        }
+    }
 }

@@ -30,7 +30,7 @@ mod mapped;
 pub mod message;
 pub mod metadata;
 pub mod msg_id;
-mod persist;
+pub(crate) mod persist;
 mod writer;
 
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ pub use consumequeue::{ConsumeQueue, CqEntry};
 pub use error::{Result, StorageError};
 use index::Index;
 pub use message::{PutMessage, StoredMessage, tag_hash};
-pub use metadata::{ConsumerOffsets, GroupConfig, Table, TopicConfig};
+pub use metadata::{ConsumeFrom, ConsumerOffsets, GroupConfig, Table, TopicConfig};
 use tokio::sync::{mpsc, oneshot};
 pub use writer::PutResult;
 use writer::{EncodedBatch, EncodedRecord, Request, Writer};

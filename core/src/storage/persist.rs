@@ -54,3 +54,11 @@ pub(crate) fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         reason: format!("not valid JSON: {e}"),
     })
 }
+
+/// Saves `value` as compact JSON, atomically (for state files that can hold many entries).
+pub(crate) fn save_json_compact<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| {
+        StorageError::InvalidConfig(format!("cannot serialise {}: {e}", path.display()))
+    })?;
+    atomic_write(path, &bytes)
+}

@@ -14,7 +14,10 @@ async fn offsets_and_metadata_survive_restart() {
         let topic =
             TopicConfig { read_queues: 8, write_queues: 4, perm: 6, message_type: "FIFO".into() };
         store.topics().put("m", topic);
-        store.groups().put("g1", GroupConfig { max_delivery_attempts: 16, fifo: true });
+        store.groups().put(
+            "g1",
+            GroupConfig { max_delivery_attempts: 16, fifo: true, ..GroupConfig::default() },
+        );
         store.close().unwrap();
     }
     let store = MessageStore::open(small_config(dir.path())).unwrap();

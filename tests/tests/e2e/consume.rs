@@ -61,8 +61,8 @@ async fn receive_ack_and_nothing_left() {
         assert!(m.body.starts_with(b"body of 01ID"));
         assert_eq!(c.ack("g", "t", m).await, Code::Ok);
     }
-    // Acked twice: the handle is now stale.
-    assert_eq!(c.ack("g", "t", &got[0]).await, Code::InvalidReceiptHandle);
+    // Acked twice: acks are idempotent, as in RocketMQ.
+    assert_eq!(c.ack("g", "t", &got[0]).await, Code::Ok);
     assert_eq!(c.ack_handle("g", "t", "x", "garbage").await, Code::InvalidReceiptHandle);
     let t = Instant::now();
     let (st, got) = c.receive("g", "t", "*", 32, INVISIBLE, POLL).await;
@@ -184,27 +184,47 @@ async fn receive_argument_rules() {
 }
 
 #[tokio::test]
-async fn unacked_messages_come_back_after_a_restart_and_acked_ones_do_not() {
+async fn a_clean_restart_keeps_acks_inflight_messages_and_their_handles() {
     let b = TestBroker::start().await;
     let mut c = b.client("c1").await;
-    for i in 0..4 {
+    for i in 0..6 {
         c.send(message("rs", &format!("01S{i}"), "x")).await;
     }
-    let got = receive_n(&mut c, "g", "rs", "*", 4).await;
-    // Ack in queue order up to the first unacked message of each queue.
-    let mut acked = Vec::new();
-    for m in &got {
-        if sys(m).message_id != "01S3" {
-            assert_eq!(c.ack("g", "rs", m).await, Code::Ok);
-            acked.push(sys(m).message_id.clone());
-        }
+    let got = receive_n(&mut c, "g", "rs", "*", 6).await;
+    let by_id = |id: &str| got.iter().find(|m| sys(m).message_id == id).unwrap().clone();
+    // Acked in any order (also above unacked ones); 01S3 made visible in 1 s; 01S5 left in
+    // flight for 30 s.
+    for id in ["01S0", "01S1", "01S2", "01S4"] {
+        assert_eq!(c.ack("g", "rs", &by_id(id)).await, Code::Ok);
     }
+    let handle3 = sys(&by_id("01S3")).receipt_handle.clone().unwrap();
+    let r = c
+        .raw
+        .change_invisible_duration(v2::ChangeInvisibleDurationRequest {
+            group: Some(resource("g")),
+            topic: Some(resource("rs")),
+            receipt_handle: handle3,
+            invisible_duration: Some(duration(Duration::from_secs(1))),
+            message_id: "01S3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::Ok);
     let dir = b.stop_keeping_data().await;
     let b = TestBroker::start_in(dir, orbitmq_core::broker::BrokerConfig::default()).await;
     let mut c = b.client("c2").await;
     let (st, again) = c.receive("g", "rs", "*", 32, INVISIBLE, POLL).await;
     assert_eq!(st, Code::Ok);
     let ids: Vec<String> = again.iter().map(|m| sys(m).message_id.clone()).collect();
-    assert_eq!(ids, ["01S3"], "only the unacked message comes back after the restart");
+    assert_eq!(ids, ["01S3"], "only the message whose invisible time passed comes back");
+    assert_eq!(sys(&again[0]).delivery_attempt, Some(2), "attempts survive the restart");
+    // The handle 01S5 got before the restart still acks; an old ack repeated answers OK.
+    assert_eq!(c.ack("g", "rs", &by_id("01S5")).await, Code::Ok);
+    assert_eq!(c.ack("g", "rs", &by_id("01S0")).await, Code::Ok);
+    assert_eq!(c.ack("g", "rs", &again[0]).await, Code::Ok);
+    let (st, more) = c.receive("g", "rs", "*", 32, INVISIBLE, POLL).await;
+    assert_eq!((st, more.len()), (Code::MessageNotFound, 0), "{more:?}");
     b.stop().await;
 }

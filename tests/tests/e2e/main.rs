@@ -3,5 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)]
 
 mod consume;
+mod delay;
+mod fifo;
 mod route;
+mod transaction;
 mod validation;

@@ -85,13 +85,33 @@ async fn every_send_rule_answers_its_code_and_stores_nothing() {
             Code::IllegalTopic,
         ),
         (
-            "delay message",
+            "delivery time beyond the 24 h maximum",
             with_sys(&|s| {
-                s.delivery_timestamp =
-                    Some(prost_types::Timestamp { seconds: 2_000_000_000, nanos: 0 });
+                s.delivery_timestamp = Some(prost_types::Timestamp {
+                    seconds: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64
+                        + 25 * 3600,
+                    nanos: 0,
+                });
             }),
-            Code::Unsupported,
+            Code::IllegalDeliveryTime,
         ),
+        (
+            "DELAY type without a delivery time",
+            with_sys(&|s| s.message_type = v2::MessageType::Delay as i32),
+            Code::IllegalDeliveryTime,
+        ),
+        (
+            "transaction with a message group",
+            with_sys(&|s| {
+                s.message_type = v2::MessageType::Transaction as i32;
+                s.message_group = Some("g1".into());
+            }),
+            Code::MessagePropertyConflictWithType,
+        ),
+        ("unknown message type", with_sys(&|s| s.message_type = 99), Code::BadRequest),
     ];
     let reserved = {
         let mut m = ok.clone();
@@ -178,27 +198,61 @@ async fn type_conflicts_unknown_topics_and_missing_client_ids() {
 }
 
 #[tokio::test]
-async fn unimplemented_rpcs_answer_unsupported_with_a_reason() {
+async fn end_transaction_recall_and_forward_refuse_bad_input_with_a_reason() {
     let b = TestBroker::start().await;
     let mut c = b.client("u").await;
-    let r = c.raw.end_transaction(v2::EndTransactionRequest::default()).await.unwrap().into_inner();
-    assert_eq!(code(r.status.as_ref()), Code::Unsupported);
-    assert!(!r.status.unwrap().message.is_empty());
-    let r = c.raw.recall_message(v2::RecallMessageRequest::default()).await.unwrap().into_inner();
-    assert_eq!(code(r.status.as_ref()), Code::Unsupported);
-    let r = c.raw.update_offset(v2::UpdateOffsetRequest::default()).await.unwrap().into_inner();
-    assert_eq!(code(r.status.as_ref()), Code::Unsupported);
     let r = c
         .raw
-        .forward_message_to_dead_letter_queue(v2::ForwardMessageToDeadLetterQueueRequest::default())
+        .end_transaction(v2::EndTransactionRequest {
+            topic: Some(resource("t")),
+            resolution: v2::TransactionResolution::Commit as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::InvalidTransactionId);
+    let r = c
+        .raw
+        .end_transaction(v2::EndTransactionRequest {
+            topic: Some(resource("t")),
+            transaction_id: "01NOSUCH".into(),
+            resolution: v2::TransactionResolution::Commit as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::InvalidTransactionId);
+    assert!(r.status.unwrap().message.contains("no open transaction"));
+    let r = c
+        .raw
+        .recall_message(v2::RecallMessageRequest {
+            topic: Some(resource("t")),
+            recall_handle: "not a handle".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::BadRequest);
+    let r = c
+        .raw
+        .forward_message_to_dead_letter_queue(v2::ForwardMessageToDeadLetterQueueRequest {
+            group: Some(resource("g")),
+            topic: Some(resource("t")),
+            receipt_handle: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::InvalidReceiptHandle);
+    let r = c
+        .raw
+        .sync_lite_subscription(v2::SyncLiteSubscriptionRequest::default())
         .await
         .unwrap()
         .into_inner();
     assert_eq!(code(r.status.as_ref()), Code::Unsupported);
-    let mut s = c.raw.pull_message(v2::PullMessageRequest::default()).await.unwrap().into_inner();
-    let first = s.message().await.unwrap().unwrap();
-    assert!(
-        matches!(first.content, Some(v2::pull_message_response::Content::Status(st)) if st.code == Code::Unsupported as i32)
-    );
     b.stop().await;
 }

@@ -1,0 +1,101 @@
+//! Namespaces (`x-mq-namespace`, or a resource's `resource_namespace`): they isolate topics and
+//! groups by naming them as Apache RocketMQ stores them (its `NamespaceUtil`): `NS%topic`,
+//! `NS%group`, `%RETRY%NS%group`, `%DLQ%NS%group`. The gRPC edge wraps every name it receives
+//! and unwraps every name it sends back, so the broker below only sees stored names.
+
+use crate::broker::error::{BrokerError, Result};
+use crate::protocol::v2::{Code, Resource};
+
+/// Separates a namespace from a name.
+pub const SEPARATOR: char = '%';
+const RETRY_PREFIX: &str = "%RETRY%";
+const DLQ_PREFIX: &str = "%DLQ%";
+
+/// Checks a namespace: empty (none), or letters, digits, `_` and `-`.
+pub fn validate(namespace: &str) -> Result<()> {
+    if namespace.len() > 64
+        || !namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(BrokerError::new(
+            Code::BadRequest,
+            format!("namespace {namespace:?} must be at most 64 letters, digits, '_' or '-'"),
+        ));
+    }
+    Ok(())
+}
+
+/// The stored name of `name` in `namespace`.
+pub fn wrap(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() || name.is_empty() {
+        return name.to_owned();
+    }
+    let (prefix, bare) = split_prefix(name);
+    let wrapped_prefix = format!("{namespace}{SEPARATOR}");
+    if bare.starts_with(&wrapped_prefix) {
+        return name.to_owned();
+    }
+    format!("{prefix}{wrapped_prefix}{bare}")
+}
+
+/// The namespace and the name a client knows of a stored name (no namespace: empty).
+pub fn unwrap(stored: &str) -> (&str, String) {
+    let (prefix, bare) = split_prefix(stored);
+    match bare.split_once(SEPARATOR) {
+        Some((ns, rest)) if !ns.is_empty() && !rest.is_empty() => (ns, format!("{prefix}{rest}")),
+        _ => ("", stored.to_owned()),
+    }
+}
+
+fn split_prefix(name: &str) -> (&str, &str) {
+    for p in [RETRY_PREFIX, DLQ_PREFIX] {
+        if let Some(rest) = name.strip_prefix(p) {
+            return (p, rest);
+        }
+    }
+    ("", name)
+}
+
+/// The stored name of a request's resource: its own namespace, else the request's header.
+pub fn stored_name(resource: Option<&Resource>, header: &str) -> String {
+    let Some(r) = resource else { return String::new() };
+    let ns = if r.resource_namespace.is_empty() { header } else { &r.resource_namespace };
+    wrap(ns, &r.name)
+}
+
+/// Rewrites a request's resource to its stored name (namespace folded in).
+pub fn wrap_resource(resource: &mut Option<Resource>, header: &str) {
+    if let Some(r) = resource.as_mut() {
+        r.name = stored_name(Some(r), header);
+        r.resource_namespace.clear();
+    }
+}
+
+/// The resource a client sees for a stored name.
+pub fn resource(stored: &str) -> Resource {
+    let (ns, name) = unwrap(stored);
+    Resource { resource_namespace: ns.to_owned(), name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_as_apache_stores_names() {
+        assert_eq!(wrap("", "t"), "t");
+        assert_eq!(wrap("ns1", "t"), "ns1%t");
+        assert_eq!(wrap("ns1", "ns1%t"), "ns1%t");
+        assert_eq!(wrap("ns1", "%DLQ%g"), "%DLQ%ns1%g");
+        assert_eq!(wrap("ns1", "%RETRY%g"), "%RETRY%ns1%g");
+        assert_eq!(unwrap("ns1%t"), ("ns1", "t".to_owned()));
+        assert_eq!(unwrap("%DLQ%ns1%g"), ("ns1", "%DLQ%g".to_owned()));
+        assert_eq!(unwrap("%DLQ%g"), ("", "%DLQ%g".to_owned()));
+        assert_eq!(unwrap("t"), ("", "t".to_owned()));
+        let r = Resource { resource_namespace: String::new(), name: "t".into() };
+        assert_eq!(stored_name(Some(&r), "hdr"), "hdr%t");
+        let r = Resource { resource_namespace: "own".into(), name: "t".into() };
+        assert_eq!(stored_name(Some(&r), "hdr"), "own%t");
+        assert!(validate("a-b_1").is_ok() && validate("").is_ok());
+        assert_eq!(validate("a%b").unwrap_err().code, Code::BadRequest);
+    }
+}
