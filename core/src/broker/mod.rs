@@ -9,6 +9,7 @@ pub mod clients;
 pub mod convert;
 pub mod error;
 pub mod pop;
+pub mod pull;
 mod receive;
 mod send;
 pub mod service;

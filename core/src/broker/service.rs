@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
 use crate::broker::convert::{Delivered, duration_ms, timestamp, to_wire};
 use crate::broker::error::BrokerError;
+use crate::broker::pull::Pulled;
 use crate::broker::{Broker, validate};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
@@ -319,49 +320,77 @@ impl MessagingService for Messaging {
 
     async fn pull_message(
         &self,
-        _request: Request<v2::PullMessageRequest>,
+        request: Request<v2::PullMessageRequest>,
     ) -> Result<Response<Self::PullMessageStream>, Status> {
-        let st = status(Code::Unsupported, "PullMessage is not supported by this broker yet");
-        Ok(Response::new(once_stream(vec![v2::PullMessageResponse {
-            content: Some(v2::pull_message_response::Content::Status(st)),
-        }])))
+        use v2::pull_message_response::Content;
+        let result = match self.meta(&request) {
+            Ok(meta) => self
+                .broker
+                .pull(request.get_ref(), &meta.client_id, meta.deadline)
+                .await
+                .map(|p| (p, meta.namespace)),
+            Err(e) => Err(e),
+        };
+        // Status first, then the messages, then where to pull next.
+        let mut out = Vec::new();
+        match result {
+            Ok((Pulled::Found { messages, next_offset }, namespace)) => {
+                out.push(Content::Status(ok()));
+                for m in &messages {
+                    out.push(Content::Message(to_wire(&Delivered {
+                        message: m,
+                        namespace: &namespace,
+                        receipt_handle: None,
+                        delivery_attempt: 1 + m.reconsume_times,
+                        invisible_ms: None,
+                    })));
+                }
+                out.push(Content::NextOffset(next_offset as i64));
+            }
+            Ok((Pulled::NotFound { next_offset }, _)) => {
+                out.push(Content::Status(status(Code::MessageNotFound, "no new message")));
+                out.push(Content::NextOffset(next_offset as i64));
+            }
+            Ok((Pulled::IllegalOffset { error, next_offset }, _)) => {
+                out.push(Content::Status(err_status(&error)));
+                out.push(Content::NextOffset(next_offset as i64));
+            }
+            Err(e) => out.push(Content::Status(err_status(&e))),
+        }
+        let items = out.into_iter().map(|c| v2::PullMessageResponse { content: Some(c) }).collect();
+        Ok(Response::new(once_stream(items)))
     }
 
     async fn update_offset(
         &self,
-        _request: Request<v2::UpdateOffsetRequest>,
+        request: Request<v2::UpdateOffsetRequest>,
     ) -> Result<Response<v2::UpdateOffsetResponse>, Status> {
-        Ok(Response::new(v2::UpdateOffsetResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "UpdateOffset is not supported by this broker yet",
-            )),
-        }))
+        let st = self
+            .meta(&request)
+            .and_then(|_| self.broker.update_offset(request.get_ref()))
+            .map_or_else(|e| err_status(&e), |()| ok());
+        Ok(Response::new(v2::UpdateOffsetResponse { status: Some(st) }))
     }
 
     async fn get_offset(
         &self,
-        _request: Request<v2::GetOffsetRequest>,
+        request: Request<v2::GetOffsetRequest>,
     ) -> Result<Response<v2::GetOffsetResponse>, Status> {
-        Ok(Response::new(v2::GetOffsetResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "GetOffset is not supported by this broker yet",
-            )),
-            offset: 0,
+        let result = self.meta(&request).and_then(|_| self.broker.get_offset(request.get_ref()));
+        Ok(Response::new(match result {
+            Ok(offset) => v2::GetOffsetResponse { status: Some(ok()), offset: offset as i64 },
+            Err(e) => v2::GetOffsetResponse { status: Some(err_status(&e)), offset: 0 },
         }))
     }
 
     async fn query_offset(
         &self,
-        _request: Request<v2::QueryOffsetRequest>,
+        request: Request<v2::QueryOffsetRequest>,
     ) -> Result<Response<v2::QueryOffsetResponse>, Status> {
-        Ok(Response::new(v2::QueryOffsetResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "QueryOffset is not supported by this broker yet",
-            )),
-            offset: 0,
+        let result = self.meta(&request).and_then(|_| self.broker.query_offset(request.get_ref()));
+        Ok(Response::new(match result {
+            Ok(offset) => v2::QueryOffsetResponse { status: Some(ok()), offset: offset as i64 },
+            Err(e) => v2::QueryOffsetResponse { status: Some(err_status(&e)), offset: 0 },
         }))
     }
 

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)]
 
 mod consume;
+mod pull;
 mod route;
 mod validation;
