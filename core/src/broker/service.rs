@@ -85,6 +85,22 @@ impl Messaging {
     }
 }
 
+/// Where routes tell clients to reach the broker. One node: where the client reached us (its
+/// access point), else the address the broker listens on.
+fn access_point(broker: &Broker, given: Option<&v2::Endpoints>) -> v2::Endpoints {
+    given.filter(|e| !e.addresses.is_empty()).cloned().unwrap_or_else(|| {
+        let addr = broker.address();
+        v2::Endpoints {
+            scheme: if addr.is_ipv4() { v2::AddressScheme::IPv4 } else { v2::AddressScheme::IPv6 }
+                as i32,
+            addresses: vec![v2::Address {
+                host: addr.ip().to_string(),
+                port: i32::from(addr.port()),
+            }],
+        }
+    })
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn once_stream<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
@@ -100,23 +116,7 @@ impl MessagingService for Messaging {
         let result = self.meta(&request).and_then(|_| {
             let req = request.get_ref();
             let topic = req.topic.clone().unwrap_or_default();
-            // One node: the broker is reached where the client reached us.
-            let endpoints =
-                req.endpoints.clone().filter(|e| !e.addresses.is_empty()).unwrap_or_else(|| {
-                    let addr = self.broker.address();
-                    v2::Endpoints {
-                        scheme: if addr.is_ipv4() {
-                            v2::AddressScheme::IPv4
-                        } else {
-                            v2::AddressScheme::IPv6
-                        } as i32,
-                        addresses: vec![v2::Address {
-                            host: addr.ip().to_string(),
-                            port: i32::from(addr.port()),
-                        }],
-                    }
-                });
-            self.broker.route(&topic, endpoints)
+            self.broker.route(&topic, access_point(&self.broker, req.endpoints.as_ref()))
         });
         Ok(Response::new(match result {
             Ok(message_queues) => v2::QueryRouteResponse { status: Some(ok()), message_queues },
