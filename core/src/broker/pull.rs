@@ -4,14 +4,18 @@
 //! UpdateOffset commits one (through the pop state, so a later ReceiveMessage of the group
 //! starts there) and GetOffset reads it back. Apache's proxy does not serve these RPCs; no
 //! released official client calls them.
+//!
+//! Pull consumers share a topic's queues by RocketMQ's allocate-averagely over the group's
+//! live pull-consumer members ([`Broker::pull_assignments`]).
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::receive::{MAX_BATCH, filter};
 use crate::broker::topics::PERM_READ;
 use crate::broker::{Broker, validate};
-use crate::protocol::v2::{self, Code, QueryOffsetPolicy};
+use crate::protocol::v2::{self, ClientType, Code, Permission, QueryOffsetPolicy};
 use crate::storage::{GetStatus, StoredMessage, TopicConfig};
 
 /// What one pull found.
@@ -198,6 +202,44 @@ impl Broker {
         }
     }
 
+    /// Whether `client_id` told us (Telemetry settings) that it is a pull consumer.
+    pub fn is_pull_consumer(&self, client_id: &str) -> bool {
+        self.clients()
+            .settings(client_id)
+            .is_some_and(|s| s.client_type == Some(ClientType::PullConsumer as i32))
+    }
+
+    /// QueryAssignment for a pull consumer: its share of the topic's readable queues, spread
+    /// over the group's live pull consumers by RocketMQ's allocate-averagely. A client that is
+    /// not among them (its settings name another group) gets none.
+    pub fn pull_assignments(
+        &self,
+        client_id: &str,
+        group: &str,
+        topic: &v2::Resource,
+        endpoints: v2::Endpoints,
+    ) -> Result<Vec<v2::Assignment>> {
+        let readable: Vec<v2::MessageQueue> = self
+            .route(topic, endpoints)?
+            .into_iter()
+            .filter(|q| {
+                matches!(
+                    Permission::try_from(q.permission),
+                    Ok(Permission::Read | Permission::ReadWrite)
+                )
+            })
+            .collect();
+        if readable.is_empty() {
+            return Err(BrokerError::new(Code::Forbidden, "no readable queue"));
+        }
+        let members = self.clients().members(group, ClientType::PullConsumer);
+        let mine = allocate_averagely(readable.len(), &members, client_id);
+        Ok(readable[mine]
+            .iter()
+            .map(|q| v2::Assignment { message_queue: Some(q.clone()) })
+            .collect())
+    }
+
     /// Validates the group and the queue of a pull-style request (group first, as receive
     /// does), creating them when auto-creation is on.
     fn offset_queue<'a>(
@@ -240,4 +282,55 @@ fn below_min(offset: i64, min: u64, q: &QueueRef<'_>) -> BrokerError {
             q.topic, q.queue_id
         ),
     )
+}
+
+/// RocketMQ's `AllocateMessageQueueAveragely`: with the members sorted, each takes a contiguous
+/// range of the `queues`; the first `queues % members` take one more. A client not among the
+/// members gets nothing, as does every member past the queue count.
+fn allocate_averagely(queues: usize, members: &[String], me: &str) -> Range<usize> {
+    let Some(index) = members.iter().position(|m| m == me) else { return 0..0 };
+    let n = members.len();
+    let (base, extra) = (queues / n, queues % n);
+    let start = index * base + index.min(extra);
+    let len = base + usize::from(index < extra);
+    start.min(queues)..(start + len).min(queues)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    #[test]
+    fn allocate_averagely_matches_rocketmq() {
+        let three = ids(3);
+        let got: Vec<_> = three.iter().map(|m| allocate_averagely(8, &three, m)).collect();
+        assert_eq!(got, [0..3, 3..6, 6..8]);
+        let two = ids(2);
+        let got: Vec<_> = two.iter().map(|m| allocate_averagely(8, &two, m)).collect();
+        assert_eq!(got, [0..4, 4..8]);
+        // More members than queues: one each, the rest idle.
+        let five = ids(5);
+        let got: Vec<_> = five.iter().map(|m| allocate_averagely(3, &five, m)).collect();
+        assert_eq!(got, [0..1, 1..2, 2..3, 3..3, 3..3]);
+        assert_eq!(allocate_averagely(8, &three, "stranger"), 0..0);
+        // Every split covers every queue exactly once.
+        for queues in 0..20 {
+            for n in 1..10 {
+                let members = ids(n);
+                let mut next = 0;
+                for m in &members {
+                    let r = allocate_averagely(queues, &members, m);
+                    if !r.is_empty() {
+                        assert_eq!(r.start, next, "{queues} queues, {n} members");
+                        next = r.end;
+                    }
+                }
+                assert_eq!(next, queues, "{queues} queues, {n} members");
+            }
+        }
+    }
 }

@@ -192,11 +192,16 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
-        let result = self.meta(&request).and_then(|_| {
+        let result = self.meta(&request).and_then(|meta| {
             let req = request.get_ref();
             let group = req.group.as_ref().map(|g| g.name.as_str()).unwrap_or_default();
             validate::group(group)?;
             self.broker.group_or_create(group)?;
+            if self.broker.is_pull_consumer(&meta.client_id) {
+                let topic = req.topic.clone().unwrap_or_default();
+                let endpoints = access_point(&self.broker, req.endpoints.as_ref());
+                return self.broker.pull_assignments(&meta.client_id, group, &topic, endpoints);
+            }
             let topic = req.topic.clone().unwrap_or_default();
             let endpoints = req.endpoints.clone().unwrap_or_default();
             let queues = self.broker.route(&topic, endpoints)?;

@@ -1,11 +1,15 @@
 //! Pull-style consumption: PullMessage from an offset (filters, long polling, illegal
-//! offsets), UpdateOffset / GetOffset / QueryOffset.
+//! offsets), UpdateOffset / GetOffset / QueryOffset, and how pull consumers share a topic's
+//! queues through QueryAssignment.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use orbitmq_core::broker::BrokerConfig;
-use orbitmq_core::protocol::v2::{self, Code, pull_message_response::Content};
+use orbitmq_core::protocol::v2::{self, Code, pull_message_response::Content, settings::PubSub};
 use orbitmq_tests::{Client, TestBroker, code, duration, message, resource};
+
+use crate::route::{endpoints, settings_reply};
 
 const POLL: Duration = Duration::from_secs(5);
 
@@ -358,5 +362,101 @@ async fn query_offset_finds_the_beginning_the_end_and_a_time() {
     let future = between + 3_600_000;
     assert_eq!(query_offset(&mut c, "qo", Timestamp, Some(future)).await, (Code::Ok, 5));
     assert_eq!(query_offset(&mut c, "qo", Timestamp, None).await.0, Code::BadRequest);
+    b.stop().await;
+}
+
+/// Registers `client_id` through Telemetry as a client of `client_type` in `group`.
+async fn join(b: &TestBroker, client_id: &str, group: &str, client_type: v2::ClientType) {
+    let settings = v2::Settings {
+        client_type: Some(client_type as i32),
+        access_point: Some(endpoints(b.addr.port())),
+        pub_sub: Some(PubSub::Subscription(v2::Subscription {
+            group: Some(resource(group)),
+            subscriptions: vec![v2::SubscriptionEntry {
+                topic: Some(resource("pa")),
+                expression: Some(v2::FilterExpression {
+                    r#type: v2::FilterType::Tag as i32,
+                    expression: "*".into(),
+                }),
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let reply = settings_reply(b, client_id, settings).await;
+    assert_eq!(code(reply.status.as_ref()), Code::Ok);
+}
+
+/// The queue ids QueryAssignment gives `client_id` for topic `pa`, group `pg`.
+async fn assigned(b: &TestBroker, client_id: &str) -> Vec<i32> {
+    let mut c = b.client(client_id).await;
+    let r = c
+        .raw
+        .query_assignment(v2::QueryAssignmentRequest {
+            topic: Some(resource("pa")),
+            group: Some(resource("pg")),
+            endpoints: Some(endpoints(b.addr.port())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::Ok);
+    r.assignments
+        .iter()
+        .map(|a| {
+            let q = a.message_queue.as_ref().unwrap();
+            assert_eq!(q.topic.as_ref().unwrap().name, "pa");
+            assert_eq!(q.permission, v2::Permission::ReadWrite as i32);
+            let broker = q.broker.as_ref().unwrap();
+            assert_eq!((broker.name.as_str(), broker.id), ("broker-a", 0));
+            assert_eq!(broker.endpoints.as_ref().unwrap(), &endpoints(b.addr.port()));
+            q.id
+        })
+        .collect()
+}
+
+/// Checks that the members' shares have the sizes `sizes` and together cover queues 0..8
+/// exactly once.
+fn assert_split(shares: &[Vec<i32>], sizes: &[usize]) {
+    assert_eq!(shares.iter().map(Vec::len).collect::<Vec<_>>(), sizes, "{shares:?}");
+    let all: BTreeSet<i32> = shares.iter().flatten().copied().collect();
+    assert_eq!(all.len(), 8, "overlap: {shares:?}");
+    assert_eq!(all, (0..8).collect(), "{shares:?}");
+}
+
+#[tokio::test]
+async fn pull_consumers_of_a_group_share_its_queues() {
+    use v2::ClientType::{PullConsumer, PushConsumer};
+    let b = TestBroker::start().await;
+    join(&b, "pull-a", "pg", PullConsumer).await;
+    join(&b, "pull-b", "pg", PullConsumer).await;
+    // Neither a push consumer of the group nor a pull consumer of another group takes a share.
+    join(&b, "push-x", "pg", PushConsumer).await;
+    join(&b, "pull-other", "other", PullConsumer).await;
+    let (a, bb) = (assigned(&b, "pull-a").await, assigned(&b, "pull-b").await);
+    assert_split(&[a.clone(), bb.clone()], &[4, 4]);
+    assert_eq!(a, [0, 1, 2, 3], "contiguous ranges in client id order");
+    // The push consumer keeps the pop answer: any queue of the broker.
+    assert_eq!(assigned(&b, "push-x").await, [-1]);
+    // A pull consumer asking for a group it is not in gets nothing.
+    assert_eq!(assigned(&b, "pull-other").await, Vec::<i32>::new());
+
+    join(&b, "pull-c", "pg", PullConsumer).await;
+    let shares =
+        [assigned(&b, "pull-a").await, assigned(&b, "pull-b").await, assigned(&b, "pull-c").await];
+    assert_split(&shares, &[3, 3, 2]);
+
+    let mut leaving = b.client("pull-b").await;
+    let r = leaving
+        .raw
+        .notify_client_termination(v2::NotifyClientTerminationRequest {
+            group: Some(resource("pg")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::Ok);
+    let shares = [assigned(&b, "pull-a").await, assigned(&b, "pull-c").await];
+    assert_split(&shares, &[4, 4]);
     b.stop().await;
 }
