@@ -108,8 +108,8 @@ impl Broker {
                         error: BrokerError::new(
                             Code::IllegalOffset,
                             format!(
-                                "offset {offset} is past the end {} of {}:{}; pull from next_offset",
-                                got.max_offset, q.topic, q.queue_id
+                                "offset {} is past the end {} of {}:{}; pull from next_offset",
+                                req.offset, got.max_offset, q.topic, q.queue_id
                             ),
                         ),
                         next_offset: got.max_offset,
@@ -125,6 +125,10 @@ impl Broker {
             }
             if got.status == GetStatus::NoNewMessage {
                 self.store().wait_for(q.topic, q.queue_id, offset, until - now).await?;
+            } else {
+                // A long run of entries the filter skips is scanned a slice at a time: let the
+                // worker serve other calls between slices.
+                tokio::task::yield_now().await;
             }
         }
     }
