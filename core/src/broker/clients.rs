@@ -35,6 +35,12 @@ pub struct ClientInfo {
     pub telemetry: Option<TelemetrySender>,
 }
 
+impl ClientInfo {
+    fn alive_at(&self, now: i64) -> bool {
+        now - self.last_seen < CLIENT_EXPIRY.as_millis() as i64
+    }
+}
+
 /// Clients silent this long are forgotten (they crashed without saying goodbye).
 const FORGET_AFTER_MS: i64 = 10 * 60 * 1000;
 
@@ -116,8 +122,28 @@ impl Clients {
 
     /// Whether `client_id` was heard from within [`CLIENT_EXPIRY`].
     pub fn is_alive(&self, client_id: &str) -> bool {
-        let expiry = CLIENT_EXPIRY.as_millis() as i64;
-        self.lock().get(client_id).is_some_and(|c| now_millis() - c.last_seen < expiry)
+        let now = now_millis();
+        self.lock().get(client_id).is_some_and(|c| c.alive_at(now))
+    }
+
+    /// The live clients whose settings make them `client_type` consumers of `group`, sorted by
+    /// client id (the order queue allocation needs, the same on every call).
+    pub fn members(&self, group: &str, client_type: ClientType) -> Vec<String> {
+        let now = now_millis();
+        let mut ids: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, c)| {
+                c.alive_at(now)
+                    && c.settings.as_ref().is_some_and(|s| {
+                        s.client_type == Some(client_type as i32)
+                            && settings_group(s).is_some_and(|g| g == group)
+                    })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The settings `client_id` sent, if any.

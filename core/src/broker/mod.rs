@@ -11,6 +11,7 @@ mod dead_letter;
 pub mod error;
 pub mod namespace;
 pub mod pop;
+pub mod pull;
 mod receive;
 mod send;
 pub mod service;

@@ -52,7 +52,7 @@ impl Broker {
         }
         let filter = filter(req.filter_expression.as_ref())?;
         let (batch, invisible_ms) = batch_and_invisible(req)?;
-        let polling = self.polling_time(req, client_id, deadline)?;
+        let polling = self.polling_time(req.long_polling_timeout.as_ref(), client_id, deadline)?;
         let spec = ReceiveSpec {
             group,
             topic,
@@ -122,15 +122,17 @@ impl Broker {
         }
     }
 
-    fn polling_time(
+    /// How long a long-polling read may wait: what the request asks (else the client's
+    /// settings, else the most), clamped to [`MIN_POLLING`, `MAX_POLLING`] and ended early
+    /// enough to answer within the call's gRPC deadline (`ILLEGAL_POLLING_TIME` when that
+    /// leaves too little).
+    pub(crate) fn polling_time(
         &self,
-        req: &v2::ReceiveMessageRequest,
+        asked: Option<&prost_types::Duration>,
         client_id: &str,
         deadline: Option<Duration>,
     ) -> Result<Duration> {
-        let asked = req
-            .long_polling_timeout
-            .as_ref()
+        let asked = asked
             .map(|d| Duration::from_millis(duration_ms(d) as u64))
             .or_else(|| {
                 let settings = self.clients().settings(client_id)?;
@@ -189,6 +191,7 @@ fn batch_and_invisible(req: &v2::ReceiveMessageRequest) -> Result<(usize, i64)> 
     Ok((batch, invisible_ms))
 }
 
+/// The tag filter of a request's filter expression (SQL92 is not supported).
 pub(crate) fn filter(expr: Option<&v2::FilterExpression>) -> Result<TagFilter> {
     let Some(expr) = expr else { return Ok(TagFilter::All) };
     match FilterType::try_from(expr.r#type).unwrap_or(FilterType::Unspecified) {

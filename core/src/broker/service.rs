@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
 use crate::broker::convert::{Delivered, duration_ms, timestamp, to_wire};
 use crate::broker::error::BrokerError;
+use crate::broker::pull::Pulled;
 use crate::broker::{Broker, namespace, validate};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
@@ -85,6 +86,22 @@ impl Messaging {
     }
 }
 
+/// Where routes tell clients to reach the broker. One node: where the client reached us (its
+/// access point), else the address the broker listens on.
+fn access_point(broker: &Broker, given: Option<&v2::Endpoints>) -> v2::Endpoints {
+    given.filter(|e| !e.addresses.is_empty()).cloned().unwrap_or_else(|| {
+        let addr = broker.address();
+        v2::Endpoints {
+            scheme: if addr.is_ipv4() { v2::AddressScheme::IPv4 } else { v2::AddressScheme::IPv6 }
+                as i32,
+            addresses: vec![v2::Address {
+                host: addr.ip().to_string(),
+                port: i32::from(addr.port()),
+            }],
+        }
+    })
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn once_stream<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
@@ -104,23 +121,8 @@ impl MessagingService for Messaging {
                 resource_namespace: String::new(),
                 name: namespace::stored_name(Some(&asked), &meta.namespace),
             };
-            // One node: the broker is reached where the client reached us.
-            let endpoints =
-                req.endpoints.clone().filter(|e| !e.addresses.is_empty()).unwrap_or_else(|| {
-                    let addr = self.broker.address();
-                    v2::Endpoints {
-                        scheme: if addr.is_ipv4() {
-                            v2::AddressScheme::IPv4
-                        } else {
-                            v2::AddressScheme::IPv6
-                        } as i32,
-                        addresses: vec![v2::Address {
-                            host: addr.ip().to_string(),
-                            port: i32::from(addr.port()),
-                        }],
-                    }
-                });
-            let mut queues = self.broker.route(&topic, endpoints)?;
+            let mut queues =
+                self.broker.route(&topic, access_point(&self.broker, req.endpoints.as_ref()))?;
             for q in &mut queues {
                 q.topic = Some(asked.clone());
             }
@@ -217,6 +219,17 @@ impl MessagingService for Messaging {
                 resource_namespace: String::new(),
                 name: namespace::stored_name(Some(&asked), &meta.namespace),
             };
+            if self.broker.is_pull_consumer(&meta.client_id) {
+                let endpoints = access_point(&self.broker, req.endpoints.as_ref());
+                let mut assigned =
+                    self.broker.pull_assignments(&meta.client_id, &group, &topic, endpoints)?;
+                for a in &mut assigned {
+                    if let Some(q) = a.message_queue.as_mut() {
+                        q.topic = Some(asked.clone());
+                    }
+                }
+                return Ok(assigned);
+            }
             let endpoints = req.endpoints.clone().unwrap_or_default();
             let mut readable: Vec<v2::MessageQueue> = self
                 .broker
@@ -369,49 +382,102 @@ impl MessagingService for Messaging {
 
     async fn pull_message(
         &self,
-        _request: Request<v2::PullMessageRequest>,
+        request: Request<v2::PullMessageRequest>,
     ) -> Result<Response<Self::PullMessageStream>, Status> {
-        let st = status(Code::Unsupported, "PullMessage is not supported by this broker yet");
-        Ok(Response::new(once_stream(vec![v2::PullMessageResponse {
-            content: Some(v2::pull_message_response::Content::Status(st)),
-        }])))
+        use v2::pull_message_response::Content;
+        let meta = self.meta(&request);
+        let mut req = request.into_inner();
+        let result = match meta {
+            Ok(meta) => {
+                namespace::wrap_resource(&mut req.group, &meta.namespace);
+                if let Some(q) = req.message_queue.as_mut() {
+                    namespace::wrap_resource(&mut q.topic, &meta.namespace);
+                }
+                self.broker.pull(&req, &meta.client_id, meta.deadline).await
+            }
+            Err(e) => Err(e),
+        };
+        // Status first, then the messages, then where to pull next.
+        let mut out = Vec::new();
+        match result {
+            Ok(Pulled::Found { messages, next_offset }) => {
+                out.push(Content::Status(ok()));
+                for m in &messages {
+                    out.push(Content::Message(to_wire(&Delivered {
+                        message: m,
+                        receipt_handle: None,
+                        delivery_attempt: 1 + m.reconsume_times,
+                        invisible_ms: None,
+                    })));
+                }
+                out.push(Content::NextOffset(next_offset as i64));
+            }
+            Ok(Pulled::NotFound { next_offset }) => {
+                out.push(Content::Status(status(Code::MessageNotFound, "no new message")));
+                out.push(Content::NextOffset(next_offset as i64));
+            }
+            Ok(Pulled::IllegalOffset { error, next_offset }) => {
+                out.push(Content::Status(err_status(&error)));
+                out.push(Content::NextOffset(next_offset as i64));
+            }
+            Err(e) => out.push(Content::Status(err_status(&e))),
+        }
+        let items = out.into_iter().map(|c| v2::PullMessageResponse { content: Some(c) }).collect();
+        Ok(Response::new(once_stream(items)))
     }
 
     async fn update_offset(
         &self,
-        _request: Request<v2::UpdateOffsetRequest>,
+        request: Request<v2::UpdateOffsetRequest>,
     ) -> Result<Response<v2::UpdateOffsetResponse>, Status> {
-        Ok(Response::new(v2::UpdateOffsetResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "UpdateOffset is not supported by this broker yet",
-            )),
-        }))
+        let meta = self.meta(&request);
+        let mut req = request.into_inner();
+        let st = meta
+            .and_then(|meta| {
+                namespace::wrap_resource(&mut req.group, &meta.namespace);
+                if let Some(q) = req.message_queue.as_mut() {
+                    namespace::wrap_resource(&mut q.topic, &meta.namespace);
+                }
+                self.broker.update_offset(&req)
+            })
+            .map_or_else(|e| err_status(&e), |()| ok());
+        Ok(Response::new(v2::UpdateOffsetResponse { status: Some(st) }))
     }
 
     async fn get_offset(
         &self,
-        _request: Request<v2::GetOffsetRequest>,
+        request: Request<v2::GetOffsetRequest>,
     ) -> Result<Response<v2::GetOffsetResponse>, Status> {
-        Ok(Response::new(v2::GetOffsetResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "GetOffset is not supported by this broker yet",
-            )),
-            offset: 0,
+        let meta = self.meta(&request);
+        let mut req = request.into_inner();
+        let result = meta.and_then(|meta| {
+            namespace::wrap_resource(&mut req.group, &meta.namespace);
+            if let Some(q) = req.message_queue.as_mut() {
+                namespace::wrap_resource(&mut q.topic, &meta.namespace);
+            }
+            self.broker.get_offset(&req)
+        });
+        Ok(Response::new(match result {
+            Ok(offset) => v2::GetOffsetResponse { status: Some(ok()), offset: offset as i64 },
+            Err(e) => v2::GetOffsetResponse { status: Some(err_status(&e)), offset: 0 },
         }))
     }
 
     async fn query_offset(
         &self,
-        _request: Request<v2::QueryOffsetRequest>,
+        request: Request<v2::QueryOffsetRequest>,
     ) -> Result<Response<v2::QueryOffsetResponse>, Status> {
-        Ok(Response::new(v2::QueryOffsetResponse {
-            status: Some(status(
-                Code::Unsupported,
-                "QueryOffset is not supported by this broker yet",
-            )),
-            offset: 0,
+        let meta = self.meta(&request);
+        let mut req = request.into_inner();
+        let result = meta.and_then(|meta| {
+            if let Some(q) = req.message_queue.as_mut() {
+                namespace::wrap_resource(&mut q.topic, &meta.namespace);
+            }
+            self.broker.query_offset(&req)
+        });
+        Ok(Response::new(match result {
+            Ok(offset) => v2::QueryOffsetResponse { status: Some(ok()), offset: offset as i64 },
+            Err(e) => v2::QueryOffsetResponse { status: Some(err_status(&e)), offset: 0 },
         }))
     }
 

@@ -5,6 +5,7 @@
 mod consume;
 mod delay;
 mod fifo;
+mod pull;
 mod route;
 mod transaction;
 mod validation;

@@ -5,7 +5,7 @@ use orbitmq_core::protocol::v2::{
 };
 use orbitmq_tests::{TestBroker, code, resource};
 
-fn endpoints(port: u16) -> v2::Endpoints {
+pub(crate) fn endpoints(port: u16) -> v2::Endpoints {
     v2::Endpoints {
         scheme: v2::AddressScheme::IPv4 as i32,
         addresses: vec![v2::Address { host: "127.0.0.1".into(), port: i32::from(port) }],
@@ -55,7 +55,7 @@ async fn route_lists_master_queues_from_zero_at_the_access_point() {
     b.stop().await;
 }
 
-async fn settings_reply(
+pub(crate) async fn settings_reply(
     b: &TestBroker,
     client_id: &str,
     settings: v2::Settings,

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use orbitmq_core::broker::BrokerConfig;
+use orbitmq_core::protocol::v2::TransactionResolution::{Commit, Rollback};
+use orbitmq_core::protocol::v2::TransactionSource::{SourceClient, SourceServerCheck};
 use orbitmq_core::protocol::v2::{self, Code, telemetry_command::Command};
 use orbitmq_tests::{Client, TestBroker, code, resource, sys, transaction_message};
 
@@ -49,8 +51,6 @@ fn producer_settings(topic: &str) -> v2::Settings {
 async fn commit_shows_the_message_and_rollback_discards_it() {
     let b = TestBroker::start().await;
     let mut c = b.client("p").await;
-    use v2::TransactionResolution::{Commit, Rollback};
-    use v2::TransactionSource::SourceClient;
     for id in ["01TC", "01TR"] {
         let r = c.send(transaction_message("tt", id)).await;
         assert_eq!(code(r.status.as_ref()), Code::Ok);
@@ -100,8 +100,6 @@ async fn an_open_transaction_is_checked_with_its_producer() {
     let m = cmd.message.unwrap();
     assert_eq!(m.topic.as_ref().unwrap().name, "ct", "the check shows the real topic");
     assert_eq!(sys(&m).message_id, "01CK");
-    use v2::TransactionResolution::Commit;
-    use v2::TransactionSource::SourceServerCheck;
     assert_eq!(end(&mut p, "ct", "01CK", Commit, SourceServerCheck).await, Code::Ok);
     let (st, got) = p.receive("g", "ct", "*", 32, INVISIBLE, POLL).await;
     assert_eq!((st, got.len()), (Code::Ok, 1));
@@ -127,8 +125,6 @@ async fn a_transaction_checked_too_often_is_rolled_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(b.broker.transactions().open_count(), 0, "never rolled back");
-    use v2::TransactionResolution::Commit;
-    use v2::TransactionSource::SourceClient;
     assert_eq!(end(&mut p, "xt", "01XX", Commit, SourceClient).await, Code::InvalidTransactionId);
     b.stop().await;
 }
@@ -139,8 +135,6 @@ async fn open_transactions_survive_a_restart() {
     let mut p = b.client("p").await;
     p.send(transaction_message("rt", "01RS")).await;
     p.send(transaction_message("rt", "01RB")).await;
-    use v2::TransactionResolution::{Commit, Rollback};
-    use v2::TransactionSource::SourceClient;
     assert_eq!(end(&mut p, "rt", "01RB", Rollback, SourceClient).await, Code::Ok);
     let dir = b.stop_keeping_data().await;
     let b = TestBroker::start_in(dir, BrokerConfig::default()).await;
