@@ -18,9 +18,10 @@
 //! topic status           {"topic":"orders","queues":[{"queue_id":0,"broker_name":"broker-a",
 //!                          "min_offset":0,"max_offset":12,"last_store_timestamp":1764064800000},…]}
 //! group create           {"group":GROUP,"created":true}       false when it existed (updated)
-//!   GROUP = {"name":"billing","fifo":false,"max_delivery_attempts":16}
+//!   GROUP = {"name":"billing","fifo":false,"max_delivery_attempts":17,"consume_from":"auto"}
 //! group list             {"groups":[GROUP,…]}                  sorted by name
-//! consumer progress      {"group":"billing","total_lag":3,"queues":[{"topic":"orders",
+//! consumer progress      {"group":"billing","total_lag":3,"dead_letters":0,"inflight":1,
+//!                          "queues":[{"topic":"orders",
 //!                          "broker_name":"broker-a","queue_id":0,"broker_offset":12,
 //!                          "consumer_offset":9,"lag":3},…]}    sorted by topic, queue
 //! message by-id / by-key / by-offset
@@ -70,6 +71,16 @@ pub struct AdminArgs {
     /// Print exactly one JSON document on stdout instead of tables.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
+    /// Work in this namespace (what clients set as x-mq-namespace): topic and group names are
+    /// stored as NS%name, as Apache RocketMQ stores them.
+    #[arg(
+        long,
+        global = true,
+        env = "ORBITMQ_NAMESPACE",
+        value_name = "NS",
+        help_heading = "Global options"
+    )]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -221,7 +232,7 @@ struct TopicList {
 enum GroupCommand {
     /// Create a consumer group, or change it if it exists.
     ///
-    /// Example: orbitmq admin group create --group billing --fifo --max-attempts 5
+    /// Example: orbitmq admin group create --group billing --fifo --max-attempts 5 --consume-from first
     Create(GroupCreate),
     /// List consumer groups.
     ///
@@ -237,9 +248,33 @@ struct GroupCreate {
     /// Consume FIFO topics in order (one message group at a time).
     #[arg(long)]
     fifo: bool,
-    /// Deliveries before a message goes to the dead-letter queue [default: the broker's].
+    /// Deliveries before a message goes to the dead-letter topic %DLQ%<group> [default: the
+    /// broker's, 17: RocketMQ's 16 retries after the first delivery].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: Option<u32>,
+    /// Where the group starts on a queue it never consumed: auto (Apache RocketMQ's rule: from
+    /// the start while nothing was deleted from the queue, else from its last message), first
+    /// (everything still stored) or last (only new messages) [default: auto for a new group].
+    #[arg(long, value_enum, ignore_case = true, value_name = "auto|first|last")]
+    consume_from: Option<ConsumeFrom>,
+}
+
+/// `--consume-from`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ConsumeFrom {
+    Auto,
+    First,
+    Last,
+}
+
+impl ConsumeFrom {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConsumeFrom::Auto => "auto",
+            ConsumeFrom::First => "first",
+            ConsumeFrom::Last => "last",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,7 +403,13 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 type Client = AdminClient<Channel>;
 
-async fn execute(args: AdminArgs) -> anyhow::Result<String> {
+async fn execute(mut args: AdminArgs) -> anyhow::Result<String> {
+    if let Some(ns) = args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        if !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(anyhow!("--namespace {ns:?} may only hold letters, digits, '_' and '-'"));
+        }
+        apply_namespace(&mut args.command, ns);
+    }
     let mut client = connect(&args.endpoints).await?;
     let json = args.json;
     match args.command {
@@ -380,6 +421,38 @@ async fn execute(args: AdminArgs) -> anyhow::Result<String> {
         }
         AdminCommand::Message(m) => message(&mut client, m, json).await,
         AdminCommand::Offset(OffsetCommand::Reset(r)) => reset(&mut client, r, json).await,
+    }
+}
+
+/// Rewrites every topic and group name of `cmd` to its stored name in namespace `ns`.
+fn apply_namespace(cmd: &mut AdminCommand, ns: &str) {
+    let wrap = |name: &mut String| *name = orbitmq_core::broker::namespace::wrap(ns, name);
+    match cmd {
+        AdminCommand::Topic(t) => match t {
+            TopicCommand::Create(c) => wrap(&mut c.topic),
+            TopicCommand::Update(u) => wrap(&mut u.topic),
+            TopicCommand::Delete(n) | TopicCommand::Route(n) | TopicCommand::Status(n) => {
+                wrap(&mut n.topic);
+            }
+            TopicCommand::List(_) => {}
+        },
+        AdminCommand::Group(GroupCommand::Create(g)) => wrap(&mut g.group),
+        AdminCommand::Group(GroupCommand::List) => {}
+        AdminCommand::Consumer(ConsumerCommand::Progress(p)) => {
+            wrap(&mut p.group);
+            if let Some(t) = p.topic.as_mut() {
+                wrap(t);
+            }
+        }
+        AdminCommand::Message(m) => match m {
+            MessageCommand::ByKey(k) => wrap(&mut k.topic),
+            MessageCommand::ByOffset(o) => wrap(&mut o.topic),
+            MessageCommand::ById(_) => {}
+        },
+        AdminCommand::Offset(OffsetCommand::Reset(r)) => {
+            wrap(&mut r.group);
+            wrap(&mut r.topic);
+        }
     }
 }
 
@@ -677,6 +750,7 @@ async fn group_create(client: &mut Client, g: GroupCreate, json: bool) -> anyhow
         name: g.group,
         max_delivery_attempts: g.max_attempts,
         fifo: g.fifo.then_some(true),
+        consume_from: g.consume_from.map(|c| c.as_str().to_owned()),
     };
     let resp = client.create_group(req).await.map_err(failed(what.clone()))?.into_inner();
     let group =
@@ -690,11 +764,12 @@ async fn group_create(client: &mut Client, g: GroupCreate, json: bool) -> anyhow
         return to_json(&Out { group, created: resp.created });
     }
     Ok(format!(
-        "{} consumer group {}: fifo {}, max delivery attempts {}",
+        "{} consumer group {}: fifo {}, max delivery attempts {}, consume from {}",
         if resp.created { "created" } else { "updated" },
         group.name,
         group.fifo,
-        group.max_delivery_attempts
+        group.max_delivery_attempts,
+        group.consume_from
     ))
 }
 
@@ -713,9 +788,15 @@ async fn group_list(client: &mut Client, json: bool) -> anyhow::Result<String> {
         }
         return to_json(&Out { groups });
     }
-    let mut table = Table::new(&[("GROUP", L), ("FIFO", L), ("MAX_ATTEMPTS", R)]);
+    let mut table =
+        Table::new(&[("GROUP", L), ("FIFO", L), ("MAX_ATTEMPTS", R), ("CONSUME_FROM", L)]);
     for g in &groups {
-        table.row(vec![g.name.clone(), g.fifo.to_string(), g.max_delivery_attempts.to_string()]);
+        table.row(vec![
+            g.name.clone(),
+            g.fifo.to_string(),
+            g.max_delivery_attempts.to_string(),
+            g.consume_from.clone(),
+        ]);
     }
     Ok(table.render_or("no consumer groups"))
 }
@@ -755,10 +836,13 @@ async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Resul
         ]);
     }
     Ok(format!(
-        "consumer group {}\n{}\ntotal lag: {}",
+        "consumer group {}\n{}\ntotal lag: {}, in flight: {}, dead letters: {} (topic %DLQ%{})",
         resp.group,
         table.render_or("no consumer offsets"),
-        resp.total_lag
+        resp.total_lag,
+        resp.inflight,
+        resp.dead_letters,
+        resp.group
     ))
 }
 

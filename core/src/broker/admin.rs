@@ -2,12 +2,13 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::broker::dead_letter::dlq_topic;
 use crate::broker::topics::{TopicKind, check_topic_config, queue_permission};
 use crate::broker::{Broker, validate};
 use crate::protocol::admin::admin_server::Admin;
 use crate::protocol::admin::{self as pb};
 use crate::protocol::v2::Permission;
-use crate::storage::{StoredMessage, TopicConfig, msg_id};
+use crate::storage::{GroupConfig, StoredMessage, TopicConfig, msg_id};
 
 /// Most messages one query returns.
 const MAX_QUERY: usize = 1000;
@@ -82,6 +83,15 @@ fn topic_pb(name: &str, c: &TopicConfig) -> pb::TopicConfig {
     }
 }
 
+fn group_pb(name: String, c: &GroupConfig) -> pb::GroupConfig {
+    pb::GroupConfig {
+        name,
+        max_delivery_attempts: c.max_delivery_attempts,
+        fifo: c.fifo,
+        consume_from: c.consume_from.as_str().to_owned(),
+    }
+}
+
 fn topic_from_pb(t: Option<pb::TopicConfig>) -> Result<(String, TopicConfig), Status> {
     let t = t.ok_or_else(|| Status::invalid_argument("topic is required"))?;
     let kind: TopicKind =
@@ -130,6 +140,7 @@ impl Admin for AdminApi {
             return Err(Status::not_found(format!("topic {name:?} does not exist")));
         }
         self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
+        self.broker.pop().forget_topic(&name);
         tracing::info!(topic = name, "topic deleted");
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
@@ -211,16 +222,12 @@ impl Admin for AdminApi {
         if let Some(n) = g.max_delivery_attempts.filter(|n| *n > 0) {
             cfg.max_delivery_attempts = n;
         }
+        if let Some(from) = g.consume_from.as_deref() {
+            cfg.consume_from = from.parse().map_err(Status::invalid_argument)?;
+        }
         self.broker.store().groups().put(&g.name, cfg.clone());
         self.broker.store().groups().save().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(pb::GroupResponse {
-            group: Some(pb::GroupConfig {
-                name: g.name,
-                max_delivery_attempts: cfg.max_delivery_attempts,
-                fifo: cfg.fifo,
-            }),
-            created,
-        }))
+        Ok(Response::new(pb::GroupResponse { group: Some(group_pb(g.name, &cfg)), created }))
     }
 
     async fn list_groups(
@@ -233,11 +240,7 @@ impl Admin for AdminApi {
             .groups()
             .all()
             .into_iter()
-            .map(|(name, c)| pb::GroupConfig {
-                name,
-                max_delivery_attempts: c.max_delivery_attempts,
-                fifo: c.fifo,
-            })
+            .map(|(name, c)| group_pb(name, &c))
             .collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
     }
@@ -287,7 +290,25 @@ impl Admin for AdminApi {
             }
         }
         let total_lag = queues.iter().map(|q| q.lag).sum();
-        Ok(Response::new(pb::ConsumerProgressResponse { group: req.group, queues, total_lag }))
+        let dlq = dlq_topic(&req.group);
+        let dead_letters = store.topics().get(&dlq).map_or(0, |c| {
+            (0..c.read_queues.max(c.write_queues))
+                .map(|q| store.max_offset(&dlq, q).saturating_sub(store.min_offset(&dlq, q)))
+                .sum()
+        });
+        let mut seen = std::collections::BTreeSet::new();
+        let inflight = queues
+            .iter()
+            .filter(|q| seen.insert(q.topic.clone()))
+            .map(|q| self.broker.pop().inflight_count(&req.group, &q.topic).0 as u64)
+            .sum();
+        Ok(Response::new(pb::ConsumerProgressResponse {
+            group: req.group,
+            queues,
+            total_lag,
+            dead_letters,
+            inflight,
+        }))
     }
 
     async fn query_message_by_id(

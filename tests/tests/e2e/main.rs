@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)]
 
 mod consume;
+mod dead_letter;
 mod delay;
 mod fifo;
+mod namespace;
 mod pull;
 mod route;
 mod transaction;
