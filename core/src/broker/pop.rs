@@ -836,12 +836,26 @@ impl Pop {
             .min()
     }
 
-    /// The next offset a fresh read of each queue starts at (for long polling).
-    pub fn next_offsets(&self, group: &str, topic: &str, read_queues: u32) -> Vec<(u32, u64)> {
+    /// For long polling: the queues whose growth could give `group` a message, with the offset
+    /// a fresh read of each starts at. A FIFO group's queue whose read-ahead is full is left
+    /// out: nothing more is read there until an ack frees a message group (which signals
+    /// [`Pop::changed`]), and as it still holds unread messages a wait on its growth would
+    /// return at once, turning the long poll into a busy loop.
+    pub fn next_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        read_queues: u32,
+        fifo: bool,
+    ) -> Vec<(u32, u64)> {
         let state = self.state(group, topic);
         let mut st = lock(&state);
         (0..read_queues.max(1))
-            .map(|q| (q, st.queues.entry(q).or_insert_with(|| self.initial(group, topic, q)).next))
+            .filter_map(|q| {
+                let qs = st.queues.entry(q).or_insert_with(|| self.initial(group, topic, q));
+                let blocked = fifo && qs.held.len() >= MAX_HELD_PER_QUEUE;
+                (!blocked).then_some((q, qs.next))
+            })
             .collect()
     }
 
