@@ -68,10 +68,12 @@ Examples:
   orbitmq bench produce --topic delay-bench --message-type delay --delay-ms 1000 --count 300000
   orbitmq bench consume --topic delay-bench --group d1 --count 300000
 
-For messages with a delivery time the result line adds \"delay_msgs\", \"lateness_p50_ms\" and
-\"lateness_p99_ms\" (store time in the topic minus delivery time: how late the timer fired them)
-and \"receive_lateness_p50_ms\"/\"receive_lateness_p99_ms\" (receive time minus delivery time:
-includes any wait for the consumer, so only meaningful while consuming keeps up).";
+\"receives\" in the result line counts the receives that returned messages (msgs / receives:
+messages per receive). For messages with a delivery time the result line adds \"delay_msgs\",
+\"lateness_p50_ms\" and \"lateness_p99_ms\" (store time in the topic minus delivery time: how
+late the timer fired them) and \"receive_lateness_p50_ms\"/\"receive_lateness_p99_ms\" (receive
+time minus delivery time: includes any wait for the consumer, so only meaningful while consuming
+keeps up).";
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -495,6 +497,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         "topic": args.topic,
         "receivers": args.receivers,
         "msgs": msgs,
+        "receives": report.latencies_us.len(),
         "secs": (secs * 1000.0).round() / 1000.0,
         "msgs_per_sec": (msgs as f64 / secs).round(),
         "p50_us": report.percentile(0.50),
