@@ -67,6 +67,18 @@ impl TestBroker {
         Client::connect_in(self.addr, client_id, namespace).await
     }
 
+    /// Waits until everything stored is dispatched into its queues (readable), 5 s at most.
+    pub async fn wait_dispatched(&self) {
+        let store = self.broker.store();
+        for _ in 0..500 {
+            if store.dispatched_offset() >= store.commitlog_max_offset() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not dispatched within 5 s");
+    }
+
     /// Creates (or changes) consumer group `name`.
     pub fn group(&self, name: &str, fifo: bool, max_attempts: u32) {
         self.broker.store().groups().put(

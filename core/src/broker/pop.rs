@@ -981,3 +981,100 @@ fn stale(handle: &str) -> BrokerError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{PutMessage, StoreConfig};
+
+    async fn store_with(dir: &std::path::Path, groups: &[&str], per_group: usize) -> MessageStore {
+        let store =
+            MessageStore::open(StoreConfig { segment_size: 8 << 20, ..StoreConfig::new(dir) })
+                .unwrap();
+        for i in 0..per_group {
+            for g in groups {
+                let m = PutMessage::new("t", 0, format!("{g}-{i}"))
+                    .with_message_id(format!("{g}{i}"))
+                    .with_property(PROPERTY_SHARDING_KEY, *g);
+                store.put(m).await.unwrap();
+            }
+        }
+        while store.dispatched_offset() < store.commitlog_max_offset() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        store
+    }
+
+    fn spec<'a>(filter: &'a TagFilter, fifo: bool) -> ReceiveSpec<'a> {
+        ReceiveSpec {
+            group: "g",
+            topic: "t",
+            read_queues: 1,
+            filter,
+            batch: 32,
+            invisible_ms: 60_000,
+            auto_renew_client: None,
+            max_attempts: 3,
+            fifo,
+            attempt_id: None,
+        }
+    }
+
+    fn bodies(r: &Received) -> Vec<String> {
+        r.deliveries.iter().map(|d| String::from_utf8(d.message.body.to_vec()).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn fifo_state_survives_a_reopen_with_held_messages_and_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["a", "b"], 3).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store.clone()).unwrap();
+        let first = pop.receive(&spec(&all, true), &|_| true).unwrap();
+        assert_eq!(bodies(&first), ["a-0", "b-0"]);
+        // Ack b-0 only: b-1 is next for b; a stays busy.
+        pop.ack("g", "t", &first.deliveries[1].receipt_handle).unwrap();
+        pop.save().unwrap();
+        drop(pop);
+
+        let pop = Pop::open(store.clone()).unwrap();
+        let (inflight, held) = pop.inflight_count("g", "t");
+        assert_eq!((inflight, held), (1, 4), "a-0 in flight; a-1, a-2, b-1, b-2 read ahead");
+        let next = pop.receive(&spec(&all, true), &|_| true).unwrap();
+        assert_eq!(bodies(&next), ["b-1"], "a is still busy with a-0");
+        // The handle from before the reopen still acks, and frees a.
+        pop.ack("g", "t", &first.deliveries[0].receipt_handle).unwrap();
+        let next = pop.receive(&spec(&all, true), &|_| true).unwrap();
+        assert_eq!(bodies(&next), ["a-1"]);
+        // Repeated acks answer OK; a handle of a later run never matches an earlier one.
+        pop.ack("g", "t", &first.deliveries[0].receipt_handle).unwrap();
+        assert!(next.deliveries[0].receipt_handle != first.deliveries[0].receipt_handle);
+    }
+
+    #[tokio::test]
+    async fn used_up_attempts_become_dead_letters_not_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["x"], 1).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store).unwrap();
+        let mut handle = pop.receive(&spec(&all, false), &|_| true).unwrap().deliveries[0]
+            .receipt_handle
+            .clone();
+        for attempt in 2..=3 {
+            pop.change_invisible("g", "t", &handle, 0).unwrap();
+            let r = pop.receive(&spec(&all, false), &|_| true).unwrap();
+            assert_eq!(r.deliveries[0].delivery_attempt, attempt);
+            handle = r.deliveries[0].receipt_handle.clone();
+        }
+        pop.change_invisible("g", "t", &handle, 0).unwrap();
+        let r = pop.receive(&spec(&all, false), &|_| true).unwrap();
+        assert!(r.deliveries.is_empty());
+        assert_eq!(r.dead.len(), 1);
+        assert_eq!(r.dead[0].attempts, 3);
+        // Being moved: delivered to nobody; settled: gone, offsets move past it.
+        assert!(pop.receive(&spec(&all, false), &|_| true).unwrap().dead.is_empty());
+        pop.settle_dead(&r.dead[0], true);
+        assert_eq!(pop.inflight_count("g", "t"), (0, 0));
+        assert_eq!(pop.store.consumer_offsets().get("g", "t", 0), Some(1));
+    }
+}
