@@ -1005,7 +1005,7 @@ mod tests {
         store
     }
 
-    fn spec<'a>(filter: &'a TagFilter, fifo: bool) -> ReceiveSpec<'a> {
+    fn spec(filter: &TagFilter, fifo: bool) -> ReceiveSpec<'_> {
         ReceiveSpec {
             group: "g",
             topic: "t",
