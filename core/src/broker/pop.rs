@@ -373,6 +373,9 @@ impl Pop {
         };
         if spec.fifo {
             self.hand_out_held(st, spec, now, renew.as_ref(), &mut busy, &mut out);
+        } else if st.queues.values().any(|q| !q.held.is_empty()) {
+            // The group stopped being FIFO: what it read ahead goes out without waiting.
+            self.hand_out_held(st, spec, now, renew.as_ref(), &mut HashSet::new(), &mut out);
         }
         self.read_fresh(st, spec, now, renew.as_ref(), &mut busy, &mut out)?;
         if let Some(id) = spec.attempt_id.filter(|id| !id.is_empty()) {
@@ -469,7 +472,7 @@ impl Pop {
                 .iter()
                 .filter(|(_, h)| {
                     // Only the first held message of a group: `busy` grows as we go.
-                    busy.insert(h.key)
+                    !spec.fifo || busy.insert(h.key)
                 })
                 .map(|(&o, &h)| (o, h))
                 .collect();
@@ -484,15 +487,8 @@ impl Pop {
                     busy.remove(&held.key);
                     continue;
                 };
-                out.deliveries.push(self.hand_out(
-                    qs,
-                    queue_id,
-                    message,
-                    Some(held.key),
-                    spec,
-                    now,
-                    renew,
-                ));
+                let key = spec.fifo.then_some(held.key);
+                out.deliveries.push(self.hand_out(qs, queue_id, message, key, spec, now, renew));
             }
             // Any held message not handed out keeps its group busy for fresh reads.
             busy.extend(qs.held.values().map(|h| h.key));
@@ -1049,6 +1045,18 @@ mod tests {
         // Repeated acks answer OK; a handle of a later run never matches an earlier one.
         pop.ack("g", "t", &first.deliveries[0].receipt_handle).unwrap();
         assert!(next.deliveries[0].receipt_handle != first.deliveries[0].receipt_handle);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_stops_being_fifo_releases_what_it_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["a"], 3).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store).unwrap();
+        assert_eq!(bodies(&pop.receive(&spec(&all, true), &|_| true).unwrap()), ["a-0"]);
+        assert_eq!(pop.inflight_count("g", "t"), (1, 2));
+        assert_eq!(bodies(&pop.receive(&spec(&all, false), &|_| true).unwrap()), ["a-1", "a-2"]);
+        assert_eq!(pop.inflight_count("g", "t"), (3, 0));
     }
 
     #[tokio::test]
