@@ -546,7 +546,8 @@ impl MessagingService for Messaging {
                         .await;
                     break;
                 }
-                let group = settings_group(&settings).and_then(|g| broker.group_or_create(&g).ok());
+                let group = settings_group(&settings, &meta.namespace)
+                    .and_then(|g| broker.group_or_create(&g).ok());
                 let reply =
                     merged_settings(&settings, &meta.language, broker.config(), group.as_ref());
                 broker.clients().set_settings(
