@@ -57,14 +57,14 @@ async fn a_consumer_gets_the_settings_of_its_namespaced_group() {
         })),
         ..Default::default()
     };
-    let (_keep, mut replies) = c.telemetry(settings).await;
+    let (keep, mut replies) = c.telemetry(settings).await;
     let reply = replies.message().await.unwrap().unwrap();
     let Some(Command::Settings(s)) = reply.command else { panic!("{reply:?}") };
     let Some(PubSub::Subscription(sub)) = s.pub_sub else { panic!("no subscription") };
     assert_eq!(sub.fifo, Some(true), "the group of namespace ns-a is FIFO");
     assert_eq!(s.backoff_policy.unwrap().max_attempts, 3);
     assert!(b.broker.store().groups().get("fg").is_none(), "no group outside the namespace");
-    drop(_keep);
+    drop(keep);
     drop(replies);
     b.stop().await;
 }
