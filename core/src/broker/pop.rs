@@ -382,7 +382,10 @@ impl Pop {
             remember_attempt(st, id, &out.deliveries, now + spec.invisible_ms);
         }
         self.commit_all(spec.group, spec.topic, st);
-        self.touched();
+        // An empty poll changes nothing worth saving (FIFO reads may have parked messages).
+        if !out.deliveries.is_empty() || !out.dead.is_empty() || spec.fifo {
+            self.touched();
+        }
         Ok(out)
     }
 
