@@ -209,6 +209,30 @@ impl Client {
         (code, messages)
     }
 
+    /// Ends transaction `id` on `topic`; returns the status code.
+    pub async fn end_transaction(
+        &mut self,
+        topic: &str,
+        id: &str,
+        resolution: v2::TransactionResolution,
+        source: v2::TransactionSource,
+    ) -> Code {
+        let r = self
+            .raw
+            .end_transaction(v2::EndTransactionRequest {
+                topic: Some(resource(topic)),
+                message_id: id.to_owned(),
+                transaction_id: id.to_owned(),
+                resolution: resolution as i32,
+                source: source as i32,
+                trace_context: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        code(r.status.as_ref())
+    }
+
     /// Changes a message's invisible time (0: visible now); returns (code, new handle).
     pub async fn change_invisible(
         &mut self,

@@ -22,12 +22,13 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::broker::convert::PROPERTY_SHARDING_KEY;
 use crate::broker::error::{BrokerError, Result};
+use crate::broker::lock;
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
 use crate::storage::persist::{load_json, save_json_compact};
@@ -228,10 +229,6 @@ pub struct Pop {
     /// Signalled when a message may have become available without a queue growing (an ack
     /// freed a FIFO message group, a message was made visible): long polls look again.
     changed: tokio::sync::Notify,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The key a message group is tracked by.

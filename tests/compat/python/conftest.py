@@ -254,3 +254,22 @@ def run_with_timeout(fn, timeout_s: float, what: str):
     if "error" in result:
         raise result["error"]
     return result.get("value")
+
+
+SETTINGS_TIMEOUT_S = 10
+
+
+def wait_settings(client, what):
+    """The server must answer the client's Telemetry Settings with status OK (the Python client
+    ignores a settings reply without it); the client sets this event when it gets a valid reply."""
+    event = client._init_settings_event  # noqa: SLF001 - the client exposes no public hook
+    assert event.wait(SETTINGS_TIMEOUT_S), (
+        f"{what}: no Telemetry settings reply with status OK within {SETTINGS_TIMEOUT_S} s "
+        f"(or no route at all: see the client errors logged above)")
+
+
+def start(client, what):
+    """Starts a client (bounded) and waits for its settings reply."""
+    run_with_timeout(client.startup, 30, f"{what}.startup()")
+    wait_settings(client, what)
+    return client

@@ -22,12 +22,11 @@ import pytest
 from rocketmq import (FilterExpression, Message, Producer, SimpleConsumer, TransactionChecker,
                       TransactionResolution)
 
-from conftest import NAMESPACES, NS_GROUP, NS_TOPIC, TYPED_GROUPS, TYPED_TOPICS, make_client_config, \
-    run_with_timeout
+from conftest import (NAMESPACES, NS_GROUP, NS_TOPIC, TYPED_GROUPS, TYPED_TOPICS, make_client_config,
+                      run_with_timeout, start, wait_settings)
 
 AWAIT_S = 5  # long-polling time of every receive (Apache clamps to [5 s, 20 s])
 INVISIBLE_S = 10  # Apache's minimum invisible duration for simple consumers
-SETTINGS_TIMEOUT_S = 10
 FIFO_GROUPS, FIFO_PER_GROUP = 3, 10
 HOLD_INVISIBLE_S = 40  # FIFO exclusivity: the held message stays invisible well past the hold phase
 HOLD_S = 8  # ... during which both consumers keep receiving (each receive is a 5 s long poll)
@@ -66,20 +65,6 @@ def _notes():
 # helpers
 
 
-def _wait_settings(client, what):
-    """The server must answer the client's Telemetry Settings with status OK (see the other module)."""
-    event = client._init_settings_event  # noqa: SLF001 - the client exposes no public hook
-    assert event.wait(SETTINGS_TIMEOUT_S), (
-        f"{what}: no Telemetry settings reply with status OK within {SETTINGS_TIMEOUT_S} s "
-        f"(or no route at all: see the client errors logged above)")
-
-
-def _start(client, what):
-    run_with_timeout(client.startup, 30, f"{what}.startup()")
-    _wait_settings(client, what)
-    return client
-
-
 def _shutdown(client, what):
     if client is not None:
         run_with_timeout(client.shutdown, 30, f"{what}.shutdown()")
@@ -116,7 +101,7 @@ def _ack(consumer, m):
 
 def _simple_consumer(config, group, topic, expression="*"):
     consumer = SimpleConsumer(config, group, {topic: FilterExpression(expression)}, await_duration=AWAIT_S)
-    return _start(consumer, f"SimpleConsumer({group})")
+    return start(consumer, f"SimpleConsumer({group})")
 
 
 def _describe(m):
@@ -178,7 +163,7 @@ def _in_background(fn, *args) -> Future:
 @pytest.fixture(scope="module")
 def producer(typed_resources, client_config):
     topics = tuple(TOPICS[k] for k in ("fifo-order", "fifo-excl", "delay", "recall", "dlq"))
-    p = _start(Producer(client_config, topics), "Producer")
+    p = start(Producer(client_config, topics), "Producer")
     yield p
     _shutdown(p, "Producer")
 
@@ -360,7 +345,7 @@ def scenario_transaction_orphan_check(config, _producer, note):
     checker = RecordingChecker(TransactionResolution.COMMIT)
     producer = consumer = None
     try:
-        producer = _start(Producer(config, (topic,), checker), "transactional Producer")
+        producer = start(Producer(config, (topic,), checker), "transactional Producer")
         consumer = _simple_consumer(config, group, topic)
         transaction = producer.begin_transaction()
         receipt = _send(producer, _message(topic, b"orphan", tag="TagT"), transaction)
@@ -445,7 +430,7 @@ def scenario_retry_then_dead_letter(config, producer, note):
                     time.sleep(1)
                     continue
                 reader = candidate
-                _wait_settings(reader, "DLQ SimpleConsumer")
+                wait_settings(reader, "DLQ SimpleConsumer")
             for m in _receive(reader):
                 assert m.message_id == receipt.message_id, f"unexpected message in {dlq_topic}: {_describe(m)}"
                 assert dead is None, f"message delivered twice from {dlq_topic}"
@@ -557,7 +542,7 @@ def test_transaction_commit_and_rollback(client_config):
     checker = RecordingChecker(TransactionResolution.ROLLBACK)
     producer = consumer = None
     try:
-        producer = _start(Producer(client_config, (topic,), checker), "transactional Producer")
+        producer = start(Producer(client_config, (topic,), checker), "transactional Producer")
         consumer = _simple_consumer(client_config, group, topic)
 
         rollback_tx = producer.begin_transaction()
@@ -603,7 +588,7 @@ def test_namespaces_isolate(endpoint, typed_resources):
         for key in ("ns-a", "ns-b"):
             ns = NAMESPACES[key]
             config = make_client_config(endpoint, ns)
-            p = _start(Producer(config, (NS_TOPIC,)), f"Producer({ns})")
+            p = start(Producer(config, (NS_TOPIC,)), f"Producer({ns})")
             clients.append((p, f"Producer({ns})"))
             c = _simple_consumer(config, NS_GROUP, NS_TOPIC)
             clients.append((c, f"SimpleConsumer({ns})"))
