@@ -62,6 +62,30 @@ fn help_teaches_the_commands() {
     for flag in ["--dir", "--size", "--count", "--flush", "--batch", "--inflight"] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+    let out = orbitmq().args(["bench", "produce", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for text in ["--message-type", "--message-groups", "--delay-ms", "Examples:", "fifo", "delay"] {
+        assert!(help.contains(text), "{text} missing from:\n{help}");
+    }
+    let out = orbitmq().args(["bench", "consume", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for text in ["--fifo", "Examples:", "lateness_p99_ms"] {
+        assert!(help.contains(text), "{text} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn type_flags_of_another_type_are_refused() {
+    for args in [&["--message-groups", "8"][..], &["--message-type", "fifo", "--delay-ms", "5"]] {
+        let out = orbitmq()
+            .args(["bench", "produce", "--endpoints", "127.0.0.1:1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("only applies to --message-type"), "{err}");
+    }
 }
 
 #[test]
@@ -102,4 +126,102 @@ fn bench_produce_and_consume_against_a_running_server() {
         .unwrap();
     let v = result_json(&out);
     assert_eq!((v["bench"].as_str(), v["msgs"].as_u64()), (Some("consume"), Some(700)));
+}
+
+fn run_server(dir: &std::path::Path) -> orbitmq_tests::process::ServerProcess {
+    orbitmq_tests::process::ServerProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_orbitmq")),
+        dir,
+        &[],
+        None,
+    )
+}
+
+#[test]
+fn bench_fifo_produce_and_consume_with_a_fifo_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = run_server(dir.path());
+    let addr = server.addr.to_string();
+    let out = orbitmq()
+        .args(["bench", "produce", "--endpoints", &addr, "--topic", "bf", "--count", "500"])
+        .args(["--batch", "4", "--inflight", "8", "--size", "64"])
+        .args(["--message-type", "fifo", "--message-groups", "5"])
+        .output()
+        .unwrap();
+    let v = result_json(&out);
+    assert_eq!(v["msgs"], 500);
+    assert_eq!((v["message_type"].as_str(), v["message_groups"].as_u64()), (Some("fifo"), Some(5)));
+    // Five groups: each keeps one queue, so at most five queues hold messages.
+    let status = orbitmq()
+        .args(["admin", "--endpoints", &addr, "topic", "status", "--topic", "bf", "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let used = status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["max_offset"].as_u64().unwrap() > 0)
+        .count();
+    assert!((1..=5).contains(&used), "{status}");
+
+    let out = orbitmq()
+        .args(["bench", "consume", "--endpoints", &addr, "--topic", "bf", "--group", "bf-c"])
+        .args(["--count", "500", "--receivers", "4", "--fifo"])
+        .output()
+        .unwrap();
+    let v = result_json(&out);
+    assert_eq!((v["msgs"].as_u64(), v["fifo"].as_bool()), (Some(500), Some(true)));
+    // The bench created the group as FIFO.
+    let groups = orbitmq()
+        .args(["admin", "--endpoints", &addr, "group", "list", "--json"])
+        .output()
+        .unwrap();
+    let groups: serde_json::Value = serde_json::from_slice(&groups.stdout).unwrap();
+    let g = groups["groups"].as_array().unwrap().iter().find(|g| g["name"] == "bf-c").unwrap();
+    assert_eq!(g["fifo"], true);
+
+    // An existing group that is not FIFO is refused, not changed.
+    let out = orbitmq()
+        .args(["admin", "--endpoints", &addr, "group", "create", "--group", "plain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = orbitmq()
+        .args(["bench", "consume", "--endpoints", &addr, "--topic", "bf", "--group", "plain"])
+        .args(["--count", "1", "--fifo"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a FIFO group"), "{err}");
+}
+
+#[test]
+fn bench_delay_messages_report_their_lateness() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = run_server(dir.path());
+    let addr = server.addr.to_string();
+    let sent_at = std::time::Instant::now();
+    let out = orbitmq()
+        .args(["bench", "produce", "--endpoints", &addr, "--topic", "bd", "--count", "300"])
+        .args(["--batch", "10", "--inflight", "4", "--size", "64"])
+        .args(["--message-type", "delay", "--delay-ms", "800"])
+        .output()
+        .unwrap();
+    let v = result_json(&out);
+    assert_eq!((v["message_type"].as_str(), v["delay_ms"].as_u64()), (Some("delay"), Some(800)));
+    let out = orbitmq()
+        .args(["bench", "consume", "--endpoints", &addr, "--topic", "bd", "--group", "bd-c"])
+        .args(["--count", "300", "--receivers", "2"])
+        .output()
+        .unwrap();
+    let v = result_json(&out);
+    assert_eq!((v["msgs"].as_u64(), v["delay_msgs"].as_u64()), (Some(300), Some(300)));
+    // Not delivered before they were due.
+    assert!(sent_at.elapsed() >= std::time::Duration::from_millis(800));
+    let (p50, p99) =
+        (v["lateness_p50_ms"].as_i64().unwrap(), v["lateness_p99_ms"].as_i64().unwrap());
+    assert!(0 <= p50 && p50 <= p99, "{v}");
+    assert!(v["receive_lateness_p99_ms"].as_i64().unwrap() >= p50, "{v}");
 }

@@ -71,13 +71,103 @@ struct Held {
     key: u64,
 }
 
+/// A queue's FIFO read-ahead: the held messages by offset, and how many each message group
+/// has, so a receive finds the groups' first messages without scanning all of them (up to
+/// [`MAX_HELD_PER_QUEUE`]) every time. Saved as the map of held messages alone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "BTreeMap<u64, Held>", into = "BTreeMap<u64, Held>")]
+struct ReadAhead {
+    by_offset: BTreeMap<u64, Held>,
+    /// Held messages per message group key.
+    groups: HashMap<u64, usize>,
+}
+
+impl From<BTreeMap<u64, Held>> for ReadAhead {
+    fn from(by_offset: BTreeMap<u64, Held>) -> Self {
+        let mut groups = HashMap::new();
+        for h in by_offset.values() {
+            *groups.entry(h.key).or_insert(0) += 1;
+        }
+        ReadAhead { by_offset, groups }
+    }
+}
+
+impl From<ReadAhead> for BTreeMap<u64, Held> {
+    fn from(r: ReadAhead) -> Self {
+        r.by_offset
+    }
+}
+
+impl ReadAhead {
+    fn len(&self) -> usize {
+        self.by_offset.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_offset.is_empty()
+    }
+
+    fn first_offset(&self) -> Option<u64> {
+        self.by_offset.keys().next().copied()
+    }
+
+    fn contains(&self, offset: u64) -> bool {
+        self.by_offset.contains_key(&offset)
+    }
+
+    fn insert(&mut self, offset: u64, held: Held) {
+        if let Some(old) = self.by_offset.insert(offset, held) {
+            self.forget_group(old.key);
+        }
+        *self.groups.entry(held.key).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, offset: u64) -> Option<Held> {
+        let held = self.by_offset.remove(&offset)?;
+        self.forget_group(held.key);
+        Some(held)
+    }
+
+    fn forget_group(&mut self, key: u64) {
+        if let Some(n) = self.groups.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.groups.remove(&key);
+            }
+        }
+    }
+
+    /// Keeps the messages at or above `offset`.
+    fn drop_below(&mut self, offset: u64) {
+        if self.first_offset().is_some_and(|first| first < offset) {
+            *self = ReadAhead::from(self.by_offset.split_off(&offset));
+        }
+    }
+
+    /// The first held message of each message group not in `busy`, oldest first, at most
+    /// `max`. Stops as soon as every group held here was seen.
+    fn first_of_free_groups(&self, busy: &HashSet<u64>, max: usize) -> Vec<(u64, Held)> {
+        let mut seen = HashSet::with_capacity(self.groups.len());
+        let mut free = Vec::new();
+        for (&offset, &h) in &self.by_offset {
+            if free.len() >= max || seen.len() == self.groups.len() {
+                break;
+            }
+            if seen.insert(h.key) && !busy.contains(&h.key) {
+                free.push((offset, h));
+            }
+        }
+        free
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct QueueState {
     next: u64,
     #[serde(default)]
     inflight: BTreeMap<u64, Inflight>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    held: BTreeMap<u64, Held>,
+    #[serde(default, skip_serializing_if = "ReadAhead::is_empty")]
+    held: ReadAhead,
     /// The offset last committed to the store's consumer offsets.
     #[serde(skip)]
     committed: u64,
@@ -90,14 +180,14 @@ struct QueueState {
 impl QueueState {
     fn lowest_unacked(&self) -> u64 {
         let first_inflight = self.inflight.keys().next().copied().unwrap_or(u64::MAX);
-        let first_held = self.held.keys().next().copied().unwrap_or(u64::MAX);
+        let first_held = self.held.first_offset().unwrap_or(u64::MAX);
         first_inflight.min(first_held).min(self.next)
     }
 
     /// Forgets everything below `offset` (consumed elsewhere, or reset).
     fn drop_below(&mut self, offset: u64) {
         self.inflight = self.inflight.split_off(&offset);
-        self.held = self.held.split_off(&offset);
+        self.held.drop_below(offset);
         self.next = self.next.max(offset);
     }
 }
@@ -467,31 +557,26 @@ impl Pop {
             if out.deliveries.len() >= spec.batch {
                 break;
             }
-            let free: Vec<(u64, Held)> = qs
-                .held
-                .iter()
-                .filter(|(_, h)| {
-                    // Only the first held message of a group: `busy` grows as we go.
-                    !spec.fifo || busy.insert(h.key)
-                })
-                .map(|(&o, &h)| (o, h))
-                .collect();
+            let room = spec.batch - out.deliveries.len();
+            let free: Vec<(u64, Held)> = if spec.fifo {
+                qs.held.first_of_free_groups(busy, room)
+            } else {
+                // The group stopped being FIFO: what it read ahead goes out in order.
+                qs.held.by_offset.iter().take(room).map(|(&o, &h)| (o, h)).collect()
+            };
             for (offset, held) in free {
-                if out.deliveries.len() >= spec.batch {
-                    // Not handed out after all: its group is free again.
-                    busy.remove(&held.key);
-                    continue;
-                }
-                qs.held.remove(&offset);
+                qs.held.remove(offset);
                 let Ok(message) = self.store.read_at(held.commitlog_offset) else {
-                    busy.remove(&held.key);
                     continue;
                 };
                 let key = spec.fifo.then_some(held.key);
+                if let Some(k) = key {
+                    busy.insert(k);
+                }
                 out.deliveries.push(self.hand_out(qs, queue_id, message, key, spec, now, renew));
             }
             // Any held message not handed out keeps its group busy for fresh reads.
-            busy.extend(qs.held.values().map(|h| h.key));
+            busy.extend(qs.held.groups.keys().copied());
         }
     }
 
@@ -690,7 +775,7 @@ impl Pop {
                 }
                 Ok(())
             }
-            None if h.offset < qs.next && !qs.held.contains_key(&h.offset) => Ok(()),
+            None if h.offset < qs.next && !qs.held.contains(h.offset) => Ok(()),
             _ => Err(stale(handle)),
         }
     }
@@ -832,12 +917,26 @@ impl Pop {
             .min()
     }
 
-    /// The next offset a fresh read of each queue starts at (for long polling).
-    pub fn next_offsets(&self, group: &str, topic: &str, read_queues: u32) -> Vec<(u32, u64)> {
+    /// For long polling: the queues whose growth could give `group` a message, with the offset
+    /// a fresh read of each starts at. A FIFO group's queue whose read-ahead is full is left
+    /// out: nothing more is read there until an ack frees a message group (which signals
+    /// [`Pop::changed`]), and as it still holds unread messages a wait on its growth would
+    /// return at once, turning the long poll into a busy loop.
+    pub fn next_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        read_queues: u32,
+        fifo: bool,
+    ) -> Vec<(u32, u64)> {
         let state = self.state(group, topic);
         let mut st = lock(&state);
         (0..read_queues.max(1))
-            .map(|q| (q, st.queues.entry(q).or_insert_with(|| self.initial(group, topic, q)).next))
+            .filter_map(|q| {
+                let qs = st.queues.entry(q).or_insert_with(|| self.initial(group, topic, q));
+                let blocked = fifo && qs.held.len() >= MAX_HELD_PER_QUEUE;
+                (!blocked).then_some((q, qs.next))
+            })
             .collect()
     }
 
@@ -1084,5 +1183,44 @@ mod tests {
         pop.settle_dead(&r.dead[0], true);
         assert_eq!(pop.inflight_count("g", "t"), (0, 0));
         assert_eq!(pop.store.consumer_offsets().get("g", "t", 0), Some(1));
+    }
+
+    fn held(key: u64) -> Held {
+        Held { commitlog_offset: key * 1000, key }
+    }
+
+    #[test]
+    fn read_ahead_counts_groups_and_finds_their_first_messages() {
+        let mut r = ReadAhead::default();
+        for (offset, key) in [(10, 1), (11, 2), (12, 1), (13, 3), (14, 2)] {
+            r.insert(offset, held(key));
+        }
+        assert_eq!(r.groups.len(), 3);
+        let firsts = |r: &ReadAhead, busy: &[u64], max| {
+            let busy: HashSet<u64> = busy.iter().copied().collect();
+            r.first_of_free_groups(&busy, max).into_iter().map(|(o, _)| o).collect::<Vec<_>>()
+        };
+        assert_eq!(firsts(&r, &[], 32), [10, 11, 13]);
+        assert_eq!(firsts(&r, &[1], 32), [11, 13]);
+        assert_eq!(firsts(&r, &[], 2), [10, 11]);
+        assert_eq!(r.remove(10).map(|h| h.key), Some(1));
+        assert_eq!(firsts(&r, &[], 32), [11, 12, 13]);
+        r.remove(13);
+        assert!(!r.groups.contains_key(&3));
+        r.drop_below(12);
+        assert_eq!((r.first_offset(), r.len()), (Some(12), 2));
+        assert_eq!(r.groups, HashMap::from([(1, 1), (2, 1)]));
+    }
+
+    #[test]
+    fn read_ahead_is_saved_as_the_map_of_held_messages() {
+        let mut r = ReadAhead::default();
+        r.insert(7, held(4));
+        r.insert(8, held(4));
+        let json = serde_json::to_string(&r).unwrap();
+        let plain: BTreeMap<u64, Held> = serde_json::from_str(&json).unwrap();
+        assert_eq!(plain.len(), 2);
+        let back: ReadAhead = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.groups, HashMap::from([(4, 2)]));
     }
 }

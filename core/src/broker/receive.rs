@@ -88,7 +88,7 @@ impl Broker {
             let left = wake.saturating_duration_since(now);
             let mut waits: Vec<_> = self
                 .pop()
-                .next_offsets(group, topic, cfg.read_queues)
+                .next_offsets(group, topic, cfg.read_queues, spec.fifo)
                 .into_iter()
                 .map(|(q, next)| {
                     let store = self.store().clone();
@@ -119,6 +119,9 @@ impl Broker {
                 .boxed(),
             );
             let _ = select_all(waits).await;
+            // A wake that was due at once (a FIFO read-ahead still filling) must not keep this
+            // worker from the acks that would free a message group.
+            tokio::task::yield_now().await;
         }
     }
 

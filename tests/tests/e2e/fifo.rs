@@ -1,11 +1,12 @@
 //! FIFO groups: a message group's next message reaches nobody while the previous one is in
 //! flight; it comes after the ack or after the previous one dead-letters; order holds across
 //! redeliveries; a retried receive (same `attempt_id`) gets the same messages; QueryAssignment
-//! lists every readable queue.
+//! lists every readable queue; a receive waiting behind a full read-ahead lets acks through.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use orbitmq_core::broker::pop::MAX_HELD_PER_QUEUE;
 use orbitmq_core::protocol::v2::{self, Code};
 use orbitmq_tests::{Client, TestBroker, code, duration, fifo_message, resource, sys};
 
@@ -159,5 +160,40 @@ async fn fifo_groups_are_assigned_every_readable_queue() {
     let ids: Vec<i32> =
         r.assignments.iter().map(|a| a.message_queue.as_ref().unwrap().id).collect();
     assert_eq!(ids, [-1]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_receive_waiting_behind_a_full_read_ahead_lets_the_ack_through() {
+    let b = TestBroker::start().await;
+    b.group("fg5", true, 16);
+    let mut c = b.client("c").await;
+    // One message group, more messages than its queue reads ahead.
+    let n = MAX_HELD_PER_QUEUE + 300;
+    for first in (0..n).step_by(256) {
+        let messages = (first..(first + 256).min(n))
+            .map(|i| fifo_message("ft5", &format!("01F{i:06}"), "one", &format!("m{i}")))
+            .collect();
+        let r = c.raw.send_message(v2::SendMessageRequest { messages }).await.unwrap();
+        assert_eq!(code(r.into_inner().status.as_ref()), Code::Ok);
+    }
+    let (_, first) = c.receive("fg5", "ft5", "*", 32, INVISIBLE, POLL).await;
+    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), ["m0"]);
+    // Another consumer waits: the group is busy, and the read-ahead fills up behind it. Its long
+    // poll used to spin (the queue still held unread messages, so waiting on its growth
+    // returned at once), keeping the runtime from serving the ack that would free the group.
+    let mut other = b.client("other").await;
+    let waiting = tokio::spawn(async move {
+        let t = Instant::now();
+        let (st, got) = other.receive("fg5", "ft5", "*", 32, INVISIBLE, POLL).await;
+        (st, got.iter().map(body).collect::<Vec<_>>(), t.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    assert_eq!(c.ack("fg5", "ft5", &first[0]).await, Code::Ok);
+    assert!(t.elapsed() < Duration::from_secs(2), "the ack took {:?}", t.elapsed());
+    let (st, got, waited) = waiting.await.unwrap();
+    assert_eq!((st, got), (Code::Ok, vec!["m1".to_owned()]));
+    assert!(waited < POLL, "the waiting receive answered after {waited:?}");
     b.stop().await;
 }
