@@ -205,13 +205,28 @@ fn groups(server: &Server) {
     let group = server.json("group create --group g-fifo --fifo --max-attempts 5 --json");
     assert_eq!(
         group,
-        json!({"group": {"name": "g-fifo", "fifo": true, "max_delivery_attempts": 5},
-            "created": true})
+        json!({"group": {"name": "g-fifo", "fifo": true, "max_delivery_attempts": 5,
+            "consume_from": "auto"}, "created": true})
     );
+    // RocketMQ's default: 16 retries after the first delivery.
     let group = server.json("group create --group g-plain --json");
     assert_eq!(group["group"]["fifo"], false);
-    assert_eq!(group["group"]["max_delivery_attempts"], 16);
+    assert_eq!(group["group"]["max_delivery_attempts"], 17);
     assert_eq!(group["created"], true);
+    let group = server.json("group create --group g-plain --consume-from LAST --json");
+    assert_eq!(group["group"]["consume_from"], "last");
+    let out = server.admin("group create --group g-plain --consume-from middle");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("auto, first, last"), "{err}");
+    // A namespace folds into stored names.
+    let t = server.json("--namespace shop topic create --topic orders --json");
+    assert_eq!(t["topic"]["name"], "shop%orders");
+    let g = server.json("--namespace shop group create --group billing --json");
+    assert_eq!(g["group"]["name"], "shop%billing");
+    let status = server.json("--namespace shop topic status --topic orders --json");
+    assert_eq!(status["topic"], "shop%orders");
+    let err = server.fails("--namespace a%b topic list");
+    assert!(err.contains("--namespace"), "{err}");
     let group = server.json("group create --group g-fifo --fifo --max-attempts 7 --json");
     assert_eq!(group["created"], false);
     // Re-running without flags changes nothing.
@@ -495,6 +510,9 @@ fn consume_and_check_progress(
     let table = server.text(&format!("consumer progress --group {GROUP}"));
     assert!(table.contains("CONSUMER_OFFSET"), "{table}");
     assert!(table.contains(&format!("total lag: {held_lag}")), "{table}");
+    // The unacked message is in flight; nothing is dead-lettered.
+    assert_eq!((num(&all["inflight"]), num(&all["dead_letters"])), (1, 0), "{all}");
+    assert!(table.contains("in flight: 1, dead letters: 0"), "{table}");
     let err = server.fails("consumer progress --group admin-nobody");
     assert!(err.contains("does not exist"), "{err}");
 

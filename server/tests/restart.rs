@@ -69,23 +69,6 @@ async fn drain(c: &mut Client, group: &str, topic: &str) -> Vec<String> {
     }
 }
 
-async fn end(c: &mut Client, topic: &str, id: &str, resolution: v2::TransactionResolution) -> Code {
-    let r = c
-        .raw
-        .end_transaction(v2::EndTransactionRequest {
-            topic: Some(resource(topic)),
-            message_id: id.to_owned(),
-            transaction_id: id.to_owned(),
-            resolution: resolution as i32,
-            source: v2::TransactionSource::SourceClient as i32,
-            trace_context: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    code(r.status.as_ref())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_restart_keeps_acks_inflight_messages_and_handles() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,8 +120,26 @@ async fn sigkill_replays_at_most_the_last_checkpoint_and_keeps_delay_and_transac
     for id in ["01KTC", "01KTR", "01KTO"] {
         assert_eq!(code(c.send(transaction_message("kt", id)).await.status.as_ref()), Code::Ok);
     }
-    assert_eq!(end(&mut c, "kt", "01KTC", v2::TransactionResolution::Commit).await, Code::Ok);
-    assert_eq!(end(&mut c, "kt", "01KTR", v2::TransactionResolution::Rollback).await, Code::Ok);
+    assert_eq!(
+        c.end_transaction(
+            "kt",
+            "01KTC",
+            v2::TransactionResolution::Commit,
+            v2::TransactionSource::SourceClient
+        )
+        .await,
+        Code::Ok
+    );
+    assert_eq!(
+        c.end_transaction(
+            "kt",
+            "01KTR",
+            v2::TransactionResolution::Rollback,
+            v2::TransactionSource::SourceClient
+        )
+        .await,
+        Code::Ok
+    );
 
     // Consumption over 8 queues: ids 8..20 acked (above the unacked ids 0..5 in their
     // queues), then a checkpoint interval passes, then ids 5..8 acked, then the kill.
@@ -176,7 +177,16 @@ async fn sigkill_replays_at_most_the_last_checkpoint_and_keeps_delay_and_transac
     assert_eq!(delayed, ["01KDUE"]);
     // The open transaction is still open: committing it now delivers it; the committed one
     // was delivered, the rolled-back one never.
-    assert_eq!(end(&mut c, "kt", "01KTO", v2::TransactionResolution::Commit).await, Code::Ok);
+    assert_eq!(
+        c.end_transaction(
+            "kt",
+            "01KTO",
+            v2::TransactionResolution::Commit,
+            v2::TransactionSource::SourceClient
+        )
+        .await,
+        Code::Ok
+    );
     let mut tx = drain(&mut c, "g", "kt").await;
     tx.sort();
     assert_eq!(tx, ["01KTC", "01KTO"]);

@@ -5,8 +5,8 @@
 #
 # Usage: tests/compat/run-official-clients.sh [python] [node] [java] [examples]     (default: all four)
 #
-# The `examples` suite runs the README's quickstarts (examples/official/{python,node,java}) unchanged, each
-# bounded by EXAMPLE_TIMEOUT, and fails if any of them exits non-zero.
+# The `examples` suite runs the README's quickstarts and the message-type examples (examples/official/
+# {python,node,java}) unchanged, each bounded by EXAMPLE_TIMEOUT, and fails if any of them exits non-zero.
 #
 # Environment:
 #   ORBITMQ_ENDPOINT  host:port of a running server to test. Unset: start ONE
@@ -15,7 +15,7 @@
 #   ORBITMQ_BIN       server binary (default <repo>/target/debug/orbitmq).
 #   ORBITMQ_ADMIN     command prefix that creates topics/groups (default "$ORBITMQ_BIN admin --endpoints <endpoint>").
 #   SUITE_TIMEOUT     upper bound per suite in seconds (default 600).
-#   EXAMPLE_TIMEOUT   upper bound per quickstart of the examples suite in seconds (default 120).
+#   EXAMPLE_TIMEOUT   upper bound per example of the examples suite in seconds (default 120).
 #   ORBITMQ_COMPAT_SERVER=apache  when testing Apache RocketMQ: marks the one Python test that Apache 5.3.3 fails
 #                     (upstream bug apache/rocketmq#9583) as an expected failure.
 #
@@ -145,22 +145,25 @@ run_java() {
   (cd "$COMPAT/java" && timeout -k 10 "$SUITE_TIMEOUT" mvn -q -B -Dstyle.color=never test)
 }
 run_examples() {
-  # Each quickstart as a user runs it (ORBITMQ_ENDPOINT is exported above); all three run even if one fails.
+  # Each example as a user runs it (ORBITMQ_ENDPOINT and ORBITMQ_BIN are exported above: fifo.py creates its FIFO
+  # group with `$ORBITMQ_BIN admin`), each bounded by EXAMPLE_TIMEOUT; all of them run even if one fails. The
+  # quickstarts first, then the message-type examples.
   local bad=() name start rc
-  for name in python node java; do
-    printf -- '--- quickstart: %s\n' "$name"
+  for name in python/quickstart.py node/quickstart.mjs java/Quickstart.java \
+    python/fifo.py python/delay_and_recall.py python/transaction.py java/Transaction.java; do
+    printf -- '--- example: %s\n' "$name"
     start=$(now)
     case $name in
-      python) timeout -k 10 "$EXAMPLE_TIMEOUT" "$VENV/bin/python" "$EXAMPLES/python/quickstart.py";;
-      node) (cd "$EXAMPLES/node" && timeout -k 10 "$EXAMPLE_TIMEOUT" node quickstart.mjs);;
-      java) (cd "$EXAMPLES/java" &&
-        timeout -k 10 "$EXAMPLE_TIMEOUT" java -cp "$(cat "$EXAMPLES_CLASSPATH")" Quickstart.java);;
+      python/*) timeout -k 10 "$EXAMPLE_TIMEOUT" "$VENV/bin/python" "$EXAMPLES/$name";;
+      node/*) (cd "$EXAMPLES/node" && timeout -k 10 "$EXAMPLE_TIMEOUT" node "${name#node/}");;
+      java/*) (cd "$EXAMPLES/java" &&
+        timeout -k 10 "$EXAMPLE_TIMEOUT" java -cp "$(cat "$EXAMPLES_CLASSPATH")" "${name#java/}");;
     esac
     rc=$?
-    echo "--- quickstart: $name exited $rc after $(( $(now) - start )) s"
+    echo "--- example: $name exited $rc after $(( $(now) - start )) s"
     [ $rc -eq 0 ] || bad+=("$name")
   done
-  [ ${#bad[@]} -eq 0 ] || { echo "quickstarts FAILED: ${bad[*]}" >&2; return 1; }
+  [ ${#bad[@]} -eq 0 ] || { echo "examples FAILED: ${bad[*]}" >&2; return 1; }
 }
 
 for s in "${suites[@]}"; do
@@ -169,7 +172,7 @@ for s in "${suites[@]}"; do
     python) header "suite: Python rocketmq-python-client 5.1.2 (pytest)";;
     node) header "suite: Node.js rocketmq-client-nodejs 1.0.8 (node --test)";;
     java) header "suite: Java rocketmq-client-java 5.2.0 (JUnit 5)";;
-    examples) header "suite: README quickstarts (examples/official: Python, Node.js, Java)";;
+    examples) header "suite: README quickstarts and examples (examples/official: Python, Node.js, Java)";;
   esac
   start=$(now)
   if "run_$s"; then

@@ -67,6 +67,18 @@ impl TestBroker {
         Client::connect_in(self.addr, client_id, namespace).await
     }
 
+    /// Waits until everything stored is dispatched into its queues (readable), 5 s at most.
+    pub async fn wait_dispatched(&self) {
+        let store = self.broker.store();
+        for _ in 0..500 {
+            if store.dispatched_offset() >= store.commitlog_max_offset() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not dispatched within 5 s");
+    }
+
     /// Creates (or changes) consumer group `name`.
     pub fn group(&self, name: &str, fifo: bool, max_attempts: u32) {
         self.broker.store().groups().put(
@@ -195,6 +207,30 @@ impl Client {
         }
         assert!(saw_timestamp, "a receive stream always ends with a delivery timestamp");
         (code, messages)
+    }
+
+    /// Ends transaction `id` on `topic`; returns the status code.
+    pub async fn end_transaction(
+        &mut self,
+        topic: &str,
+        id: &str,
+        resolution: v2::TransactionResolution,
+        source: v2::TransactionSource,
+    ) -> Code {
+        let r = self
+            .raw
+            .end_transaction(v2::EndTransactionRequest {
+                topic: Some(resource(topic)),
+                message_id: id.to_owned(),
+                transaction_id: id.to_owned(),
+                resolution: resolution as i32,
+                source: source as i32,
+                trace_context: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        code(r.status.as_ref())
     }
 
     /// Changes a message's invisible time (0: visible now); returns (code, new handle).

@@ -137,7 +137,7 @@ impl Clients {
                 c.alive_at(now)
                     && c.settings.as_ref().is_some_and(|s| {
                         s.client_type == Some(client_type as i32)
-                            && settings_group(s).is_some_and(|g| g == group)
+                            && settings_group(s, &c.namespace).is_some_and(|g| g == group)
                     })
             })
             .map(|(id, _)| id.clone())
@@ -224,10 +224,13 @@ fn is_node(language: &str) -> bool {
     matches!(language, "HTTP" | "NODE_JS" | "NODEJS")
 }
 
-/// The consumer group a client's settings name, if it is a consumer.
-pub fn settings_group(s: &Settings) -> Option<String> {
+/// The consumer group (stored name, in the client's `namespace`) a client's settings name, if
+/// it is a consumer.
+pub fn settings_group(s: &Settings, namespace: &str) -> Option<String> {
     match &s.pub_sub {
-        Some(PubSub::Subscription(sub)) => sub.group.as_ref().map(|g| g.name.clone()),
+        Some(PubSub::Subscription(sub)) => {
+            sub.group.as_ref().map(|g| crate::broker::namespace::stored_name(Some(g), namespace))
+        }
         _ => None,
     }
 }

@@ -30,6 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::storage::{MessageStore, StoreConfig};
 
+/// Locks a mutex, carrying on through poisoning: the broker's state stays usable (and is saved
+/// and reloaded whole) even if a thread panicked while holding it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Broker configuration (the `[broker]` keys of the server's TOML, RocketMQ's names where
 /// there is one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! and unwraps every name it sends back, so the broker below only sees stored names.
 
 use crate::broker::error::{BrokerError, Result};
-use crate::protocol::v2::{Code, Resource};
+use crate::protocol::v2::{Code, MessageQueue, Resource};
 
 /// Separates a namespace from a name.
 pub const SEPARATOR: char = '%';
@@ -67,6 +67,14 @@ pub fn wrap_resource(resource: &mut Option<Resource>, header: &str) {
     if let Some(r) = resource.as_mut() {
         r.name = stored_name(Some(r), header);
         r.resource_namespace.clear();
+    }
+}
+
+/// Rewrites a request's group and message queue topic to their stored names.
+pub fn wrap_queue(group: &mut Option<Resource>, queue: Option<&mut MessageQueue>, header: &str) {
+    wrap_resource(group, header);
+    if let Some(q) = queue {
+        wrap_resource(&mut q.topic, header);
     }
 }
 

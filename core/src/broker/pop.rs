@@ -22,12 +22,13 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::broker::convert::PROPERTY_SHARDING_KEY;
 use crate::broker::error::{BrokerError, Result};
+use crate::broker::lock;
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
 use crate::storage::persist::{load_json, save_json_compact};
@@ -320,10 +321,6 @@ pub struct Pop {
     changed: tokio::sync::Notify,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// The key a message group is tracked by.
 fn group_key(message_group: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -463,13 +460,19 @@ impl Pop {
         };
         if spec.fifo {
             self.hand_out_held(st, spec, now, renew.as_ref(), &mut busy, &mut out);
+        } else if st.queues.values().any(|q| !q.held.is_empty()) {
+            // The group stopped being FIFO: what it read ahead goes out without waiting.
+            self.hand_out_held(st, spec, now, renew.as_ref(), &mut HashSet::new(), &mut out);
         }
         self.read_fresh(st, spec, now, renew.as_ref(), &mut busy, &mut out)?;
         if let Some(id) = spec.attempt_id.filter(|id| !id.is_empty()) {
             remember_attempt(st, id, &out.deliveries, now + spec.invisible_ms);
         }
         self.commit_all(spec.group, spec.topic, st);
-        self.touched();
+        // An empty poll changes nothing worth saving (FIFO reads may have parked messages).
+        if !out.deliveries.is_empty() || !out.dead.is_empty() || spec.fifo {
+            self.touched();
+        }
         Ok(out)
     }
 
@@ -554,22 +557,23 @@ impl Pop {
             if out.deliveries.len() >= spec.batch {
                 break;
             }
-            let free = qs.held.first_of_free_groups(busy, spec.batch - out.deliveries.len());
+            let room = spec.batch - out.deliveries.len();
+            let free: Vec<(u64, Held)> = if spec.fifo {
+                qs.held.first_of_free_groups(busy, room)
+            } else {
+                // The group stopped being FIFO: what it read ahead goes out in order.
+                qs.held.by_offset.iter().take(room).map(|(&o, &h)| (o, h)).collect()
+            };
             for (offset, held) in free {
                 qs.held.remove(offset);
                 let Ok(message) = self.store.read_at(held.commitlog_offset) else {
                     continue;
                 };
-                busy.insert(held.key);
-                out.deliveries.push(self.hand_out(
-                    qs,
-                    queue_id,
-                    message,
-                    Some(held.key),
-                    spec,
-                    now,
-                    renew,
-                ));
+                let key = spec.fifo.then_some(held.key);
+                if let Some(k) = key {
+                    busy.insert(k);
+                }
+                out.deliveries.push(self.hand_out(qs, queue_id, message, key, spec, now, renew));
             }
             // Any held message not handed out keeps its group busy for fresh reads.
             busy.extend(qs.held.groups.keys().copied());
@@ -1076,6 +1080,110 @@ fn stale(handle: &str) -> BrokerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{PutMessage, StoreConfig};
+
+    async fn store_with(dir: &std::path::Path, groups: &[&str], per_group: usize) -> MessageStore {
+        let store =
+            MessageStore::open(StoreConfig { segment_size: 8 << 20, ..StoreConfig::new(dir) })
+                .unwrap();
+        for i in 0..per_group {
+            for g in groups {
+                let m = PutMessage::new("t", 0, format!("{g}-{i}"))
+                    .with_message_id(format!("{g}{i}"))
+                    .with_property(PROPERTY_SHARDING_KEY, *g);
+                store.put(m).await.unwrap();
+            }
+        }
+        while store.dispatched_offset() < store.commitlog_max_offset() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        store
+    }
+
+    fn spec(filter: &TagFilter, fifo: bool) -> ReceiveSpec<'_> {
+        ReceiveSpec {
+            group: "g",
+            topic: "t",
+            read_queues: 1,
+            filter,
+            batch: 32,
+            invisible_ms: 60_000,
+            auto_renew_client: None,
+            max_attempts: 3,
+            fifo,
+            attempt_id: None,
+        }
+    }
+
+    fn bodies(r: &Received) -> Vec<String> {
+        r.deliveries.iter().map(|d| String::from_utf8(d.message.body.to_vec()).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn fifo_state_survives_a_reopen_with_held_messages_and_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["a", "b"], 3).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store.clone()).unwrap();
+        let first = pop.receive(&spec(&all, true), &|_| true).unwrap();
+        assert_eq!(bodies(&first), ["a-0", "b-0"]);
+        // Ack b-0 only: b-1 is next for b; a stays busy.
+        pop.ack("g", "t", &first.deliveries[1].receipt_handle).unwrap();
+        pop.save().unwrap();
+        drop(pop);
+
+        let pop = Pop::open(store.clone()).unwrap();
+        let (inflight, held) = pop.inflight_count("g", "t");
+        assert_eq!((inflight, held), (1, 4), "a-0 in flight; a-1, a-2, b-1, b-2 read ahead");
+        let next = pop.receive(&spec(&all, true), &|_| true).unwrap();
+        assert_eq!(bodies(&next), ["b-1"], "a is still busy with a-0");
+        // The handle from before the reopen still acks, and frees a.
+        pop.ack("g", "t", &first.deliveries[0].receipt_handle).unwrap();
+        let next = pop.receive(&spec(&all, true), &|_| true).unwrap();
+        assert_eq!(bodies(&next), ["a-1"]);
+        // Repeated acks answer OK; a handle of a later run never matches an earlier one.
+        pop.ack("g", "t", &first.deliveries[0].receipt_handle).unwrap();
+        assert!(next.deliveries[0].receipt_handle != first.deliveries[0].receipt_handle);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_stops_being_fifo_releases_what_it_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["a"], 3).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store).unwrap();
+        assert_eq!(bodies(&pop.receive(&spec(&all, true), &|_| true).unwrap()), ["a-0"]);
+        assert_eq!(pop.inflight_count("g", "t"), (1, 2));
+        assert_eq!(bodies(&pop.receive(&spec(&all, false), &|_| true).unwrap()), ["a-1", "a-2"]);
+        assert_eq!(pop.inflight_count("g", "t"), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn used_up_attempts_become_dead_letters_not_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["x"], 1).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store).unwrap();
+        let mut handle = pop.receive(&spec(&all, false), &|_| true).unwrap().deliveries[0]
+            .receipt_handle
+            .clone();
+        for attempt in 2..=3 {
+            pop.change_invisible("g", "t", &handle, 0).unwrap();
+            let r = pop.receive(&spec(&all, false), &|_| true).unwrap();
+            assert_eq!(r.deliveries[0].delivery_attempt, attempt);
+            handle = r.deliveries[0].receipt_handle.clone();
+        }
+        pop.change_invisible("g", "t", &handle, 0).unwrap();
+        let r = pop.receive(&spec(&all, false), &|_| true).unwrap();
+        assert!(r.deliveries.is_empty());
+        assert_eq!(r.dead.len(), 1);
+        assert_eq!(r.dead[0].attempts, 3);
+        // Being moved: delivered to nobody; settled: gone, offsets move past it.
+        assert!(pop.receive(&spec(&all, false), &|_| true).unwrap().dead.is_empty());
+        pop.settle_dead(&r.dead[0], true);
+        assert_eq!(pop.inflight_count("g", "t"), (0, 0));
+        assert_eq!(pop.store.consumer_offsets().get("g", "t", 0), Some(1));
+    }
 
     fn held(key: u64) -> Held {
         Held { commitlog_offset: key * 1000, key }

@@ -281,10 +281,7 @@ impl MessagingService for Messaging {
         let mut req = request.into_inner();
         let result = match meta {
             Ok(meta) => {
-                namespace::wrap_resource(&mut req.group, &meta.namespace);
-                if let Some(q) = req.message_queue.as_mut() {
-                    namespace::wrap_resource(&mut q.topic, &meta.namespace);
-                }
+                namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
                 self.broker.receive(&req, &meta.client_id, meta.deadline).await
             }
             Err(e) => Err(e),
@@ -389,10 +386,7 @@ impl MessagingService for Messaging {
         let mut req = request.into_inner();
         let result = match meta {
             Ok(meta) => {
-                namespace::wrap_resource(&mut req.group, &meta.namespace);
-                if let Some(q) = req.message_queue.as_mut() {
-                    namespace::wrap_resource(&mut q.topic, &meta.namespace);
-                }
+                namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
                 self.broker.pull(&req, &meta.client_id, meta.deadline).await
             }
             Err(e) => Err(e),
@@ -434,10 +428,7 @@ impl MessagingService for Messaging {
         let mut req = request.into_inner();
         let st = meta
             .and_then(|meta| {
-                namespace::wrap_resource(&mut req.group, &meta.namespace);
-                if let Some(q) = req.message_queue.as_mut() {
-                    namespace::wrap_resource(&mut q.topic, &meta.namespace);
-                }
+                namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
                 self.broker.update_offset(&req)
             })
             .map_or_else(|e| err_status(&e), |()| ok());
@@ -451,10 +442,7 @@ impl MessagingService for Messaging {
         let meta = self.meta(&request);
         let mut req = request.into_inner();
         let result = meta.and_then(|meta| {
-            namespace::wrap_resource(&mut req.group, &meta.namespace);
-            if let Some(q) = req.message_queue.as_mut() {
-                namespace::wrap_resource(&mut q.topic, &meta.namespace);
-            }
+            namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
             self.broker.get_offset(&req)
         });
         Ok(Response::new(match result {
@@ -546,7 +534,8 @@ impl MessagingService for Messaging {
                         .await;
                     break;
                 }
-                let group = settings_group(&settings).and_then(|g| broker.group_or_create(&g).ok());
+                let group = settings_group(&settings, &meta.namespace)
+                    .and_then(|g| broker.group_or_create(&g).ok());
                 let reply =
                     merged_settings(&settings, &meta.language, broker.config(), group.as_ref());
                 broker.clients().set_settings(

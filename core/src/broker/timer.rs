@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::broker::Broker;
 pub use crate::broker::convert::PROPERTY_TIMER_DELIVER_MS;
 use crate::broker::error::{BrokerError, Result};
+use crate::broker::lock;
 use crate::broker::settled::Settled;
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
@@ -70,10 +71,6 @@ pub struct Timer {
     /// Woken when a message due earlier than the timer sleeps for arrives.
     wake: tokio::sync::Notify,
     save_lock: Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The delivery time of a stored delay message, ms.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::convert::{Delivered, PROPERTY_TRANSACTION_PREPARED, to_wire};
 use crate::broker::error::{BrokerError, Result};
+use crate::broker::lock;
 use crate::broker::settled::Settled;
 use crate::broker::timer::{PROPERTY_REAL_QID, PROPERTY_REAL_TOPIC, real_message};
 use crate::broker::{Broker, BrokerConfig};
@@ -71,10 +72,6 @@ pub struct Transactions {
     path: PathBuf,
     state: Mutex<State>,
     save_lock: Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Transactions {

@@ -9,7 +9,8 @@ Server contract (shared with the Node and Java suites, see tests/compat/README.m
 * ``ORBITMQ_ADMIN``: command prefix that creates topics and groups, default
   ``$ORBITMQ_BIN admin --endpoints <endpoint>``; called as
   ``<prefix> topic create --topic T --read-queues 4 --write-queues 4 --message-type normal`` and
-  ``<prefix> group create --group G``.
+  ``<prefix> group create --group G``; the message-type module also uses ``--message-type fifo|delay|transaction``
+  and ``group create --group G [--fifo] [--max-attempts N]``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -115,12 +116,18 @@ class Admin:
                                  f"stdout: {res.stdout.decode(errors='replace')}\n"
                                  f"stderr: {res.stderr.decode(errors='replace')}")
 
-    def create_topic(self, topic: str) -> None:
-        self._run(["topic", "create", "--topic", topic, "--read-queues", "4", "--write-queues", "4",
-                   "--message-type", "normal"])
+    def create_topic(self, topic: str, message_type: str = "normal", queues: int = 4) -> None:
+        """``message_type``: normal, fifo, delay or transaction."""
+        self._run(["topic", "create", "--topic", topic, "--read-queues", str(queues), "--write-queues", str(queues),
+                   "--message-type", message_type])
 
-    def create_group(self, group: str) -> None:
-        self._run(["group", "create", "--group", group])
+    def create_group(self, group: str, fifo: bool = False, max_attempts: int | None = None) -> None:
+        args = ["group", "create", "--group", group]
+        if fifo:
+            args.append("--fifo")
+        if max_attempts is not None:
+            args += ["--max-attempts", str(max_attempts)]
+        self._run(args)
 
 
 # Every topic and group the suite uses, created once, concurrently, before the first test
@@ -138,6 +145,89 @@ def resources(endpoint):
         for f in futures:
             f.result()
     return {"topics": TOPICS, "groups": GROUPS}
+
+
+# The message-type module (test_official_python_message_types.py) uses its own topics and groups, created only
+# when one of its tests is selected (in the background, from the start of the session):
+# key -> (name, message type) and key -> (name, fifo, max attempts).
+# Namespaced resources are stored by the server as "<namespace>%<name>" (Apache's NamespaceUtil), so they
+# are created under that full name.
+NAMESPACES = {key: unique(key) for key in ("ns-a", "ns-b")}
+NS_TOPIC = unique("ns-topic")
+NS_GROUP = unique("ns-group")
+TYPED_TOPICS = {
+    "fifo-order": (unique("fifo-order"), "fifo"),
+    "fifo-excl": (unique("fifo-excl"), "fifo"),
+    "delay": (unique("delay"), "delay"),
+    "recall": (unique("recall"), "delay"),
+    "tx": (unique("tx"), "transaction"),
+    "tx-orphan": (unique("tx-orphan"), "transaction"),
+    "dlq": (unique("dlq"), "normal"),
+    **{f"ns-{ns}": (f"{NAMESPACES[ns]}%{NS_TOPIC}", "normal") for ns in NAMESPACES},
+}
+TYPED_GROUPS = {
+    "fifo-order": (unique("fifo-order"), True, None),
+    "fifo-excl": (unique("fifo-excl"), True, None),
+    "delay": (unique("delay"), False, None),
+    "recall": (unique("recall"), False, None),
+    "tx": (unique("tx"), False, None),
+    "tx-orphan": (unique("tx-orphan"), False, None),
+    "dlq": (unique("dlq"), False, 2),
+    "dlq-reader": (unique("dlq-reader"), False, None),
+    **{f"ns-{ns}": (f"{NAMESPACES[ns]}%{NS_GROUP}", False, None) for ns in NAMESPACES},
+}
+
+
+def _create_typed_resources(endpoint: str) -> dict:
+    admin = Admin(endpoint)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(admin.create_topic, name, mtype) for name, mtype in TYPED_TOPICS.values()]
+        futures += [pool.submit(admin.create_group, name, fifo, attempts)
+                    for name, fifo, attempts in TYPED_GROUPS.values()]
+        for f in futures:
+            f.result()
+    return {"topics": {k: v[0] for k, v in TYPED_TOPICS.items()},
+            "groups": {k: v[0] for k, v in TYPED_GROUPS.items()}}
+
+
+_typed_creation: Future | None = None
+
+
+def _start_typed_creation(endpoint: str) -> Future:
+    """Starts creating TYPED_TOPICS/TYPED_GROUPS on a daemon thread (once per session)."""
+    global _typed_creation
+    if _typed_creation is None:
+        fut: Future = Future()
+
+        def run():
+            try:
+                fut.set_result(_create_typed_resources(endpoint))
+            except BaseException as e:  # noqa: BLE001 - re-raised by typed_resources
+                fut.set_exception(e)
+
+        threading.Thread(target=run, daemon=True, name="create-typed-resources").start()
+        _typed_creation = fut
+    return _typed_creation
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _typed_resources_early(request, endpoint):
+    """When a selected test needs the typed resources, start creating them at the very beginning of the
+    session, in the background: against Apache every admin call starts a JVM, and this overlaps them with the
+    tests that run first."""
+    if any("typed_resources" in item.fixturenames for item in request.session.items):
+        _start_typed_creation(endpoint)
+
+
+@pytest.fixture(scope="session")
+def typed_resources(endpoint):
+    """TYPED_TOPICS and TYPED_GROUPS, created (concurrently) before the first test that needs them."""
+    return _start_typed_creation(endpoint).result(timeout=4 * ADMIN_TIMEOUT_S)
+
+
+def make_client_config(endpoint: str, namespace: str = ""):
+    from rocketmq import ClientConfiguration, Credentials
+    return ClientConfiguration(endpoint, Credentials(), namespace=namespace, request_timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -164,3 +254,22 @@ def run_with_timeout(fn, timeout_s: float, what: str):
     if "error" in result:
         raise result["error"]
     return result.get("value")
+
+
+SETTINGS_TIMEOUT_S = 10
+
+
+def wait_settings(client, what):
+    """The server must answer the client's Telemetry Settings with status OK (the Python client
+    ignores a settings reply without it); the client sets this event when it gets a valid reply."""
+    event = client._init_settings_event  # noqa: SLF001 - the client exposes no public hook
+    assert event.wait(SETTINGS_TIMEOUT_S), (
+        f"{what}: no Telemetry settings reply with status OK within {SETTINGS_TIMEOUT_S} s "
+        f"(or no route at all: see the client errors logged above)")
+
+
+def start(client, what):
+    """Starts a client (bounded) and waits for its settings reply."""
+    run_with_timeout(client.startup, 30, f"{what}.startup()")
+    wait_settings(client, what)
+    return client

@@ -15,31 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from rocketmq import FilterExpression, Message, Producer, SimpleConsumer
 
-from conftest import GROUPS, TOPICS, run_with_timeout
+from conftest import GROUPS, TOPICS, run_with_timeout, start
 
 AWAIT_S = 5  # long-polling time of every receive (Apache clamps to [5 s, 20 s])
 INVISIBLE_S = 10  # Apache's minimum invisible duration for simple consumers
-SETTINGS_TIMEOUT_S = 10
 MESSAGE_ID_RE = re.compile(r"^[0-9A-F]{34}$")  # client generated: "01" + 32 upper-case hex (CL docs/message_id.md)
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers
-
-
-def _wait_settings(client, what):
-    """The server must answer the client's Telemetry Settings with status OK (the Python client
-    ignores a settings reply without it); the client sets this event when it gets a valid reply."""
-    event = client._init_settings_event  # noqa: SLF001 - the client exposes no public hook
-    assert event.wait(SETTINGS_TIMEOUT_S), (
-        f"{what}: no Telemetry settings reply with status OK within {SETTINGS_TIMEOUT_S} s "
-        f"(or no route at all: see the client errors logged above)")
-
-
-def _start(client, what):
-    run_with_timeout(client.startup, 30, f"{what}.startup()")
-    _wait_settings(client, what)
-    return client
 
 
 def _shutdown(client, what):
@@ -74,7 +58,7 @@ def _receive(consumer, max_num=16, invisible_s=INVISIBLE_S):
 
 def _simple_consumer(client_config, group, topic, expression="*"):
     consumer = SimpleConsumer(client_config, group, {topic: FilterExpression(expression)}, await_duration=AWAIT_S)
-    return _start(consumer, f"SimpleConsumer({group})")
+    return start(consumer, f"SimpleConsumer({group})")
 
 
 def _receive_ids(consumer, want_ids, timeout_s=30, invisible_s=INVISIBLE_S, unexpected_ok=False):
@@ -107,7 +91,7 @@ def _assert_nothing_more(consumer, rounds=4, invisible_s=INVISIBLE_S):
 
 @pytest.fixture(scope="module")
 def producer(resources, client_config):
-    p = _start(Producer(client_config, tuple(TOPICS.values())), "Producer")
+    p = start(Producer(client_config, tuple(TOPICS.values())), "Producer")
     yield p
     _shutdown(p, "Producer")
 

@@ -49,6 +49,7 @@ async fn one_message_per_group_in_flight_and_groups_consumed_in_order() {
     let mut a = b.client("consumer-a").await;
     let mut other = b.client("consumer-b").await;
     send_groups(&mut a, "ft", &["ga", "gb", "gc"], 5).await;
+    b.wait_dispatched().await;
 
     let mut order: HashMap<String, Vec<String>> = HashMap::new();
     let mut delivered = 0;
@@ -109,6 +110,7 @@ async fn a_retried_receive_with_the_same_attempt_id_gets_the_same_messages() {
     b.group("fg3", true, 16);
     let mut c = b.client("c").await;
     send_groups(&mut c, "ft3", &["x", "y"], 2).await;
+    b.wait_dispatched().await;
     let (st, first) = c.receive_with(receive_req("fg3", "ft3", Some("attempt-1"))).await;
     assert_eq!((st, first.len()), (Code::Ok, 2));
     // The answer was "lost": the client retries with the same attempt id.

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use orbitmq_core::protocol::v2::Code;
-use orbitmq_tests::{TestBroker, code, message, sys};
+use orbitmq_core::protocol::v2::{self, Code, settings::PubSub, telemetry_command::Command};
+use orbitmq_tests::{TestBroker, code, message, resource, sys};
 
 const INVISIBLE: Option<Duration> = Some(Duration::from_secs(30));
 const POLL: Duration = Duration::from_secs(5);
@@ -37,5 +37,34 @@ async fn namespaces_isolate_topics_and_groups() {
             .groups()
             .contains(&("ns-a%g".into(), "ns-a%orders".into()))
     );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_consumer_gets_the_settings_of_its_namespaced_group() {
+    let b = TestBroker::start().await;
+    b.group("ns-a%fg", true, 3);
+    let mut c = b.client_in("c", "ns-a").await;
+    let settings = v2::Settings {
+        client_type: Some(v2::ClientType::SimpleConsumer as i32),
+        pub_sub: Some(PubSub::Subscription(v2::Subscription {
+            group: Some(resource("fg")),
+            subscriptions: vec![v2::SubscriptionEntry {
+                topic: Some(resource("orders")),
+                expression: None,
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let (keep, mut replies) = c.telemetry(settings).await;
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(Command::Settings(s)) = reply.command else { panic!("{reply:?}") };
+    let Some(PubSub::Subscription(sub)) = s.pub_sub else { panic!("no subscription") };
+    assert_eq!(sub.fifo, Some(true), "the group of namespace ns-a is FIFO");
+    assert_eq!(s.backoff_policy.unwrap().max_attempts, 3);
+    assert!(b.broker.store().groups().get("fg").is_none(), "no group outside the namespace");
+    drop(keep);
+    drop(replies);
     b.stop().await;
 }

@@ -7,33 +7,10 @@ use orbitmq_core::broker::BrokerConfig;
 use orbitmq_core::protocol::v2::TransactionResolution::{Commit, Rollback};
 use orbitmq_core::protocol::v2::TransactionSource::{SourceClient, SourceServerCheck};
 use orbitmq_core::protocol::v2::{self, Code, telemetry_command::Command};
-use orbitmq_tests::{Client, TestBroker, code, resource, sys, transaction_message};
+use orbitmq_tests::{TestBroker, code, resource, sys, transaction_message};
 
 const INVISIBLE: Option<Duration> = Some(Duration::from_secs(30));
 const POLL: Duration = Duration::from_secs(5);
-
-async fn end(
-    c: &mut Client,
-    topic: &str,
-    id: &str,
-    resolution: v2::TransactionResolution,
-    source: v2::TransactionSource,
-) -> Code {
-    let r = c
-        .raw
-        .end_transaction(v2::EndTransactionRequest {
-            topic: Some(resource(topic)),
-            message_id: id.to_owned(),
-            transaction_id: id.to_owned(),
-            resolution: resolution as i32,
-            source: source as i32,
-            trace_context: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    code(r.status.as_ref())
-}
 
 fn producer_settings(topic: &str) -> v2::Settings {
     v2::Settings {
@@ -59,11 +36,14 @@ async fn commit_shows_the_message_and_rollback_discards_it() {
     // Nothing is visible while the transactions are open.
     let (st, got) = c.receive("g", "tt", "*", 32, INVISIBLE, POLL).await;
     assert_eq!((st, got.len()), (Code::MessageNotFound, 0), "{got:?}");
-    assert_eq!(end(&mut c, "tt", "01TC", Commit, SourceClient).await, Code::Ok);
-    assert_eq!(end(&mut c, "tt", "01TR", Rollback, SourceClient).await, Code::Ok);
+    assert_eq!(c.end_transaction("tt", "01TC", Commit, SourceClient).await, Code::Ok);
+    assert_eq!(c.end_transaction("tt", "01TR", Rollback, SourceClient).await, Code::Ok);
     // Ending again the same way is fine; the other way is refused.
-    assert_eq!(end(&mut c, "tt", "01TC", Commit, SourceClient).await, Code::Ok);
-    assert_eq!(end(&mut c, "tt", "01TR", Commit, SourceClient).await, Code::InvalidTransactionId);
+    assert_eq!(c.end_transaction("tt", "01TC", Commit, SourceClient).await, Code::Ok);
+    assert_eq!(
+        c.end_transaction("tt", "01TR", Commit, SourceClient).await,
+        Code::InvalidTransactionId
+    );
     let (st, got) = c.receive("g", "tt", "*", 32, INVISIBLE, POLL).await;
     assert_eq!(st, Code::Ok);
     assert_eq!(got.iter().map(|m| sys(m).message_id.as_str()).collect::<Vec<_>>(), ["01TC"]);
@@ -100,7 +80,7 @@ async fn an_open_transaction_is_checked_with_its_producer() {
     let m = cmd.message.unwrap();
     assert_eq!(m.topic.as_ref().unwrap().name, "ct", "the check shows the real topic");
     assert_eq!(sys(&m).message_id, "01CK");
-    assert_eq!(end(&mut p, "ct", "01CK", Commit, SourceServerCheck).await, Code::Ok);
+    assert_eq!(p.end_transaction("ct", "01CK", Commit, SourceServerCheck).await, Code::Ok);
     let (st, got) = p.receive("g", "ct", "*", 32, INVISIBLE, POLL).await;
     assert_eq!((st, got.len()), (Code::Ok, 1));
     b.stop().await;
@@ -125,7 +105,10 @@ async fn a_transaction_checked_too_often_is_rolled_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(b.broker.transactions().open_count(), 0, "never rolled back");
-    assert_eq!(end(&mut p, "xt", "01XX", Commit, SourceClient).await, Code::InvalidTransactionId);
+    assert_eq!(
+        p.end_transaction("xt", "01XX", Commit, SourceClient).await,
+        Code::InvalidTransactionId
+    );
     b.stop().await;
 }
 
@@ -135,12 +118,12 @@ async fn open_transactions_survive_a_restart() {
     let mut p = b.client("p").await;
     p.send(transaction_message("rt", "01RS")).await;
     p.send(transaction_message("rt", "01RB")).await;
-    assert_eq!(end(&mut p, "rt", "01RB", Rollback, SourceClient).await, Code::Ok);
+    assert_eq!(p.end_transaction("rt", "01RB", Rollback, SourceClient).await, Code::Ok);
     let dir = b.stop_keeping_data().await;
     let b = TestBroker::start_in(dir, BrokerConfig::default()).await;
     assert_eq!(b.broker.transactions().open_count(), 1);
     let mut p = b.client("p").await;
-    assert_eq!(end(&mut p, "rt", "01RS", Commit, SourceClient).await, Code::Ok);
+    assert_eq!(p.end_transaction("rt", "01RS", Commit, SourceClient).await, Code::Ok);
     let (st, got) = p.receive("g", "rt", "*", 32, INVISIBLE, POLL).await;
     assert_eq!(st, Code::Ok);
     assert_eq!(got.iter().map(|m| sys(m).message_id.as_str()).collect::<Vec<_>>(), ["01RS"]);

@@ -136,13 +136,18 @@ export class Admin {
     });
   }
 
-  createTopic(topic) {
-    return this.run([ 'topic', 'create', '--topic', topic, '--read-queues', '4', '--write-queues', '4',
-      '--message-type', 'normal' ]);
+  /** messageType: normal, fifo, delay or transaction. */
+  createTopic(topic, { messageType = 'normal', queues = 4 } = {}) {
+    return this.run([ 'topic', 'create', '--topic', topic, '--read-queues', String(queues),
+      '--write-queues', String(queues), '--message-type', messageType ]);
   }
 
-  createGroup(group) {
-    return this.run([ 'group', 'create', '--group', group ]);
+  /** fifo: the group consumes each message group in order; maxAttempts: deliveries before the DLQ. */
+  createGroup(group, { fifo = false, maxAttempts } = {}) {
+    const args = [ 'group', 'create', '--group', group ];
+    if (fifo) args.push('--fifo');
+    if (maxAttempts !== undefined) args.push('--max-attempts', String(maxAttempts));
+    return this.run(args);
   }
 }
 

@@ -159,6 +159,21 @@ public final class CompatEnv {
         admin("group", "create", "--group", group);
     }
 
+    /** A topic of the given message type: normal, fifo, delay or transaction. */
+    public static void createTopic(String topic, String messageType) throws Exception {
+        admin("topic", "create", "--topic", topic, "--read-queues", "4", "--write-queues", "4",
+            "--message-type", messageType);
+    }
+
+    /** A group; {@code fifo} makes it consume in order (each message group one message at a time). */
+    public static void createGroup(String group, boolean fifo) throws Exception {
+        if (fifo) {
+            admin("group", "create", "--group", group, "--fifo");
+        } else {
+            createGroup(group);
+        }
+    }
+
     public static final String TOPIC_SEND = unique("send");
     public static final String TOPIC_SIMPLE = unique("simple");
     public static final String TOPIC_PUSH = unique("push");
@@ -175,6 +190,50 @@ public final class CompatEnv {
                 createAll(List.of(TOPIC_SEND, TOPIC_SIMPLE, TOPIC_PUSH), List.of(GROUP_SIMPLE, GROUP_PUSH));
                 created = true;
             }
+        }
+    }
+
+    // Message-type tests (FifoPushConsumerTest, TransactionProducerTest): created once, together, by whichever
+    // of them runs first.
+    public static final String TOPIC_FIFO = unique("fifo");
+    public static final String GROUP_FIFO = unique("fifo");
+    public static final String TOPIC_TX = unique("tx");
+    public static final String GROUP_TX = unique("tx");
+    private static boolean typedCreated;
+
+    /** Creates the FIFO topic and group and the transaction topic and group, once per JVM. */
+    public static void ensureMessageTypeResources() throws Exception {
+        endpoint();
+        synchronized (RESOURCES_LOCK) {
+            if (!typedCreated) {
+                concurrently(List.of(
+                    () -> createTopic(TOPIC_FIFO, "fifo"),
+                    () -> createGroup(GROUP_FIFO, true),
+                    () -> createTopic(TOPIC_TX, "transaction"),
+                    () -> createGroup(GROUP_TX, false)));
+                typedCreated = true;
+            }
+        }
+    }
+
+    /** Runs admin calls concurrently and waits for all of them; the first failure is rethrown. */
+    public static void concurrently(List<ThrowingRunnableVoid> calls) throws Exception {
+        List<CompletableFuture<Void>> all = new ArrayList<>();
+        for (ThrowingRunnableVoid c : calls) {
+            all.add(CompletableFuture.runAsync(() -> unchecked(c::run), CALLS));
+        }
+        try {
+            CompletableFuture.allOf(all.toArray(new CompletableFuture[0])).get(2 * ADMIN_TIMEOUT.toSeconds(),
+                TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof RuntimeException && cause.getCause() instanceof Exception) {
+                cause = cause.getCause();
+            }
+            if (cause instanceof Error) {
+                throw (Error) cause;
+            }
+            throw cause instanceof Exception ? (Exception) cause : e;
         }
     }
 
