@@ -37,6 +37,11 @@ pub const PROPERTY_REAL_TOPIC: &str = "REAL_TOPIC";
 pub const PROPERTY_REAL_QID: &str = "REAL_QID";
 /// Delay buckets (queues of the timer topic): bucket `b` holds delays under 2^b seconds.
 pub const BUCKETS: u32 = 20;
+/// Most due messages one firing takes (the rest go in the next, right after).
+const FIRE_MAX_MESSAGES: usize = 16_384;
+/// Body bytes per append request of a firing; the requests of one firing run concurrently, so
+/// a burst of due messages is not queued one small batch at a time behind producers.
+const FIRE_BATCH_BYTES: usize = 4 << 20;
 /// Recalled messages remembered, so a repeated recall answers OK.
 const RECALLED_REMEMBERED: usize = 4096;
 
@@ -290,7 +295,7 @@ impl Broker {
             if *stop.borrow() {
                 return;
             }
-            let due = self.timer().take_due(now_millis(), 1024);
+            let due = self.timer().take_due(now_millis(), FIRE_MAX_MESSAGES);
             if due.is_empty() {
                 continue;
             }
@@ -325,8 +330,21 @@ impl Broker {
                 "delay messages lost to retention before their time"
             );
         }
-        if !puts.is_empty() {
-            self.store().put_batch(puts).await?;
+        let mut batches: Vec<Vec<PutMessage>> = Vec::new();
+        let mut bytes = usize::MAX;
+        for p in puts {
+            if bytes.saturating_add(p.body.len()) > FIRE_BATCH_BYTES {
+                batches.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += p.body.len();
+            if let Some(b) = batches.last_mut() {
+                b.push(p);
+            }
+        }
+        let appends = batches.into_iter().map(|b| self.store().put_batch(b));
+        for r in futures_util::future::join_all(appends).await {
+            r?;
         }
         self.timer().settle(due.iter().map(|&((_, b, o), _)| (b, o)));
         let b = self.clone();
