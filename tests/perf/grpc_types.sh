@@ -24,29 +24,8 @@ WORK=${WORK:-$(mktemp -d /tmp/grpc-types.XXXXXX)}
 mkdir -p "$WORK"
 RESULTS="$WORK/results.txt"
 : > "$RESULTS"
-SERVER_PID=
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
-}
-trap 'stop_server; rm -rf "$WORK/data"' EXIT
-
-start_server() {
-  rm -rf "$WORK/data"; sync; sleep 1
-  PORT=$((PORT + 1))
-  "$BIN" standalone --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
-    > "$WORK/server.out" 2> "$WORK/server.err" &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q '^ready on' "$WORK/server.out" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start" >&2; cat "$WORK/server.err" >&2; exit 1
-}
+# shellcheck source=server.sh
+source "$(dirname "$0")/server.sh"
 
 # Runs one bench command and records "figure <its JSON result line>".
 bench() {
@@ -59,12 +38,12 @@ bench() {
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-  start_server
+  start_server "$BIN"
   bench normal_produce_b32 produce --count "$COUNT" --batch 32 --inflight 64
   bench normal_consume consume --group "c$round" --count "$COUNT"
   stop_server
 
-  start_server
+  start_server "$BIN"
   bench fifo_produce_b32 produce --topic fifo-bench --message-type fifo --message-groups 64 \
     --count "$COUNT" --batch 32 --inflight 64
   bench fifo_produce_b1 produce --topic fifo-bench-b1 --message-type fifo --message-groups 64 \
@@ -73,7 +52,7 @@ for round in $(seq 1 "$ROUNDS"); do
   bench fifo_consume_normal_group consume --topic fifo-bench --group "n$round" --count "$COUNT"
   stop_server
 
-  start_server
+  start_server "$BIN"
   bench delay_produce_b32 produce --topic delay-bench --message-type delay --delay-ms 1000 \
     --count "$COUNT" --batch 32 --inflight 64
   bench delay_consume consume --topic delay-bench --group "d$round" --count "$COUNT"
