@@ -12,12 +12,7 @@ use orbitmq_tests::process::ServerProcess;
 use orbitmq_tests::{Client, code, message};
 
 fn start(dir: &Path) -> ServerProcess {
-    ServerProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_orbitmq")),
-        dir,
-        &["--flush-disk-type", "sync"],
-        None,
-    )
+    ServerProcess::start_sync(Path::new(env!("CARGO_BIN_EXE_orbitmq")), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

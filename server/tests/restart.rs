@@ -17,12 +17,7 @@ const INVISIBLE: Option<Duration> = Some(Duration::from_secs(10));
 const POLL: Duration = Duration::from_secs(5);
 
 fn start(dir: &Path) -> ServerProcess {
-    ServerProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_orbitmq")),
-        dir,
-        &["--flush-disk-type", "sync"],
-        None,
-    )
+    ServerProcess::start_sync(Path::new(env!("CARGO_BIN_EXE_orbitmq")), dir)
 }
 
 async fn send_n(c: &mut Client, topic: &str, prefix: &str, n: usize) -> Vec<String> {

@@ -40,6 +40,12 @@ impl ServerProcess {
         ServerProcess { child, addr }
     }
 
+    /// The `orbitmq` binary `bin` under sync flush (acknowledged sends are on disk), stderr
+    /// discarded.
+    pub fn start_sync(bin: &Path, data_dir: &Path) -> ServerProcess {
+        Self::start(bin, data_dir, &["--flush-disk-type", "sync"], None)
+    }
+
     /// SIGTERM, then waits (15 s at most) for the clean shutdown.
     pub fn stop(&mut self) -> ExitStatus {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();

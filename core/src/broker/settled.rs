@@ -4,8 +4,14 @@
 //! rescans only from `low` and skips what is done.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+use crate::broker::error::{BrokerError, Result};
+use crate::broker::lock;
+use crate::storage::persist::save_json_compact;
 
 /// Settled offsets of one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +49,42 @@ impl Settled {
                 self.low += 1;
             }
         }
+    }
+}
+
+/// A state file saved atomically when its state changed: one save at a time, so an older
+/// snapshot never lands after a newer one, and a failed save leaves the state marked changed.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    save_lock: Mutex<()>,
+}
+
+impl StateFile {
+    /// The state file at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        StateFile { path, save_lock: Mutex::new(()) }
+    }
+
+    /// Saves `snapshot(state)` if `dirty(state)` is set, clearing it (set again on failure).
+    pub fn save<S, T: Serialize>(
+        &self,
+        state: &Mutex<S>,
+        dirty: impl Fn(&mut S) -> &mut bool,
+        snapshot: impl FnOnce(&S) -> T,
+    ) -> Result<()> {
+        let _one = lock(&self.save_lock);
+        let saved = {
+            let mut st = lock(state);
+            if !std::mem::replace(dirty(&mut st), false) {
+                return Ok(());
+            }
+            snapshot(&st)
+        };
+        save_json_compact(&self.path, &saved).map_err(|e| {
+            *dirty(&mut lock(state)) = true;
+            BrokerError::from(e)
+        })
     }
 }
 

@@ -13,7 +13,6 @@
 //! not fired.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -23,10 +22,10 @@ use crate::broker::Broker;
 pub use crate::broker::convert::PROPERTY_TIMER_DELIVER_MS;
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::lock;
-use crate::broker::settled::Settled;
+use crate::broker::settled::{Settled, StateFile};
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
-use crate::storage::persist::{load_json, save_json_compact};
+use crate::storage::persist::load_json;
 use crate::storage::{MessageStore, PutMessage, StoredMessage};
 
 /// The system topic delay messages wait in.
@@ -71,11 +70,10 @@ struct State {
 /// The delay-message timer.
 #[derive(Debug)]
 pub struct Timer {
-    path: PathBuf,
+    file: StateFile,
     state: Mutex<State>,
     /// Woken when a message due earlier than the timer sleeps for arrives.
     wake: tokio::sync::Notify,
-    save_lock: Mutex<()>,
 }
 
 /// The delivery time of a stored delay message, ms.
@@ -111,10 +109,9 @@ impl Timer {
             tracing::info!(pending = state.pending.len(), "delay messages waiting");
         }
         Ok(Timer {
-            path,
+            file: StateFile::new(path),
             state: Mutex::new(state),
             wake: tokio::sync::Notify::new(),
-            save_lock: Mutex::new(()),
         })
     }
 
@@ -188,19 +185,7 @@ impl Timer {
 
     /// Saves the progress if it changed.
     pub fn save(&self) -> Result<()> {
-        let _one = lock(&self.save_lock);
-        let saved = {
-            let mut st = lock(&self.state);
-            if !st.dirty {
-                return Ok(());
-            }
-            st.dirty = false;
-            Saved { buckets: st.settled.clone() }
-        };
-        save_json_compact(&self.path, &saved).map_err(|e| {
-            lock(&self.state).dirty = true;
-            BrokerError::from(e)
-        })
+        self.file.save(&self.state, |st| &mut st.dirty, |st| Saved { buckets: st.settled.clone() })
     }
 }
 

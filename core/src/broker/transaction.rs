@@ -12,7 +12,6 @@
 //! messages are found again by rescanning the half queue from its low-water mark.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -20,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::broker::convert::{Delivered, PROPERTY_TRANSACTION_PREPARED, to_wire};
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::lock;
-use crate::broker::settled::Settled;
+use crate::broker::settled::{Settled, StateFile};
 use crate::broker::timer::{PROPERTY_REAL_QID, PROPERTY_REAL_TOPIC, real_message};
 use crate::broker::{Broker, BrokerConfig};
 use crate::protocol::v2::{self, Code, TransactionResolution, telemetry_command::Command};
 use crate::storage::message::now_millis;
-use crate::storage::persist::{load_json, save_json_compact};
+use crate::storage::persist::load_json;
 use crate::storage::{MessageStore, StoredMessage};
 
 /// The system topic half messages wait in.
@@ -69,9 +68,8 @@ struct State {
 /// The open transactions of this broker.
 #[derive(Debug)]
 pub struct Transactions {
-    path: PathBuf,
+    file: StateFile,
     state: Mutex<State>,
-    save_lock: Mutex<()>,
 }
 
 impl Transactions {
@@ -114,7 +112,7 @@ impl Transactions {
         if !state.open.is_empty() {
             tracing::info!(open = state.open.len(), "open transactions found");
         }
-        Ok(Transactions { path, state: Mutex::new(state), save_lock: Mutex::new(()) })
+        Ok(Transactions { file: StateFile::new(path), state: Mutex::new(state) })
     }
 
     /// A half message was stored at `offset`.
@@ -220,14 +218,10 @@ impl Transactions {
 
     /// Saves the progress if it changed.
     pub fn save(&self) -> Result<()> {
-        let _one = lock(&self.save_lock);
-        let saved = {
-            let mut st = lock(&self.state);
-            if !st.dirty {
-                return Ok(());
-            }
-            st.dirty = false;
-            Saved {
+        self.file.save(
+            &self.state,
+            |st| &mut st.dirty,
+            |st| Saved {
                 settled: st.settled.clone(),
                 checks: st
                     .open
@@ -235,12 +229,8 @@ impl Transactions {
                     .filter(|(_, h)| h.checks > 0)
                     .map(|(&o, h)| (o, h.checks))
                     .collect(),
-            }
-        };
-        save_json_compact(&self.path, &saved).map_err(|e| {
-            lock(&self.state).dirty = true;
-            BrokerError::from(e)
-        })
+            },
+        )
     }
 }
 
