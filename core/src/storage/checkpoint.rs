@@ -22,7 +22,7 @@ pub(crate) struct Checkpoint {
 impl Checkpoint {
     /// Reads the checkpoint; a missing or damaged one reads as zeros (full re-validation).
     pub(crate) fn load(path: &Path) -> Checkpoint {
-        let Ok(b) = std::fs::read(path) else { return Checkpoint::default() };
+        let Ok(Some(b)) = crate::storage::fs::read(path) else { return Checkpoint::default() };
         let parsed = (|| {
             let crc = u32_at(&b, 24)?;
             (b.len() == 32 && crc32c::crc32c(b.get(..24)?) == crc).then_some(())?;

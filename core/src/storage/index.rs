@@ -10,7 +10,8 @@ use std::sync::Mutex;
 
 use crate::storage::commitlog::record::{u32_at, u64_at};
 use crate::storage::error::{Result, StorageError};
-use crate::storage::mapped::{MappedFile, fsync_dir, list_offset_files, offset_file_name};
+use crate::storage::fs::{self, fsync_dir, remove_file};
+use crate::storage::mapped::{MappedFile, list_offset_files, offset_file_name};
 
 const MAGIC: u32 = 0x4F52_4931; // "ORI1"
 const HEADER_LEN: usize = 48;
@@ -52,7 +53,7 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn open(dir: &Path, slots: u32, max_entries: u32) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+        fs::create_dir_all_durable(dir)?;
         let len = file_len(slots, max_entries);
         let mut files = Vec::new();
         for (_, path) in list_offset_files(dir)? {
@@ -64,7 +65,7 @@ impl Index {
             if !valid {
                 tracing::warn!(path = %path.display(), "index file has another layout or is corrupt: removed; lookups by key miss what it held");
                 drop(file);
-                std::fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
+                remove_file(&path)?;
                 continue;
             }
             let header = Header {
@@ -105,7 +106,7 @@ impl Index {
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
                     // A stale file from before a truncation: start it over.
-                    std::fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
+                    remove_file(&path)?;
                     MappedFile::create(&path, file_len(self.slots, self.max_entries))?
                 }
                 Err(e) => return Err(e),
@@ -182,7 +183,7 @@ impl Index {
     pub(crate) fn flush(&self) -> Result<()> {
         let mut files = self.lock();
         for f in files.iter_mut().filter(|f| f.dirty) {
-            f.file.flush(0, f.file.len())?;
+            f.file.sync()?;
             f.dirty = false;
         }
         Ok(())
@@ -195,8 +196,7 @@ impl Index {
         let mut files = self.lock();
         while files.last().is_some_and(|f| f.header.begin_phy >= end && f.header.entries > 0) {
             if let Some(f) = files.pop() {
-                std::fs::remove_file(f.file.path())
-                    .map_err(StorageError::io("remove", f.file.path()))?;
+                remove_file(f.file.path())?;
             }
         }
         if let Some(f) = files.last_mut()
@@ -218,8 +218,7 @@ impl Index {
             .take_while(|f| f.header.end_phy < commitlog_min)
             .count();
         for f in files.drain(..n) {
-            std::fs::remove_file(f.file.path())
-                .map_err(StorageError::io("delete", f.file.path()))?;
+            remove_file(f.file.path())?;
         }
         if n > 0 {
             fsync_dir(&self.dir)?;

@@ -7,19 +7,18 @@
 //! are never written again (except by recovery, before anyone reads). Readers keep the mapping
 //! alive through an `Arc`, so retention can delete the file while a read is in flight.
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use memmap2::MmapRaw;
 
 use crate::storage::error::{Result, StorageError};
+use crate::storage::fs::{self, DataFile};
 
 /// A fixed-size mapped file.
 #[derive(Debug)]
 pub(crate) struct MappedFile {
-    path: PathBuf,
     map: MmapRaw,
-    file: File,
+    file: DataFile,
     len: usize,
 }
 
@@ -27,41 +26,30 @@ impl MappedFile {
     /// Creates `path` (which must not exist) with `len` zero bytes, maps it and fsyncs the parent
     /// directory so the new name survives a crash.
     pub(crate) fn create(path: &Path, len: usize) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(StorageError::io("create", path))?;
-        file.set_len(len as u64).map_err(StorageError::io("allocate", path))?;
-        if let Some(dir) = path.parent() {
-            fsync_dir(dir)?;
-        }
-        Self::map(path, file, len)
+        let file = DataFile::create_new(path)?;
+        file.set_len(len as u64)?;
+        fs::sync_parent(path)?;
+        Self::map(file, len)
     }
 
     /// Opens an existing file and maps it, resizing it to `len` first: a file cut short by a
     /// crash (or a truncation) reads as zeros past its end, which is "nothing written".
     pub(crate) fn open(path: &Path, len: usize) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(StorageError::io("open", path))?;
-        let actual = file.metadata().map_err(StorageError::io("stat", path))?.len();
-        if actual != len as u64 {
-            file.set_len(len as u64).map_err(StorageError::io("resize", path))?;
+        let file = DataFile::open(path)?;
+        if file.len()? != len as u64 {
+            file.set_len(len as u64)?;
         }
-        Self::map(path, file, len)
+        Self::map(file, len)
     }
 
-    fn map(path: &Path, file: File, len: usize) -> Result<Self> {
-        let map = MmapRaw::map_raw(&file).map_err(StorageError::io("mmap", path))?;
-        Ok(MappedFile { path: path.to_owned(), map, file, len })
+    fn map(file: DataFile, len: usize) -> Result<Self> {
+        let map =
+            MmapRaw::map_raw(file.as_file()).map_err(StorageError::io("mmap", file.path()))?;
+        Ok(MappedFile { map, file, len })
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -101,49 +89,35 @@ impl MappedFile {
     /// into the page cache without first zero-filling the pages a mapped write would fault in.
     /// The same rules as [`MappedFile::write`] apply to who may write where.
     pub(crate) fn write_at(&self, pos: usize, data: &[u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         if pos.checked_add(data.len()).is_none_or(|end| end > self.len) {
             return Err(StorageError::InvalidConfig(format!(
                 "write of {} bytes at {pos} past the end of {}",
                 data.len(),
-                self.path.display()
+                self.path().display()
             )));
         }
-        self.file.write_all_at(data, pos as u64).map_err(StorageError::io("write", &self.path))
+        self.file.write_at(pos as u64, data)
     }
 
-    /// Makes `[pos, pos + len)` durable (msync).
-    pub(crate) fn flush(&self, pos: usize, len: usize) -> Result<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        self.map.flush_range(pos, len).map_err(StorageError::io("msync", &self.path))
-    }
-
-    /// Makes the whole file durable, data and metadata.
-    pub(crate) fn flush_all(&self) -> Result<()> {
-        self.map.flush().map_err(StorageError::io("msync", &self.path))?;
-        self.file.sync_all().map_err(StorageError::io("fsync", &self.path))
+    /// Makes everything written to the file durable (`fdatasync`, which also covers writes
+    /// through the mapping).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync_data()
     }
 
     /// Drops everything from `pos` to the end of the file: the file is cut to `pos` and grown
     /// back, so the tail reads as zeros without writing them. Recovery only.
     pub(crate) fn zero_from(&self, pos: usize) -> Result<()> {
-        self.flush_all()?;
-        self.file.set_len(pos as u64).map_err(StorageError::io("truncate", &self.path))?;
-        self.file.set_len(self.len as u64).map_err(StorageError::io("resize", &self.path))?;
-        self.file.sync_all().map_err(StorageError::io("fsync", &self.path))
+        self.sync()?;
+        self.file.set_len(pos as u64)?;
+        self.file.set_len(self.len as u64)?;
+        self.sync()
     }
 
     /// Advises the kernel that the file will be written soon, so page faults come cheaper.
     pub(crate) fn advise_sequential(&self) {
         let _ = self.map.advise(memmap2::Advice::Sequential);
     }
-}
-
-/// fsyncs a directory, so that creates, renames and deletes in it are durable.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync directory", dir))
 }
 
 /// Name of a file whose first byte (or entry) is `base`: 20 zero-padded digits.

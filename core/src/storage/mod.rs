@@ -25,6 +25,7 @@ pub mod config;
 pub mod consumequeue;
 mod dispatch;
 pub mod error;
+mod fs;
 mod index;
 mod mapped;
 pub mod message;
@@ -281,8 +282,7 @@ impl MessageStore {
         config.validate()?;
         let dir = config.dir.clone();
         for sub in ["commitlog", "consumequeue", "index", "config"] {
-            let d = dir.join(sub);
-            std::fs::create_dir_all(&d).map_err(StorageError::io("create directory", &d))?;
+            fs::create_dir_all_durable(&dir.join(sub))?;
         }
         let lock = lock_dir(&dir)?;
         let abort = dir.join("abort");
@@ -345,8 +345,7 @@ impl MessageStore {
         // Refuse writes from the start if the disk is already too full.
         background::check_disk(&shared)?;
 
-        File::create(&abort).map_err(StorageError::io("create", &abort))?;
-        mapped::fsync_dir(&dir)?;
+        fs::touch_durable(&abort)?;
 
         let (tx, rx) = mpsc::channel(4096);
         let writer = Writer::new(
@@ -707,8 +706,7 @@ impl Handle {
         background::checkpoint(s)?;
         if s.poisoned.get().is_none() {
             let abort = s.config.dir.join("abort");
-            std::fs::remove_file(&abort).map_err(StorageError::io("remove", &abort))?;
-            mapped::fsync_dir(&s.config.dir)?;
+            fs::remove_durable(&abort)?;
         }
         self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         Ok(())

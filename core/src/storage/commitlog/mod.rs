@@ -74,7 +74,7 @@ impl CommitLog {
         segment_size: usize,
         validate_from: u64,
     ) -> Result<(Arc<Self>, Recovered)> {
-        std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+        crate::storage::fs::create_dir_all_durable(dir)?;
         let (segments, recovered) = recovery::recover(dir, segment_size, validate_from)?;
         let log = CommitLog {
             dir: dir.to_owned(),
@@ -218,9 +218,7 @@ impl CommitLog {
             .cloned()
             .collect();
         for seg in segs {
-            let start = from.max(seg.base) - seg.base;
-            let stop = target.min(seg.end()) - seg.base;
-            seg.file.flush(start as usize, (stop - start) as usize)?;
+            seg.file.sync()?;
         }
         self.flushed_pos.store(target, Ordering::Release);
         Ok(target)
@@ -240,11 +238,10 @@ impl CommitLog {
             segs.drain(..n).collect()
         };
         for seg in &removed {
-            std::fs::remove_file(seg.file.path())
-                .map_err(StorageError::io("delete segment", seg.file.path()))?;
+            crate::storage::fs::remove_file(seg.file.path())?;
         }
         if !removed.is_empty() {
-            crate::storage::mapped::fsync_dir(&self.dir)?;
+            crate::storage::fs::fsync_dir(&self.dir)?;
         }
         Ok(removed)
     }

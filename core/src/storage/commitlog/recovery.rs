@@ -12,7 +12,8 @@ use std::sync::Arc;
 use super::Segment;
 use super::record::{self, Check};
 use crate::storage::error::{Result, StorageError};
-use crate::storage::mapped::{MappedFile, fsync_dir, list_offset_files};
+use crate::storage::fs::{fsync_dir, remove_file};
+use crate::storage::mapped::{MappedFile, list_offset_files};
 
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,7 +126,7 @@ fn remove_files(dir: &Path, files: &[std::path::PathBuf], out: &mut Recovered) -
             out.truncated_at = Some(out.end);
         }
         tracing::warn!(path = %path.display(), "removing commitlog segment past the valid end");
-        std::fs::remove_file(path).map_err(StorageError::io("remove segment", path))?;
+        remove_file(path)?;
     }
     if !files.is_empty() {
         fsync_dir(dir)?;
