@@ -10,6 +10,7 @@ use crate::storage::Shared;
 use crate::storage::checkpoint::Checkpoint;
 use crate::storage::config::FlushDiskType;
 use crate::storage::error::{Result, StorageError};
+use crate::storage::fs;
 use crate::storage::message::now_millis;
 
 /// The flush thread.
@@ -37,21 +38,64 @@ pub(crate) fn run_flusher(shared: &Arc<Shared>) {
     }
 }
 
+/// Above this many queues to sync, one `syncfs` replaces a `fdatasync` per file.
+const SYNCFS_ABOVE: usize = 256;
+
 /// Flushes ConsumeQueues, the index and the metadata tables, then records the checkpoint.
+/// A failed flush of ConsumeQueues or the index poisons the store: after a failed `fsync` the
+/// kernel may have dropped the pages, so what is in memory can no longer be trusted. The
+/// checkpoint is not advanced, and the next open rebuilds them from the CommitLog.
 pub(crate) fn checkpoint(shared: &Shared) -> Result<Checkpoint> {
     let _one_at_a_time =
         shared.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dispatched = shared.dispatched.load(Ordering::Acquire);
-    for cq in shared.all_queues() {
-        cq.flush()?;
+    if let Err(e) = sync_derived(shared) {
+        shared.poison(&format!("flushing consume queues or the index failed: {e}"));
+        return Err(e);
     }
-    shared.index.flush()?;
     shared.offsets.save()?;
     shared.topics.save()?;
     shared.groups.save()?;
     let cp = Checkpoint { flushed: shared.log.flushed_pos(), dispatched, timestamp: now_millis() };
     cp.save(&shared.checkpoint_path())?;
     Ok(cp)
+}
+
+/// Makes the ConsumeQueue entries and index entries written so far durable, with the new
+/// names (files, directories) they created.
+fn sync_derived(shared: &Shared) -> Result<()> {
+    let dirty = std::mem::take(&mut *lock(&shared.dirty_queues));
+    for cq in &dirty {
+        // Cleared first: a queue written from now on is listed again for the next round.
+        cq.dirty.store(false, Ordering::Release);
+    }
+    if dirty.len() > SYNCFS_ABOVE {
+        let ends: Vec<u64> = dirty.iter().map(|cq| cq.max_offset()).collect();
+        fs::sync_filesystem(&shared.cq_root())?;
+        for (cq, end) in dirty.iter().zip(ends) {
+            cq.mark_synced(end);
+        }
+    } else {
+        for cq in &dirty {
+            cq.sync()?;
+        }
+    }
+    let mut dirs = std::mem::take(&mut *lock(&shared.new_dirs));
+    dirs.sort_unstable();
+    dirs.dedup();
+    for dir in dirs {
+        match fs::fsync_dir(&dir) {
+            // Removed since (its topic was deleted): nothing to keep.
+            Err(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    shared.index.flush()
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The retention thread.
@@ -128,7 +172,7 @@ pub(crate) fn retention_pass(
         return Ok(report);
     }
     let min = shared.log.min_offset();
-    for cq in shared.all_queues() {
+    for cq in shared.every_queue()? {
         cq.delete_below(min)?;
     }
     shared.index.delete_below(min)?;

@@ -58,6 +58,9 @@ pub struct StoreConfig {
     pub flush_dirty_bytes: u64,
     /// Entries per ConsumeQueue file (20 bytes each; default 300 000, 6 MB files).
     pub cq_entries_per_file: u64,
+    /// ConsumeQueue files kept open at once, at most; 0 derives it from the process's
+    /// open-file limit (a quarter of it, within 16..=16384).
+    pub max_open_queue_files: usize,
     /// Hash slots per index file.
     pub index_slots: u32,
     /// Entries per index file.
@@ -89,6 +92,7 @@ impl Default for StoreConfig {
             flush_interval_ms: 500,
             flush_dirty_bytes: 64 << 20,
             cq_entries_per_file: 300_000,
+            max_open_queue_files: 0,
             index_slots: 1 << 20,
             index_max_entries: 4 << 20,
             max_message_size: 4 << 20,

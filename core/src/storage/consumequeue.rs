@@ -1,19 +1,30 @@
 //! ConsumeQueue: the per-(topic, queue) index into the CommitLog. Fixed 20-byte entries
-//! `(commitlog offset u64, size u32, tag hash u64)`, little-endian, in fixed-size mapped files
-//! named by the 20-digit queue offset of their first entry. Entry `n` of the queue lives at a
-//! computable place, so lookup by queue offset is O(1). Only the dispatcher writes.
+//! `(commitlog offset u64, size u32, tag hash u64)`, little-endian, in files named by the
+//! 20-digit queue offset of their first entry, holding at most `entries_per_file` entries.
+//! Entry `n` of the queue lives at a computable place, so lookup by queue offset is O(1).
+//!
+//! Files grow as entries are appended (nothing is preallocated), so a queue costs disk and page
+//! cache in proportion to what it holds, and opening one reads only its last entries. A queue
+//! holds no file descriptor: reads and writes borrow one from the store's bounded
+//! [`OpenFiles`]. Only the dispatcher writes: it buffers a round's entries per queue and
+//! writes them with one `pwrite` in [`ConsumeQueue::publish`], which then makes them readable.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::storage::commitlog::record::{u32_at, u64_at};
-use crate::storage::error::{Result, StorageError};
-use crate::storage::mapped::{MappedFile, list_offset_files, offset_file_name};
+use crate::storage::error::Result;
+use crate::storage::fs::{self, DataFile};
+use crate::storage::mapped::{list_offset_files, offset_file_name};
+use crate::storage::open_files::OpenFiles;
 
 /// Size of one entry, bytes.
 pub const ENTRY_SIZE: usize = 20;
+
+/// Entries read with one `pread` when scanning.
+const READ_CHUNK: u64 = 256;
 
 /// One ConsumeQueue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +46,8 @@ impl CqEntry {
         b
     }
 
-    fn decode(b: &[u8]) -> Option<Self> {
+    /// Decodes an entry; `None` for zeros ("not written") or a short slice.
+    pub fn decode(b: &[u8]) -> Option<Self> {
         let e = CqEntry {
             commitlog_offset: u64_at(b, 0)?,
             size: u32_at(b, 8)?,
@@ -46,82 +58,168 @@ impl CqEntry {
     }
 }
 
-#[derive(Debug)]
-struct CqFile {
-    /// Queue offset of the first entry.
-    base: u64,
-    file: MappedFile,
+/// Entries the dispatcher has taken but not yet written: a contiguous run from `start`.
+#[derive(Debug, Default)]
+struct Pending {
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl Pending {
+    fn end(&self) -> u64 {
+        self.start + (self.buf.len() / ENTRY_SIZE) as u64
+    }
+}
+
+/// Names created by a write, which the checkpoint must make durable (fsync of these
+/// directories) before it claims the entries are.
+#[derive(Debug, Default)]
+pub(crate) struct NewNames {
+    pub(crate) dirs: Vec<PathBuf>,
 }
 
 /// The ConsumeQueue of one (topic, queue id).
 #[derive(Debug)]
 pub struct ConsumeQueue {
+    id: u64,
     topic: String,
     queue_id: u32,
     dir: PathBuf,
     entries_per_file: u64,
-    files: RwLock<Vec<Arc<CqFile>>>,
+    files: Arc<OpenFiles>,
+    /// Queue offsets of the files' first entries, ascending.
+    bases: RwLock<Vec<u64>>,
     min: AtomicU64,
     max: AtomicU64,
-    flushed: AtomicU64,
+    /// Entries below this are durable.
+    synced: AtomicU64,
+    /// Whether the queue is on the store's list of queues to sync.
+    pub(crate) dirty: AtomicBool,
+    /// Set when the queue's files are deleted.
+    deleted: AtomicBool,
+    pending: Mutex<Pending>,
     notify: tokio::sync::Notify,
 }
 
 impl ConsumeQueue {
-    /// Opens (or prepares to create) the queue under `root/<topic>/<queue id>/`.
+    /// Opens the queue under `root/<topic>/<queue id>/` (nothing is created until the first
+    /// entry). Entries at the tail that `valid` rejects (unwritten, or left by a life whose
+    /// CommitLog tail recovery cut) are dropped: only the tail can hold them, since each life
+    /// opens a queue, and so cleans it, before it appends to it.
     pub(crate) fn open(
+        id: u64,
         root: &Path,
         topic: &str,
         queue_id: u32,
         entries_per_file: u64,
+        files: Arc<OpenFiles>,
+        valid: &dyn Fn(u64, &CqEntry) -> bool,
     ) -> Result<Self> {
         let dir = root.join(topic).join(queue_id.to_string());
-        let file_len = entries_per_file as usize * ENTRY_SIZE;
-        let mut files = Vec::new();
+        let mut bases = Vec::new();
         for (base, path) in list_offset_files(&dir)? {
             if base % entries_per_file != 0 {
                 tracing::warn!(path = %path.display(), "ignoring misnamed consume queue file");
                 continue;
             }
-            files.push(Arc::new(CqFile { base, file: MappedFile::open(&path, file_len)? }));
+            bases.push(base);
         }
         let cq = ConsumeQueue {
+            id,
             topic: topic.to_owned(),
             queue_id,
             dir,
             entries_per_file,
-            files: RwLock::new(files),
-            min: AtomicU64::new(0),
+            files,
+            min: AtomicU64::new(bases.first().copied().unwrap_or(0)),
+            bases: RwLock::new(bases),
             max: AtomicU64::new(0),
-            flushed: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
             notify: tokio::sync::Notify::new(),
         };
-        let (min, max) = cq.scan_bounds();
-        cq.min.store(min, Ordering::Release);
+        let max = cq.recover_tail(valid)?;
         cq.max.store(max, Ordering::Release);
-        cq.flushed.store(max, Ordering::Release);
+        cq.synced.store(max, Ordering::Release);
+        if cq.min_offset() > max {
+            cq.min.store(max, Ordering::Release);
+        }
         Ok(cq)
     }
 
-    /// (first file base, one past the last written entry), from the files.
-    fn scan_bounds(&self) -> (u64, u64) {
-        let files = self.read_files();
-        let min = files.first().map_or(0, |f| f.base);
-        let Some(last) = files.last() else { return (0, 0) };
-        let n = self.entries_per_file as usize;
-        let written = (0..n)
-            .rev()
-            .find(|i| CqEntry::decode(last.file.slice(i * ENTRY_SIZE, ENTRY_SIZE)).is_some())
-            .map_or(0, |i| i + 1);
-        (min, last.base + written as u64)
+    /// Finds the end of the valid entries, reading only the tail: cuts the entries `valid`
+    /// rejects, removing files that end up empty.
+    fn recover_tail(&self, valid: &dyn Fn(u64, &CqEntry) -> bool) -> Result<u64> {
+        loop {
+            let Some(base) = self.read_bases().last().copied() else { return Ok(0) };
+            let file = self.file(base, false)?;
+            let len = file.len()?;
+            let mut n = (len / ENTRY_SIZE as u64).min(self.entries_per_file);
+            let mut cut = len != n * ENTRY_SIZE as u64;
+            // Walk back over bad entries, a chunk at a time.
+            'scan: while n > 0 {
+                let from = n.saturating_sub(READ_CHUNK);
+                let mut buf = vec![0u8; ((n - from) as usize) * ENTRY_SIZE];
+                let got = file.read_at(from * ENTRY_SIZE as u64, &mut buf)?;
+                buf.truncate(got);
+                for i in (0..(n - from) as usize).rev() {
+                    let e = buf.get(i * ENTRY_SIZE..(i + 1) * ENTRY_SIZE).and_then(CqEntry::decode);
+                    if e.is_some_and(|e| valid(base + from + i as u64, &e)) {
+                        break 'scan;
+                    }
+                    n -= 1;
+                    cut = true;
+                }
+            }
+            if n == 0 && self.read_bases().len() > 1 {
+                tracing::warn!(
+                    topic = self.topic,
+                    queue = self.queue_id,
+                    base,
+                    "consume queue file holds no valid entry: removed"
+                );
+                self.files.forget((self.id, base));
+                drop(file);
+                fs::remove_file(&self.path_of(base))?;
+                fs::fsync_dir(&self.dir)?;
+                self.write_bases().pop();
+                continue;
+            }
+            if cut {
+                let dropped = len / ENTRY_SIZE as u64 - n;
+                tracing::warn!(
+                    topic = self.topic,
+                    queue = self.queue_id,
+                    dropped,
+                    "consume queue entries with no matching commitlog record dropped"
+                );
+                file.set_len(n * ENTRY_SIZE as u64)?;
+                file.sync_data()?;
+            }
+            return Ok(base + n);
+        }
     }
 
-    fn read_files(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<CqFile>>> {
-        self.files.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn read_bases(&self) -> std::sync::RwLockReadGuard<'_, Vec<u64>> {
+        self.bases.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write_files(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<CqFile>>> {
-        self.files.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn write_bases(&self) -> std::sync::RwLockWriteGuard<'_, Vec<u64>> {
+        self.bases.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn path_of(&self, base: u64) -> PathBuf {
+        self.dir.join(offset_file_name(base))
+    }
+
+    fn file(&self, base: u64, create: bool) -> Result<Arc<DataFile>> {
+        self.files.get((self.id, base), &self.path_of(base), create).map(|(f, _)| f)
     }
 
     /// The topic.
@@ -144,75 +242,127 @@ impl ConsumeQueue {
         self.max.load(Ordering::Acquire)
     }
 
-    fn file_for(&self, offset: u64) -> Option<Arc<CqFile>> {
-        let files = self.read_files();
-        let first = files.first()?.base;
-        let idx = usize::try_from(offset.checked_sub(first)? / self.entries_per_file).ok()?;
-        files
-            .get(idx)
-            .filter(|f| f.base <= offset && offset < f.base + self.entries_per_file)
-            .map(Arc::clone)
-    }
-
     /// The entry at `offset`, if it is in `[min, max)`.
     pub fn get(&self, offset: u64) -> Option<CqEntry> {
-        if offset < self.min_offset() || offset >= self.max_offset() {
-            return None;
+        self.get_range(offset, 1).ok()?.into_iter().next().map(|(_, e)| e)
+    }
+
+    /// Up to `count` entries from `offset` on, within `[min, max)` and one file (one read):
+    /// `(queue offset, entry)` pairs, ascending, unwritten holes left out.
+    pub fn get_range(&self, offset: u64, count: u64) -> Result<Vec<(u64, CqEntry)>> {
+        let max = self.max_offset();
+        if offset < self.min_offset() || offset >= max || count == 0 {
+            return Ok(Vec::new());
         }
-        self.entry_unchecked(offset)
+        let base = offset - offset % self.entries_per_file;
+        if self.read_bases().binary_search(&base).is_err() {
+            return Ok(Vec::new());
+        }
+        let end = max.min(base + self.entries_per_file).min(offset.saturating_add(count));
+        let mut buf = vec![0u8; (end - offset) as usize * ENTRY_SIZE];
+        let file = self.file(base, false)?;
+        let got = file.read_at((offset - base) * ENTRY_SIZE as u64, &mut buf)?;
+        Ok(buf
+            .get(..got)
+            .unwrap_or_default()
+            .chunks_exact(ENTRY_SIZE)
+            .enumerate()
+            .filter_map(|(i, b)| CqEntry::decode(b).map(|e| (offset + i as u64, e)))
+            .collect())
     }
 
-    fn entry_unchecked(&self, offset: u64) -> Option<CqEntry> {
-        let f = self.file_for(offset)?;
-        let pos = (offset - f.base) as usize * ENTRY_SIZE;
-        CqEntry::decode(f.file.slice(pos, ENTRY_SIZE))
+    /// Takes the entry for `offset` (dispatcher only); it becomes readable at the next
+    /// [`ConsumeQueue::publish`]. An entry the queue already has is skipped, which makes
+    /// re-dispatch after a crash idempotent. Returns whether the queue had nothing pending
+    /// before (so the caller publishes it once).
+    pub(crate) fn put(&self, offset: u64, entry: CqEntry, names: &mut NewNames) -> Result<bool> {
+        let mut p = self.lock_pending();
+        let have = if p.buf.is_empty() { self.max_offset() } else { p.end() };
+        if offset < have {
+            return Ok(false);
+        }
+        let first = p.buf.is_empty();
+        if offset > have && !p.buf.is_empty() {
+            // A gap (entries lost to a torn write): write what we have, start a new run.
+            self.write_pending(&mut p, names)?;
+        }
+        if p.buf.is_empty() {
+            p.start = offset;
+        }
+        p.buf.extend_from_slice(&entry.encode());
+        Ok(first)
     }
 
-    /// Writes the entry for `offset` (dispatcher only). Writing the same entry again is
-    /// harmless, which makes re-dispatch after a crash idempotent.
-    pub(crate) fn put(&self, offset: u64, entry: CqEntry) -> Result<()> {
-        let f = match self.file_for(offset) {
-            Some(f) => f,
-            None => self.create_file(offset - offset % self.entries_per_file)?,
-        };
-        let pos = (offset - f.base) as usize * ENTRY_SIZE;
-        // SAFETY: the dispatcher is the only writer, and this entry is at or above `max`, which
-        // readers do not read, or it is rewritten with identical bytes during re-dispatch.
-        unsafe { f.file.write(pos, &entry.encode()) };
-        if offset >= self.max_offset() {
-            self.max.store(offset + 1, Ordering::Release);
+    /// Writes the taken entries and makes them readable; wakes long-polling readers. Returns
+    /// whether there were any.
+    pub(crate) fn publish(&self, names: &mut NewNames) -> Result<bool> {
+        let mut p = self.lock_pending();
+        if p.buf.is_empty() {
+            return Ok(false);
+        }
+        self.write_pending(&mut p, names)?;
+        drop(p);
+        self.notify.notify_waiters();
+        Ok(true)
+    }
+
+    fn write_pending(&self, p: &mut Pending, names: &mut NewNames) -> Result<()> {
+        let mut offset = p.start;
+        let mut rest: &[u8] = &p.buf;
+        while !rest.is_empty() {
+            let base = offset - offset % self.entries_per_file;
+            let room = (base + self.entries_per_file - offset) as usize * ENTRY_SIZE;
+            let (chunk, tail) = rest.split_at(room.min(rest.len()));
+            let file = self.file_for_write(base, names)?;
+            file.write_at((offset - base) * ENTRY_SIZE as u64, chunk)?;
+            offset += (chunk.len() / ENTRY_SIZE) as u64;
+            rest = tail;
+        }
+        if offset > self.max_offset() {
+            self.max.store(offset, Ordering::Release);
+        }
+        p.start = offset;
+        if p.buf.capacity() > 64 << 10 {
+            p.buf = Vec::new();
+        } else {
+            p.buf.clear();
         }
         Ok(())
     }
 
-    fn create_file(&self, base: u64) -> Result<Arc<CqFile>> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(StorageError::io("create directory", &self.dir))?;
-        let path = self.dir.join(offset_file_name(base));
-        let len = self.entries_per_file as usize * ENTRY_SIZE;
-        let file = match MappedFile::create(&path, len) {
-            Ok(f) => f,
-            // Left by an earlier life past a truncation: reuse it.
-            Err(StorageError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::AlreadyExists =>
-            {
-                MappedFile::open(&path, len)?
-            }
-            Err(e) => return Err(e),
-        };
-        let f = Arc::new(CqFile { base, file });
-        let mut files = self.write_files();
-        files.push(Arc::clone(&f));
-        files.sort_by_key(|f| f.base);
-        if files.len() == 1 {
-            self.min.store(base, Ordering::Release);
+    fn file_for_write(&self, base: u64, names: &mut NewNames) -> Result<Arc<DataFile>> {
+        if self.read_bases().binary_search(&base).is_ok() {
+            return self.file(base, false);
         }
-        Ok(f)
-    }
-
-    /// Wakes the long-polling readers waiting for new entries.
-    pub(crate) fn wake(&self) {
-        self.notify.notify_waiters();
+        if let Some(top) = fs::create_dir_all(&self.dir)? {
+            // Every new directory and the existing one above them gain a name.
+            let mut d = self.dir.as_path();
+            loop {
+                names.dirs.push(d.to_owned());
+                if d == top {
+                    break;
+                }
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+            if let Some(parent) = top.parent() {
+                names.dirs.push(parent.to_owned());
+            }
+        }
+        let (file, created) = self.files.get((self.id, base), &self.path_of(base), true)?;
+        if created {
+            names.dirs.push(self.dir.clone());
+        }
+        let mut bases = self.write_bases();
+        if let Err(at) = bases.binary_search(&base) {
+            bases.insert(at, base);
+        }
+        if bases.len() == 1 {
+            self.min.store(base.max(self.min_offset()), Ordering::Release);
+        }
+        Ok(file)
     }
 
     /// Waits until the queue holds an entry at `offset` or `timeout` passes. Returns whether it
@@ -232,79 +382,72 @@ impl ConsumeQueue {
         }
     }
 
-    /// Recovery: drops entries that point at or past `commitlog_end` (the log was cut there).
-    pub(crate) fn truncate_beyond(&self, commitlog_end: u64) -> u64 {
-        let mut max = self.max_offset();
-        let min = self.min_offset();
-        let mut dropped = 0;
-        while max > min {
-            let Some(e) = self.entry_unchecked(max - 1) else { break };
-            if e.commitlog_offset + u64::from(e.size) <= commitlog_end {
-                break;
-            }
-            if let Some(f) = self.file_for(max - 1) {
-                // SAFETY: recovery runs before any reader exists.
-                unsafe { f.file.write((max - 1 - f.base) as usize * ENTRY_SIZE, &[0; ENTRY_SIZE]) };
-            }
-            max -= 1;
-            dropped += 1;
-        }
-        self.max.store(max, Ordering::Release);
-        self.flushed.store(self.flushed.load(Ordering::Acquire).min(max), Ordering::Release);
-        dropped
-    }
-
-    /// Makes the entries written since the last flush durable.
-    pub(crate) fn flush(&self) -> Result<()> {
-        let from = self.flushed.load(Ordering::Acquire);
+    /// Makes the written entries durable (`fdatasync` of each file they touched).
+    pub(crate) fn sync(&self) -> Result<()> {
+        let from = self.synced.load(Ordering::Acquire);
         let to = self.max_offset();
-        if to <= from {
+        if to <= from || self.deleted.load(Ordering::Acquire) {
             return Ok(());
         }
-        let files: Vec<Arc<CqFile>> = self
-            .read_files()
+        let bases: Vec<u64> = self
+            .read_bases()
             .iter()
-            .filter(|f| f.base + self.entries_per_file > from && f.base < to)
-            .map(Arc::clone)
+            .copied()
+            .filter(|b| b + self.entries_per_file > from && *b < to)
             .collect();
-        for f in files {
-            f.file.sync()?;
+        for base in bases {
+            self.file(base, false)?.sync_data()?;
         }
-        self.flushed.store(to, Ordering::Release);
+        self.synced.store(to, Ordering::Release);
         Ok(())
+    }
+
+    /// Records that everything written is durable (the whole file system was synced).
+    pub(crate) fn mark_synced(&self, to: u64) {
+        self.synced.fetch_max(to, Ordering::AcqRel);
     }
 
     /// Retention: removes whole files whose entries all point below `commitlog_min`, never the
     /// last file, then moves `min` to the first entry at or above `commitlog_min`.
     pub(crate) fn delete_below(&self, commitlog_min: u64) -> Result<usize> {
-        let removed: Vec<Arc<CqFile>> = {
-            let mut files = self.write_files();
-            let keep_last = files.len().saturating_sub(1);
-            let n = files
-                .iter()
-                .take(keep_last)
-                .take_while(|f| {
-                    let last = (0..self.entries_per_file as usize)
-                        .rev()
-                        .find_map(|i| CqEntry::decode(f.file.slice(i * ENTRY_SIZE, ENTRY_SIZE)));
-                    last.is_none_or(|e| e.commitlog_offset < commitlog_min)
-                })
-                .count();
-            files.drain(..n).collect()
-        };
-        for f in &removed {
-            std::fs::remove_file(f.file.path())
-                .map_err(StorageError::io("delete", f.file.path()))?;
+        let bases: Vec<u64> = self.read_bases().clone();
+        let mut removed = 0;
+        for base in bases.iter().take(bases.len().saturating_sub(1)) {
+            let last_offset = base + self.entries_per_file - 1;
+            let last = self.get_range(last_offset, 1)?.into_iter().next().map(|(_, e)| e);
+            if last.is_some_and(|e| e.commitlog_offset >= commitlog_min) {
+                break;
+            }
+            self.write_bases().retain(|b| b != base);
+            self.files.forget((self.id, *base));
+            fs::remove_file(&self.path_of(*base))?;
+            removed += 1;
         }
-        let mut min =
-            self.read_files().first().map_or(self.max_offset(), |f| f.base).max(self.min_offset());
+        if removed > 0 {
+            fs::fsync_dir(&self.dir)?;
+        }
         let max = self.max_offset();
-        while min < max
-            && self.entry_unchecked(min).is_some_and(|e| e.commitlog_offset < commitlog_min)
-        {
-            min += 1;
+        let mut min = self.read_bases().first().map_or(max, |b| *b).max(self.min_offset());
+        'advance: while min < max {
+            let entries = self.get_range(min, READ_CHUNK)?;
+            if entries.is_empty() {
+                break;
+            }
+            for (offset, e) in entries {
+                if e.commitlog_offset >= commitlog_min {
+                    min = offset;
+                    break 'advance;
+                }
+                min = offset + 1;
+            }
         }
         self.min.store(min, Ordering::Release);
-        Ok(removed.len())
+        Ok(removed)
+    }
+
+    /// Closes the queue's files: it is being deleted.
+    pub(crate) fn close_files(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.files.forget_queue(self.id);
     }
 }

@@ -16,8 +16,19 @@ use crate::storage::message::{KEY_SEPARATOR, tag_hash};
 
 /// Dispatches every record from `shared.dispatched` up to the published end.
 pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
+    let mut touched = std::mem::take(&mut *lock(&shared.unpublished));
+    let result = dispatch_from(shared, &mut touched);
+    // Left only by a failure: publish those queues at the next attempt.
+    lock(&shared.unpublished).append(&mut touched);
+    result
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn dispatch_from(shared: &Shared, touched: &mut Vec<Arc<ConsumeQueue>>) -> Result<u64> {
     let mut pos = shared.dispatched.load(Ordering::Acquire);
-    let mut touched: Vec<Arc<ConsumeQueue>> = Vec::new();
     let mut count = 0u64;
     let mut last: Option<Arc<ConsumeQueue>> = None;
     loop {
@@ -37,8 +48,7 @@ pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
                             size: bytes.len() as u32,
                             tag_hash: view.tag.map_or(0, tag_hash),
                         };
-                        cq.put(view.queue_offset, entry)?;
-                        if !touched.iter().any(|t| Arc::ptr_eq(t, &cq)) {
+                        if shared.put_entry(&cq, view.queue_offset, entry)? {
                             touched.push(Arc::clone(&cq));
                         }
                         last = Some(cq);
@@ -65,33 +75,47 @@ pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
                 pos = next;
                 count += 1;
                 if count.is_multiple_of(4096) {
+                    publish(shared, touched)?;
                     shared.dispatched.store(pos, Ordering::Release);
-                    wake(&mut touched);
                 }
             }
             Next::Skip(next) => pos = next,
             Next::End => break,
         }
     }
+    publish(shared, touched)?;
     shared.dispatched.store(pos, Ordering::Release);
-    wake(&mut touched);
     Ok(count)
 }
 
-fn wake(touched: &mut Vec<Arc<ConsumeQueue>>) {
-    for cq in touched.drain(..) {
-        cq.wake();
+/// Writes the entries each touched queue took, makes them readable and wakes its readers.
+/// A queue that fails stays touched, so the next attempt writes it again.
+fn publish(shared: &Shared, touched: &mut Vec<Arc<ConsumeQueue>>) -> Result<()> {
+    while let Some(cq) = touched.last() {
+        shared.publish_queue(cq)?;
+        touched.pop();
     }
+    Ok(())
 }
 
-/// The dispatch thread: dispatch whatever is published, sleep until woken (or 100 ms).
+/// The dispatch thread: dispatch whatever is published, sleep until woken (or 100 ms). A
+/// failure (a full disk, say) is retried with backoff, and never keeps the store from
+/// stopping: what is not dispatched is rebuilt from the CommitLog at the next open.
 pub(crate) fn run(shared: &Arc<Shared>) {
+    let mut backoff = Duration::from_millis(100);
     loop {
         let end = shared.log.write_pos();
         if shared.dispatched.load(Ordering::Acquire) < end {
-            if let Err(e) = dispatch_available(shared) {
-                tracing::error!(error = %e, "dispatch failed; retrying");
-                std::thread::sleep(Duration::from_millis(100));
+            match dispatch_available(shared) {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "dispatch failed; retrying");
+                    if shared.stop_dispatch.load(Ordering::Acquire) {
+                        break;
+                    }
+                    std::thread::park_timeout(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
             }
             continue;
         }

@@ -126,6 +126,13 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync directory", dir))
 }
 
+/// Syncs the whole file system holding `dir` (`syncfs`): one call instead of an `fsync` per
+/// file when many files are dirty.
+pub(crate) fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(StorageError::io("open", dir))?;
+    rustix::fs::syncfs(&d).map_err(|e| StorageError::io("syncfs", dir)(io::Error::from(e)))
+}
+
 /// fsyncs the directory holding `path`.
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     match path.parent() {

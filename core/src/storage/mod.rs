@@ -31,6 +31,7 @@ mod mapped;
 pub mod message;
 pub mod metadata;
 pub mod msg_id;
+mod open_files;
 pub(crate) mod persist;
 mod writer;
 
@@ -46,11 +47,13 @@ pub use background::RetentionReport;
 use checkpoint::Checkpoint;
 use commitlog::CommitLog;
 pub use config::{FlushDiskType, StoreConfig};
+use consumequeue::NewNames;
 pub use consumequeue::{ConsumeQueue, CqEntry};
 pub use error::{Result, StorageError};
 use index::Index;
 pub use message::{PutMessage, StoredMessage, tag_hash};
 pub use metadata::{ConsumeFrom, ConsumerOffsets, GroupConfig, Table, TopicConfig};
+use open_files::OpenFiles;
 use tokio::sync::{mpsc, oneshot};
 pub use writer::PutResult;
 use writer::{EncodedBatch, EncodedRecord, Request, Writer};
@@ -61,6 +64,15 @@ pub(crate) struct Shared {
     config: StoreConfig,
     log: Arc<CommitLog>,
     queues: RwLock<HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>>,
+    /// The open ConsumeQueue files, bounded.
+    files: Arc<OpenFiles>,
+    next_queue_id: AtomicU64,
+    /// Queues written since the last checkpoint.
+    dirty_queues: Mutex<Vec<Arc<ConsumeQueue>>>,
+    /// Directories that gained names since the last checkpoint.
+    new_dirs: Mutex<Vec<PathBuf>>,
+    /// Queues whose taken entries a failed dispatch round did not publish.
+    unpublished: Mutex<Vec<Arc<ConsumeQueue>>>,
     index: Index,
     offsets: ConsumerOffsets,
     topics: Table<TopicConfig>,
@@ -86,34 +98,111 @@ impl Shared {
         self.config.dir.join("checkpoint")
     }
 
-    /// The ConsumeQueue of `(topic, queue_id)`, opened or created on first use.
+    /// The ConsumeQueue of `(topic, queue_id)`, opened or created on first use. Opening
+    /// checks the queue's tail against the CommitLog and drops entries it does not hold.
     pub(crate) fn queue(&self, topic: &str, queue_id: u32) -> Result<Arc<ConsumeQueue>> {
-        if let Some(q) = self.find_queue(topic, queue_id) {
+        if let Some(q) = self.opened_queue(topic, queue_id) {
             return Ok(q);
         }
         let mut queues = self.queues.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let per_topic = queues.entry(topic.to_owned()).or_default();
-        if let Some(q) = per_topic.get(&queue_id) {
+        if let Some(q) = queues.get(topic).and_then(|q| q.get(&queue_id)) {
             return Ok(Arc::clone(q));
         }
+        let log = &self.log;
+        let valid = |queue_offset: u64, e: &CqEntry| {
+            // Entries below the log's start point at deleted data and cannot be checked.
+            e.commitlog_offset < log.min_offset()
+                || log.holds(e.commitlog_offset, e.size, topic, queue_id, queue_offset)
+        };
         let cq = Arc::new(ConsumeQueue::open(
+            self.next_queue_id.fetch_add(1, Ordering::Relaxed),
             &self.cq_root(),
             topic,
             queue_id,
             self.config.cq_entries_per_file,
+            Arc::clone(&self.files),
+            &valid,
         )?);
-        per_topic.insert(queue_id, Arc::clone(&cq));
+        queues.entry(topic.to_owned()).or_default().insert(queue_id, Arc::clone(&cq));
         Ok(cq)
     }
 
-    fn find_queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
+    fn opened_queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
         let queues = self.queues.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         queues.get(topic).and_then(|q| q.get(&queue_id)).map(Arc::clone)
     }
 
+    /// The ConsumeQueue of `(topic, queue_id)` if it holds (or held) messages: opened now if
+    /// it is on disk but was not used yet in this run.
+    fn find_queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
+        if let Some(q) = self.opened_queue(topic, queue_id) {
+            return Some(q);
+        }
+        if !valid_dir_name(topic) || !self.cq_root().join(topic).join(queue_id.to_string()).is_dir()
+        {
+            return None;
+        }
+        match self.queue(topic, queue_id) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::error!(topic, queue = queue_id, error = %e, "cannot open consume queue");
+                None
+            }
+        }
+    }
+
+    /// The queues opened in this run.
     pub(crate) fn all_queues(&self) -> Vec<Arc<ConsumeQueue>> {
         let queues = self.queues.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         queues.values().flat_map(|q| q.values().map(Arc::clone)).collect()
+    }
+
+    /// Every queue on disk or opened, opening those not used yet (retention).
+    pub(crate) fn every_queue(&self) -> Result<Vec<Arc<ConsumeQueue>>> {
+        let root = self.cq_root();
+        let topics = std::fs::read_dir(&root).map_err(StorageError::io("list", &root))?;
+        for topic in topics.flatten() {
+            let Some(name) = topic.file_name().to_str().map(str::to_owned) else { continue };
+            let Ok(queues) = std::fs::read_dir(topic.path()) else { continue };
+            for q in queues.flatten() {
+                if let Some(id) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+                    self.queue(&name, id)?;
+                }
+            }
+        }
+        Ok(self.all_queues())
+    }
+
+    /// Dispatcher: publishes what `cq` took, noting it for the next checkpoint.
+    pub(crate) fn publish_queue(&self, cq: &Arc<ConsumeQueue>) -> Result<()> {
+        let mut names = NewNames::default();
+        let result = cq.publish(&mut names);
+        if !names.dirs.is_empty() {
+            self.new_dirs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(names.dirs);
+        }
+        if result? && !cq.dirty.swap(true, Ordering::AcqRel) {
+            self.dirty_queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Arc::clone(cq));
+        }
+        Ok(())
+    }
+
+    /// Dispatcher: takes one entry into `cq`; true if `cq` must now be published.
+    pub(crate) fn put_entry(&self, cq: &ConsumeQueue, offset: u64, entry: CqEntry) -> Result<bool> {
+        let mut names = NewNames::default();
+        let result = cq.put(offset, entry, &mut names);
+        if !names.dirs.is_empty() {
+            self.new_dirs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(names.dirs);
+        }
+        result
     }
 
     pub(crate) fn poison(&self, reason: &str) {
@@ -299,6 +388,11 @@ impl MessageStore {
             groups: Table::open(cfg_dir.join("groups.json"))?,
             log: Arc::clone(&log),
             queues: RwLock::new(HashMap::new()),
+            files: Arc::new(OpenFiles::new(open_files::budget(config.max_open_queue_files))),
+            next_queue_id: AtomicU64::new(0),
+            dirty_queues: Mutex::new(Vec::new()),
+            new_dirs: Mutex::new(Vec::new()),
+            unpublished: Mutex::new(Vec::new()),
             index,
             dispatched: AtomicU64::new(0),
             poisoned: OnceLock::new(),
@@ -312,20 +406,9 @@ impl MessageStore {
             config,
         });
 
-        // Rebuild ConsumeQueues and the index up to the recovered end.
+        // Rebuild ConsumeQueues and the index up to the recovered end. ConsumeQueues are
+        // opened lazily, each checking its tail against the log as it opens.
         let end = recovered.end;
-        open_all_queues(&shared)?;
-        for cq in shared.all_queues() {
-            let dropped = cq.truncate_beyond(end);
-            if dropped > 0 {
-                tracing::warn!(
-                    topic = cq.topic(),
-                    queue = cq.queue_id(),
-                    dropped,
-                    "consume queue entries past the commitlog end dropped"
-                );
-            }
-        }
         shared.index.truncate_beyond(end)?;
         let redispatch_from = if unclean || recovered.truncated_at.is_some() {
             cp.dispatched.min(end)
@@ -489,16 +572,26 @@ impl MessageStore {
         let log_min = self.shared().log.min_offset();
         let mut messages = Vec::new();
         let mut next = offset;
-        let stop = max_off.min(offset + MAX_SCAN);
-        while next < stop && messages.len() < max {
-            let Some(e) = cq.get(next) else { break };
-            next += 1;
-            if e.commitlog_offset < log_min || !filter.matches_hash(e.tag_hash, &hashes) {
-                continue;
+        let stop = max_off.min(offset.saturating_add(MAX_SCAN));
+        'scan: while next < stop && messages.len() < max {
+            // Read a few more entries than messages wanted: some may be filtered out.
+            let want = (max - messages.len()) as u64 * 2 + 8;
+            let entries = cq.get_range(next, want.min(stop - next))?;
+            if entries.is_empty() {
+                break;
             }
-            let msg = self.shared().log.read(e.commitlog_offset, e.size)?;
-            if filter.matches(msg.tag()) {
-                messages.push(msg);
+            for (at, e) in entries {
+                if messages.len() >= max {
+                    break 'scan;
+                }
+                next = at + 1;
+                if e.commitlog_offset < log_min || !filter.matches_hash(e.tag_hash, &hashes) {
+                    continue;
+                }
+                let msg = self.shared().log.read(e.commitlog_offset, e.size)?;
+                if filter.matches(msg.tag()) {
+                    messages.push(msg);
+                }
             }
         }
         let status =
@@ -524,16 +617,44 @@ impl MessageStore {
         self.shared().find_queue(topic, queue_id)
     }
 
-    /// Every `(topic, queue id)` with a ConsumeQueue.
-    pub fn queues(&self) -> Vec<(String, u32)> {
+    /// Every `(topic, queue id)` with a ConsumeQueue (opening them all).
+    pub fn queues(&self) -> Result<Vec<(String, u32)>> {
         let mut v: Vec<(String, u32)> = self
             .shared()
-            .all_queues()
+            .every_queue()?
             .iter()
             .map(|q| (q.topic().to_owned(), q.queue_id()))
             .collect();
         v.sort();
-        v
+        Ok(v)
+    }
+
+    /// Deletes the ConsumeQueues of `topic` (its messages stay in the CommitLog until
+    /// retention, unreachable by queue offset). Returns how many queues were removed.
+    pub fn delete_topic_queues(&self, topic: &str) -> Result<usize> {
+        let s = self.shared();
+        let removed = {
+            let mut queues = s.queues.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            queues.remove(topic).unwrap_or_default()
+        };
+        for cq in removed.values() {
+            cq.close_files();
+        }
+        let dir = s.cq_root().join(topic);
+        let on_disk = if valid_dir_name(topic) && dir.is_dir() {
+            std::fs::read_dir(&dir).map_or(0, Iterator::count)
+        } else {
+            0
+        };
+        if valid_dir_name(topic) {
+            fs::remove_dir_all(&dir)?;
+        }
+        Ok(on_disk.max(removed.len()))
+    }
+
+    /// Open ConsumeQueue files now, and the most kept open.
+    pub fn open_queue_files(&self) -> (usize, usize) {
+        (self.shared().files.open_count(), self.shared().files.capacity())
     }
 
     /// Smallest readable offset of a queue (0 if it has none).
@@ -728,19 +849,10 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(StorageError::io("spawn thread", name))
 }
 
-fn open_all_queues(shared: &Shared) -> Result<()> {
-    let root = shared.cq_root();
-    let topics = std::fs::read_dir(&root).map_err(StorageError::io("list", &root))?;
-    for topic in topics.flatten() {
-        let Some(name) = topic.file_name().to_str().map(str::to_owned) else { continue };
-        let Ok(queues) = std::fs::read_dir(topic.path()) else { continue };
-        for q in queues.flatten() {
-            if let Some(id) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
-                shared.queue(&name, id)?;
-            }
-        }
-    }
-    Ok(())
+/// Whether `name` can be used as one directory name (topics are validated at the edge; this
+/// keeps a bad name from reaching outside the data directory).
+fn valid_dir_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 /// Takes an exclusive lock on `<dir>/lock`, so two processes never open one store.

@@ -165,7 +165,7 @@ impl CommitLog {
         let max = self.write_pos();
         let out_of_range =
             || StorageError::OffsetOutOfRange { offset, min: self.min_offset(), max };
-        if offset + len as u64 > max {
+        if offset.checked_add(len as u64).is_none_or(|end| end > max) {
             return Err(out_of_range());
         }
         let seg = self.segment_for(offset).ok_or_else(out_of_range)?;
@@ -174,6 +174,23 @@ impl CommitLog {
             return Err(out_of_range());
         }
         Ok(Bytes::from_owner(SegmentView { seg, pos, len }))
+    }
+
+    /// Whether the record at `offset`, `size` bytes long, is message `queue_offset` of
+    /// `(topic, queue_id)`: how a ConsumeQueue entry is checked against the log.
+    pub(crate) fn holds(
+        &self,
+        offset: u64,
+        size: u32,
+        topic: &str,
+        queue_id: u32,
+        queue_offset: u64,
+    ) -> bool {
+        let Ok(bytes) = self.read_raw(offset, size as usize) else { return false };
+        record::u32_at(&bytes, 0) == Some(size)
+            && record::dispatch_view(&bytes).is_some_and(|v| {
+                v.topic == topic && v.queue_id == queue_id && v.queue_offset == queue_offset
+            })
     }
 
     /// The store timestamp of the record at `offset` (header read only).

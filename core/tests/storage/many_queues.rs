@@ -1,0 +1,115 @@
+//! Many queues: bounded open files, lazy opening, files that grow with their contents, and
+//! ConsumeQueue tails checked against the CommitLog when a queue opens.
+
+use std::path::Path;
+
+use orbitmq_core::storage::{GetStatus, MessageStore, StoreConfig, TagFilter};
+
+use crate::{msg, settle, small_config};
+
+fn config(dir: &Path, open_files: usize) -> StoreConfig {
+    StoreConfig { max_open_queue_files: open_files, ..small_config(dir) }
+}
+
+fn cq_file(dir: &Path, topic: &str, queue: u32) -> std::path::PathBuf {
+    dir.join("consumequeue").join(topic).join(queue.to_string()).join(format!("{:020}", 0))
+}
+
+#[tokio::test]
+async fn a_thousand_queues_stay_within_the_open_file_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(config(dir.path(), 8)).unwrap();
+    for t in 0..250 {
+        for q in 0..4 {
+            store.put(msg(&format!("T{t}"), q, t * 4 + q as usize)).await.unwrap();
+        }
+    }
+    settle(&store).await;
+    let (open, cap) = store.open_queue_files();
+    assert_eq!(cap, 8);
+    assert!(open <= 8, "{open} ConsumeQueue files open, budget 8");
+    // Every queue is readable, through files opened again after eviction.
+    for t in 0..250 {
+        for q in 0..4 {
+            let r = store.get_messages(&format!("T{t}"), q, 0, 10, &TagFilter::All).unwrap();
+            assert_eq!(r.status, GetStatus::Found, "T{t}/{q}");
+            assert_eq!(r.messages.len(), 1);
+            assert_eq!(&r.messages[0].body[..], msg("x", 0, t * 4 + q as usize).body.as_ref());
+        }
+    }
+    assert!(store.open_queue_files().0 <= 8);
+    // Files hold what was written and no more: nothing is preallocated.
+    let len = std::fs::metadata(cq_file(dir.path(), "T7", 2)).unwrap().len();
+    assert_eq!(len, 20, "one entry is 20 bytes");
+    store.close().unwrap();
+}
+
+#[tokio::test]
+async fn queues_open_lazily_after_a_restart_and_keep_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+        for i in 0..30 {
+            store.put(msg("Lazy", i as u32 % 3, i)).await.unwrap();
+        }
+        store.close().unwrap();
+    }
+    let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+    assert_eq!(store.open_queue_files().0, 0, "no ConsumeQueue file is opened at start");
+    assert_eq!(store.max_offset("Lazy", 1), 10);
+    let r = store.get_messages("Lazy", 1, 0, 100, &TagFilter::All).unwrap();
+    assert_eq!(r.messages.len(), 10);
+    let put = store.put(msg("Lazy", 1, 99)).await.unwrap();
+    assert_eq!(put.queue_offset, 10, "a reopened queue continues where it was");
+    store.close().unwrap();
+}
+
+#[tokio::test]
+async fn entries_without_their_record_are_dropped_when_the_queue_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+        for i in 0..5 {
+            store.put(msg("Stale", 0, i)).await.unwrap();
+        }
+        store.put(msg("Other", 0, 5)).await.unwrap();
+        store.close().unwrap();
+    }
+    // A life that crashed after dispatch left entries whose records recovery cut: entries
+    // pointing past the log's end, and one pointing at another topic's record.
+    let path = cq_file(dir.path(), "Stale", 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let other = std::fs::read(cq_file(dir.path(), "Other", 0)).unwrap();
+    bytes.extend_from_slice(&other[..20]);
+    let mut past_end = other[..20].to_vec();
+    past_end[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    bytes.extend_from_slice(&past_end);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+    assert_eq!(store.max_offset("Stale", 0), 5, "the two stale entries are gone");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+    let put = store.put(msg("Stale", 0, 6)).await.unwrap();
+    assert_eq!(put.queue_offset, 5);
+    settle(&store).await;
+    let r = store.get_messages("Stale", 0, 0, 100, &TagFilter::All).unwrap();
+    assert_eq!(r.messages.len(), 6);
+    store.close().unwrap();
+}
+
+#[tokio::test]
+async fn deleting_a_topic_removes_its_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+    for i in 0..8 {
+        store.put(msg("Gone", i as u32 % 4, i)).await.unwrap();
+    }
+    settle(&store).await;
+    assert_eq!(store.delete_topic_queues("Gone").unwrap(), 4);
+    assert!(!dir.path().join("consumequeue/Gone").exists());
+    assert!(store.queue("Gone", 0).is_none());
+    assert_eq!(store.max_offset("Gone", 0), 0);
+    // A checkpoint after the deletion does not trip over the removed files.
+    store.checkpoint().unwrap();
+    store.close().unwrap();
+}
