@@ -18,16 +18,33 @@ impl ServerProcess {
     /// Runs `bin standalone --listen 127.0.0.1:0 --data-dir data_dir extra…`, with stderr in
     /// `log` (or discarded), and waits for its `ready on` line.
     pub fn start(bin: &Path, data_dir: &Path, extra: &[&str], log: Option<&Path>) -> ServerProcess {
-        let stderr =
-            log.map_or_else(Stdio::null, |p| Stdio::from(std::fs::File::create(p).unwrap()));
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(extra);
+        Self::spawn(cmd, log)
+    }
+
+    /// Like [`ServerProcess::start`], with the open-file limit (`ulimit -n`) set to `nofile`.
+    pub fn start_with_nofile(
+        bin: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<&Path>,
+        nofile: u64,
+    ) -> ServerProcess {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(bin)
             .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
+            .args(extra);
+        Self::spawn(cmd, log)
+    }
+
+    fn spawn(mut cmd: Command, log: Option<&Path>) -> ServerProcess {
+        let stderr =
+            log.map_or_else(Stdio::null, |p| Stdio::from(std::fs::File::create(p).unwrap()));
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         let addr = loop {
@@ -48,15 +65,23 @@ impl ServerProcess {
 
     /// SIGTERM, then waits (15 s at most) for the clean shutdown.
     pub fn stop(&mut self) -> ExitStatus {
+        self.stop_within(Duration::from_secs(15)).unwrap_or_else(|| {
+            let _ = self.child.kill();
+            self.child.wait().unwrap()
+        })
+    }
+
+    /// SIGTERM, then waits `limit` for the process to exit: `None` if it did not (it is
+    /// still running).
+    pub fn stop_within(&mut self, limit: Duration) -> Option<ExitStatus> {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+                return Some(status);
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().unwrap();
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::storage::Shared;
 use crate::storage::checkpoint::Checkpoint;
 use crate::storage::config::FlushDiskType;
+use crate::storage::consumequeue::NewNames;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::fs;
 use crate::storage::message::now_millis;
 
-/// The flush thread.
+/// The flush thread: async CommitLog flushes.
 pub(crate) fn run_flusher(shared: &Arc<Shared>) {
     let interval = shared.config.flush_interval();
-    let mut last_checkpoint = Instant::now();
     loop {
         std::thread::park_timeout(interval);
         let stopping = shared.stop_background.load(Ordering::Acquire);
@@ -26,72 +26,125 @@ pub(crate) fn run_flusher(shared: &Arc<Shared>) {
                 shared.poison(&e.to_string());
             }
         }
-        if last_checkpoint.elapsed() >= interval || stopping {
-            if let Err(e) = checkpoint(shared) {
-                tracing::error!(error = %e, "checkpoint failed");
-            }
-            last_checkpoint = Instant::now();
-        }
         if stopping {
             break;
         }
     }
 }
 
-/// Above this many queues to sync, one `syncfs` replaces a `fdatasync` per file.
+/// The checkpoint thread: writes ConsumeQueue tails behind the dispatcher and checkpoints,
+/// every flush interval. Apart from the flusher, so that a burst of new queues (file creates)
+/// never delays CommitLog flushes.
+pub(crate) fn run_checkpointer(shared: &Arc<Shared>) {
+    let interval = shared.config.flush_interval();
+    loop {
+        std::thread::park_timeout(interval);
+        if shared.stop_background.load(Ordering::Acquire) {
+            break;
+        }
+        if let Err(e) = checkpoint(shared, None) {
+            tracing::error!(error = %e, "checkpoint failed");
+        }
+    }
+}
+
+/// Above this many queues or directories to sync, one `syncfs` replaces an fsync each.
 const SYNCFS_ABOVE: usize = 256;
 
-/// Flushes ConsumeQueues, the index and the metadata tables, then records the checkpoint.
+/// Writes ConsumeQueue tails, flushes them, the index and the metadata tables, then records
+/// the checkpoint. With a `deadline` (closing), queues not written by then are left to the
+/// next open's re-dispatch: the checkpoint stops before their first unwritten entry.
+///
 /// A failed flush of ConsumeQueues or the index poisons the store: after a failed `fsync` the
 /// kernel may have dropped the pages, so what is in memory can no longer be trusted. The
 /// checkpoint is not advanced, and the next open rebuilds them from the CommitLog.
-pub(crate) fn checkpoint(shared: &Shared) -> Result<Checkpoint> {
+pub(crate) fn checkpoint(shared: &Shared, deadline: Option<Instant>) -> Result<Checkpoint> {
     let _one_at_a_time =
         shared.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dispatched = shared.dispatched.load(Ordering::Acquire);
-    if let Err(e) = sync_derived(shared) {
-        shared.poison(&format!("flushing consume queues or the index failed: {e}"));
-        return Err(e);
-    }
+    let unwritten = match sync_derived(shared, deadline) {
+        Ok(u) => u,
+        Err(e) => {
+            shared.poison(&format!("flushing consume queues or the index failed: {e}"));
+            return Err(e);
+        }
+    };
     shared.offsets.save()?;
     shared.topics.save()?;
     shared.groups.save()?;
-    let cp = Checkpoint { flushed: shared.log.flushed_pos(), dispatched, timestamp: now_millis() };
+    let cp = Checkpoint {
+        flushed: shared.log.flushed_pos(),
+        dispatched: unwritten.map_or(dispatched, |u| u.min(dispatched)),
+        timestamp: now_millis(),
+    };
     cp.save(&shared.checkpoint_path())?;
     Ok(cp)
 }
 
-/// Makes the ConsumeQueue entries and index entries written so far durable, with the new
-/// names (files, directories) they created.
-fn sync_derived(shared: &Shared) -> Result<()> {
+/// Writes and syncs the ConsumeQueue entries and index entries dispatched so far, with the
+/// new names (files, directories) they created. Returns the smallest CommitLog offset whose
+/// entry is still unwritten (past the deadline), if any.
+fn sync_derived(shared: &Shared, deadline: Option<Instant>) -> Result<Option<u64>> {
     let dirty = std::mem::take(&mut *lock(&shared.dirty_queues));
+    let mut names = NewNames::default();
+    let mut unwritten: Option<u64> = None;
+    let mut left = Vec::new();
     for cq in &dirty {
         // Cleared first: a queue written from now on is listed again for the next round.
         cq.dirty.store(false, Ordering::Release);
+        // A checkpoint without a deadline stops writing when the store starts closing: the
+        // closing checkpoint takes over, with its own.
+        let out_of_time = match deadline {
+            Some(d) => Instant::now() >= d,
+            None => shared.stop_background.load(Ordering::Acquire),
+        };
+        if out_of_time {
+            if let Some(first) = cq.first_unwritten() {
+                unwritten = Some(unwritten.map_or(first, |u| u.min(first)));
+            }
+            left.push(Arc::clone(cq));
+            continue;
+        }
+        cq.write_behind(&mut names)?;
     }
-    if dirty.len() > SYNCFS_ABOVE {
-        let ends: Vec<u64> = dirty.iter().map(|cq| cq.max_offset()).collect();
+    if !left.is_empty() {
+        tracing::warn!(
+            queues = left.len(),
+            "closing: consume queues not written in time are rebuilt from the commitlog at the next start"
+        );
+    }
+    let mut dirs = std::mem::take(&mut *lock(&shared.new_dirs));
+    dirs.append(&mut names.dirs);
+    if dirty.len() + dirs.len() > SYNCFS_ABOVE {
+        // A burst of new queues: one journal commit for every file and directory, instead of
+        // one per fsync.
         fs::sync_filesystem(&shared.cq_root())?;
-        for (cq, end) in dirty.iter().zip(ends) {
-            cq.mark_synced(end);
+        for cq in &dirty {
+            cq.mark_synced();
         }
     } else {
         for cq in &dirty {
-            cq.sync()?;
+            cq.sync(&mut names)?;
+        }
+        dirs.append(&mut names.dirs);
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            match fs::fsync_dir(&dir) {
+                // Removed since (its topic was deleted): nothing to keep.
+                Err(StorageError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
         }
     }
-    let mut dirs = std::mem::take(&mut *lock(&shared.new_dirs));
-    dirs.sort_unstable();
-    dirs.dedup();
-    for dir in dirs {
-        match fs::fsync_dir(&dir) {
-            // Removed since (its topic was deleted): nothing to keep.
-            Err(StorageError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            other => other?,
+    for cq in left {
+        if !cq.dirty.swap(true, Ordering::AcqRel) {
+            lock(&shared.dirty_queues).push(cq);
         }
     }
-    shared.index.flush()
+    shared.index.flush()?;
+    Ok(unwritten)
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -6,8 +6,14 @@
 //! Files grow as entries are appended (nothing is preallocated), so a queue costs disk and page
 //! cache in proportion to what it holds, and opening one reads only its last entries. A queue
 //! holds no file descriptor: reads and writes borrow one from the store's bounded
-//! [`OpenFiles`]. Only the dispatcher writes: it buffers a round's entries per queue and
-//! writes them with one `pwrite` in [`ConsumeQueue::publish`], which then makes them readable.
+//! [`OpenFiles`].
+//!
+//! Files are written behind: the dispatcher appends entries to the queue's in-memory tail and
+//! publishes them (readable at once, from memory); the checkpoint thread writes tails to the
+//! files (creating them: the costly part of a burst of new queues), and the dispatcher itself
+//! only when a tail grows past `WRITE_BEHIND_BYTES`. The CommitLog stays the source of truth:
+//! the checkpoint never claims an entry that is not written and synced, and recovery
+//! re-dispatches from there.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +31,12 @@ pub const ENTRY_SIZE: usize = 20;
 
 /// Entries read with one `pread` when scanning.
 const READ_CHUNK: u64 = 256;
+
+/// A queue's in-memory tail past this size is written by the dispatcher at once.
+const WRITE_BEHIND_BYTES: usize = 64 << 10;
+
+/// Holes (lost entries) the dispatcher fills with zeros in memory; a larger gap is written.
+const MAX_GAP_FILL: u64 = 4096;
 
 /// One ConsumeQueue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,17 +70,28 @@ impl CqEntry {
     }
 }
 
-/// Entries the dispatcher has taken but not yet written: a contiguous run from `start`.
+/// The in-memory tail: entries not in the files yet, a contiguous run from `start` (zeros for
+/// holes).
 #[derive(Debug, Default)]
 struct Pending {
     start: u64,
     buf: Vec<u8>,
+    /// Whether the dispatcher has this queue on its list to publish.
+    queued: bool,
 }
 
 impl Pending {
     fn end(&self) -> u64 {
         self.start + (self.buf.len() / ENTRY_SIZE) as u64
     }
+}
+
+fn decode_run(bytes: &[u8], first: u64) -> Vec<(u64, CqEntry)> {
+    bytes
+        .chunks_exact(ENTRY_SIZE)
+        .enumerate()
+        .filter_map(|(i, b)| CqEntry::decode(b).map(|e| (first + i as u64, e)))
+        .collect()
 }
 
 /// Names created by a write, which the checkpoint must make durable (fsync of these
@@ -91,6 +114,8 @@ pub struct ConsumeQueue {
     bases: RwLock<Vec<u64>>,
     min: AtomicU64,
     max: AtomicU64,
+    /// Entries below this are in the files (changed under the `pending` lock).
+    written: AtomicU64,
     /// Entries below this are durable.
     synced: AtomicU64,
     /// Whether the queue is on the store's list of queues to sync.
@@ -134,6 +159,7 @@ impl ConsumeQueue {
             min: AtomicU64::new(bases.first().copied().unwrap_or(0)),
             bases: RwLock::new(bases),
             max: AtomicU64::new(0),
+            written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
@@ -142,6 +168,8 @@ impl ConsumeQueue {
         };
         let max = cq.recover_tail(valid)?;
         cq.max.store(max, Ordering::Release);
+        cq.written.store(max, Ordering::Release);
+        cq.lock_pending().start = max;
         cq.synced.store(max, Ordering::Release);
         if cq.min_offset() > max {
             cq.min.store(max, Ordering::Release);
@@ -247,28 +275,32 @@ impl ConsumeQueue {
         self.get_range(offset, 1).ok()?.into_iter().next().map(|(_, e)| e)
     }
 
-    /// Up to `count` entries from `offset` on, within `[min, max)` and one file (one read):
-    /// `(queue offset, entry)` pairs, ascending, unwritten holes left out.
+    /// Up to `count` entries from `offset` on, within `[min, max)` and one file (one read) or
+    /// the in-memory tail: `(queue offset, entry)` pairs, ascending, unwritten holes left out.
     pub fn get_range(&self, offset: u64, count: u64) -> Result<Vec<(u64, CqEntry)>> {
         let max = self.max_offset();
         if offset < self.min_offset() || offset >= max || count == 0 {
             return Ok(Vec::new());
         }
+        let stop = max.min(offset.saturating_add(count));
+        if offset >= self.written.load(Ordering::Acquire) {
+            let p = self.lock_pending();
+            if offset >= p.start {
+                let from = ((offset - p.start) as usize).saturating_mul(ENTRY_SIZE);
+                let to = ((stop.min(p.end()) - p.start) as usize).saturating_mul(ENTRY_SIZE);
+                return Ok(decode_run(p.buf.get(from..to).unwrap_or_default(), offset));
+            }
+            // Written to the files meanwhile.
+        }
         let base = offset - offset % self.entries_per_file;
         if self.read_bases().binary_search(&base).is_err() {
             return Ok(Vec::new());
         }
-        let end = max.min(base + self.entries_per_file).min(offset.saturating_add(count));
-        let mut buf = vec![0u8; (end - offset) as usize * ENTRY_SIZE];
+        let end = stop.min(base + self.entries_per_file).min(self.written.load(Ordering::Acquire));
+        let mut buf = vec![0u8; (end.saturating_sub(offset)) as usize * ENTRY_SIZE];
         let file = self.file(base, false)?;
         let got = file.read_at((offset - base) * ENTRY_SIZE as u64, &mut buf)?;
-        Ok(buf
-            .get(..got)
-            .unwrap_or_default()
-            .chunks_exact(ENTRY_SIZE)
-            .enumerate()
-            .filter_map(|(i, b)| CqEntry::decode(b).map(|e| (offset + i as u64, e)))
-            .collect())
+        Ok(decode_run(buf.get(..got).unwrap_or_default(), offset))
     }
 
     /// Takes the entry for `offset` (dispatcher only); it becomes readable at the next
@@ -277,36 +309,68 @@ impl ConsumeQueue {
     /// before (so the caller publishes it once).
     pub(crate) fn put(&self, offset: u64, entry: CqEntry, names: &mut NewNames) -> Result<bool> {
         let mut p = self.lock_pending();
-        let have = if p.buf.is_empty() { self.max_offset() } else { p.end() };
+        let have = if p.buf.is_empty() { self.max_offset().max(p.start) } else { p.end() };
         if offset < have {
             return Ok(false);
         }
-        let first = p.buf.is_empty();
         if offset > have && !p.buf.is_empty() {
-            // A gap (entries lost to a torn write): write what we have, start a new run.
-            self.write_pending(&mut p, names)?;
+            // A gap: entries lost to a torn write. Holes read as "not written".
+            if offset - have <= MAX_GAP_FILL {
+                let holes = (offset - have) as usize * ENTRY_SIZE;
+                let len = p.buf.len() + holes;
+                p.buf.resize(len, 0);
+            } else {
+                self.write_locked(&mut p, names)?;
+            }
         }
         if p.buf.is_empty() {
             p.start = offset;
         }
         p.buf.extend_from_slice(&entry.encode());
-        Ok(first)
+        Ok(!std::mem::replace(&mut p.queued, true))
     }
 
-    /// Writes the taken entries and makes them readable; wakes long-polling readers. Returns
-    /// whether there were any.
+    /// Makes the taken entries readable and wakes long-polling readers; writes the tail to
+    /// the files if it grew large. Returns whether there were new entries.
     pub(crate) fn publish(&self, names: &mut NewNames) -> Result<bool> {
         let mut p = self.lock_pending();
-        if p.buf.is_empty() {
+        p.queued = false;
+        // Taken entries may have been written behind already: the end is the same.
+        let end = p.end();
+        if end <= self.max_offset() {
             return Ok(false);
         }
-        self.write_pending(&mut p, names)?;
+        self.max.store(end, Ordering::Release);
+        let result = if p.buf.len() >= WRITE_BEHIND_BYTES {
+            self.write_locked(&mut p, names)
+        } else {
+            Ok(())
+        };
         drop(p);
         self.notify.notify_waiters();
-        Ok(true)
+        result.map(|()| true)
     }
 
-    fn write_pending(&self, p: &mut Pending, names: &mut NewNames) -> Result<()> {
+    /// Writes the in-memory tail to the files (checkpoint, or the dispatcher for a big tail).
+    pub(crate) fn write_behind(&self, names: &mut NewNames) -> Result<()> {
+        let mut p = self.lock_pending();
+        self.write_locked(&mut p, names)
+    }
+
+    /// The CommitLog offset of the first entry not in the files yet, if any.
+    pub(crate) fn first_unwritten(&self) -> Option<u64> {
+        let p = self.lock_pending();
+        p.buf.chunks_exact(ENTRY_SIZE).find_map(CqEntry::decode).map(|e| e.commitlog_offset)
+    }
+
+    fn write_locked(&self, p: &mut Pending, names: &mut NewNames) -> Result<()> {
+        if p.buf.is_empty() {
+            return Ok(());
+        }
+        if self.deleted.load(Ordering::Acquire) {
+            p.buf.clear();
+            return Ok(());
+        }
         let mut offset = p.start;
         let mut rest: &[u8] = &p.buf;
         while !rest.is_empty() {
@@ -318,11 +382,9 @@ impl ConsumeQueue {
             offset += (chunk.len() / ENTRY_SIZE) as u64;
             rest = tail;
         }
-        if offset > self.max_offset() {
-            self.max.store(offset, Ordering::Release);
-        }
+        self.written.store(offset, Ordering::Release);
         p.start = offset;
-        if p.buf.capacity() > 64 << 10 {
+        if p.buf.capacity() > WRITE_BEHIND_BYTES * 2 {
             p.buf = Vec::new();
         } else {
             p.buf.clear();
@@ -359,9 +421,6 @@ impl ConsumeQueue {
         if let Err(at) = bases.binary_search(&base) {
             bases.insert(at, base);
         }
-        if bases.len() == 1 {
-            self.min.store(base.max(self.min_offset()), Ordering::Release);
-        }
         Ok(file)
     }
 
@@ -382,10 +441,12 @@ impl ConsumeQueue {
         }
     }
 
-    /// Makes the written entries durable (`fdatasync` of each file they touched).
-    pub(crate) fn sync(&self) -> Result<()> {
+    /// Writes the in-memory tail and makes the entries durable (`fdatasync` of each file
+    /// they touched).
+    pub(crate) fn sync(&self, names: &mut NewNames) -> Result<()> {
+        self.write_behind(names)?;
         let from = self.synced.load(Ordering::Acquire);
-        let to = self.max_offset();
+        let to = self.written.load(Ordering::Acquire);
         if to <= from || self.deleted.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -403,8 +464,8 @@ impl ConsumeQueue {
     }
 
     /// Records that everything written is durable (the whole file system was synced).
-    pub(crate) fn mark_synced(&self, to: u64) {
-        self.synced.fetch_max(to, Ordering::AcqRel);
+    pub(crate) fn mark_synced(&self) {
+        self.synced.fetch_max(self.written.load(Ordering::Acquire), Ordering::AcqRel);
     }
 
     /// Retention: removes whole files whose entries all point below `commitlog_min`, never the

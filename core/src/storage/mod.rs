@@ -324,6 +324,10 @@ pub struct GetResult {
     pub max_offset: u64,
 }
 
+/// How long closing spends writing ConsumeQueue tails; the rest is re-dispatched at the next
+/// open, so a stop never waits on a burst of new queues.
+const CLOSE_WRITE_BUDGET: Duration = Duration::from_secs(3);
+
 /// Most ConsumeQueue entries one read scans while filtering.
 const MAX_SCAN: u64 = 4096;
 
@@ -424,7 +428,8 @@ impl MessageStore {
                 "rebuilt consume queues and index"
             );
         }
-        background::checkpoint(&shared)?;
+        // Records the recovery; the re-dispatched entries are written behind, after start.
+        background::checkpoint(&shared, Some(std::time::Instant::now()))?;
         // Refuse writes from the start if the disk is already too full.
         background::check_disk(&shared)?;
 
@@ -448,6 +453,8 @@ impl MessageStore {
         let t = spawn("orbitmq-flush", move || background::run_flusher(&s))?;
         let _ = shared.flusher.set(t.thread().clone());
         threads.push(t);
+        let s = Arc::clone(&shared);
+        threads.push(spawn("orbitmq-checkpoint", move || background::run_checkpointer(&s))?);
         let s = Arc::clone(&shared);
         threads.push(spawn("orbitmq-retention", move || background::run_retention(&s))?);
 
@@ -790,7 +797,7 @@ impl MessageStore {
     pub fn checkpoint(&self) -> Result<()> {
         let s = self.shared();
         s.log.flush_to(s.log.write_pos())?;
-        background::checkpoint(s).map(|_| ())
+        background::checkpoint(s, None).map(|_| ())
     }
 
     /// Stops the threads after the queued appends, flushes, checkpoints and marks the shutdown
@@ -824,7 +831,7 @@ impl Handle {
             let _ = t.join();
         }
         flushed?;
-        background::checkpoint(s)?;
+        background::checkpoint(s, Some(std::time::Instant::now() + CLOSE_WRITE_BUDGET))?;
         if s.poisoned.get().is_none() {
             let abort = s.config.dir.join("abort");
             fs::remove_durable(&abort)?;
