@@ -77,6 +77,11 @@ impl Index {
             };
             files.push(IndexFile { file, header, dirty: false });
         }
+        // Only the last file is written: the others keep their mapping, not a descriptor.
+        let sealed = files.len().saturating_sub(1);
+        for f in files.iter_mut().take(sealed) {
+            f.file.release_descriptor()?;
+        }
         Ok(Index { dir: dir.to_owned(), slots, max_entries, files: Mutex::new(files) })
     }
 
@@ -113,6 +118,11 @@ impl Index {
             };
             let header =
                 Header { begin_ts: ts, end_ts: ts, begin_phy: phy, end_phy: phy, entries: 0 };
+            if let Some(prev) = files.last_mut() {
+                // Full: synced and sealed.
+                prev.file.release_descriptor()?;
+                prev.dirty = false;
+            }
             files.push(IndexFile { file, header, dirty: true });
         }
         let Some(f) = files.last_mut() else { return Ok(()) };
@@ -198,6 +208,10 @@ impl Index {
             if let Some(f) = files.pop() {
                 remove_file(f.file.path())?;
             }
+        }
+        if let Some(f) = files.last_mut() {
+            // The last file is written again from here on.
+            f.file.reopen_descriptor()?;
         }
         if let Some(f) = files.last_mut()
             && f.header.end_phy >= end

@@ -18,7 +18,9 @@ use crate::storage::fs::{self, DataFile};
 #[derive(Debug)]
 pub(crate) struct MappedFile {
     map: MmapRaw,
-    file: DataFile,
+    /// The descriptor; `None` once released (a sealed file, read only through the mapping).
+    file: Option<DataFile>,
+    path: PathBuf,
     len: usize,
 }
 
@@ -45,11 +47,40 @@ impl MappedFile {
     fn map(file: DataFile, len: usize) -> Result<Self> {
         let map =
             MmapRaw::map_raw(file.as_file()).map_err(StorageError::io("mmap", file.path()))?;
-        Ok(MappedFile { map, file, len })
+        let path = file.path().to_owned();
+        Ok(MappedFile { map, file: Some(file), path, len })
     }
 
     pub(crate) fn path(&self) -> &Path {
-        self.file.path()
+        &self.path
+    }
+
+    fn descriptor(&self) -> Result<&DataFile> {
+        self.file.as_ref().ok_or_else(|| {
+            StorageError::InvalidConfig(format!(
+                "{} is sealed: its descriptor was released",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// Opens the descriptor again (a sealed file that is the last one again after a
+    /// truncation, to be written).
+    pub(crate) fn reopen_descriptor(&mut self) -> Result<()> {
+        if self.file.is_none() {
+            self.file = Some(DataFile::open(&self.path)?);
+        }
+        Ok(())
+    }
+
+    /// Syncs the file and closes its descriptor: a sealed file (never written again) stays
+    /// readable through the mapping without holding one of the process's open files.
+    pub(crate) fn release_descriptor(&mut self) -> Result<()> {
+        if let Some(f) = &self.file {
+            f.sync_data()?;
+        }
+        self.file = None;
+        Ok(())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -96,21 +127,25 @@ impl MappedFile {
                 self.path().display()
             )));
         }
-        self.file.write_at(pos as u64, data)
+        self.descriptor()?.write_at(pos as u64, data)
     }
 
     /// Makes everything written to the file durable (`fdatasync`, which also covers writes
     /// through the mapping).
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data()
+        match &self.file {
+            Some(f) => f.sync_data(),
+            // Released after its last sync: nothing written since.
+            None => Ok(()),
+        }
     }
 
     /// Drops everything from `pos` to the end of the file: the file is cut to `pos` and grown
     /// back, so the tail reads as zeros without writing them. Recovery only.
     pub(crate) fn zero_from(&self, pos: usize) -> Result<()> {
         self.sync()?;
-        self.file.set_len(pos as u64)?;
-        self.file.set_len(self.len as u64)?;
+        self.descriptor()?.set_len(pos as u64)?;
+        self.descriptor()?.set_len(self.len as u64)?;
         self.sync()
     }
 

@@ -113,3 +113,40 @@ async fn deleting_a_topic_removes_its_queues() {
     store.checkpoint().unwrap();
     store.close().unwrap();
 }
+
+/// Descriptors this process holds on files under `dir`.
+fn fds_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[tokio::test]
+async fn sealed_index_files_hold_no_descriptor_and_stay_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = dir.path().join("index");
+    let mut n = 0;
+    {
+        let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+        // 3 keys per message, 500 entries per index file: several files.
+        while std::fs::read_dir(&index_dir).unwrap().count() < 4 {
+            store.put(msg("Keys", 0, n)).await.unwrap();
+            n += 1;
+            if n.is_multiple_of(50) {
+                settle(&store).await;
+            }
+        }
+        settle(&store).await;
+        assert_eq!(fds_under(&index_dir), 1, "only the index file being written is open");
+        store.close().unwrap();
+    }
+    let store = MessageStore::open(config(dir.path(), 4)).unwrap();
+    assert_eq!(fds_under(&index_dir), 1, "after a restart too");
+    for i in [0, n / 2, n - 1] {
+        let found = store.query_by_key("Keys", &format!("key-{i}"), 0, i64::MAX, 4);
+        assert_eq!(found.len(), 1, "key-{i}");
+    }
+    store.close().unwrap();
+}
