@@ -866,10 +866,23 @@ fn valid_dir_name(name: &str) -> bool {
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("lock");
     let f = File::create(&path).map_err(StorageError::io("create", &path))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-        StorageError::io("lock (is another orbitmq using this data directory?)", &path)(
-            std::io::Error::from(e),
-        )
-    })?;
-    Ok(f)
+    // A predecessor that is still exiting (or a child process between fork and exec that
+    // inherited the descriptor) holds the lock for a moment: wait up to 2 s before failing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(e)
+                if e == rustix::io::Errno::WOULDBLOCK && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => {
+                return Err(StorageError::io(
+                    "lock (is another orbitmq using this data directory?)",
+                    &path,
+                )(std::io::Error::from(e)));
+            }
+        }
+    }
 }

@@ -39,6 +39,7 @@ async fn a_thousand_queues_stay_within_the_open_file_budget() {
     }
     assert!(store.open_queue_files().0 <= 8);
     // Files hold what was written and no more: nothing is preallocated.
+    store.checkpoint().unwrap();
     let len = std::fs::metadata(cq_file(dir.path(), "T7", 2)).unwrap().len();
     assert_eq!(len, 20, "one entry is 20 bytes");
     store.close().unwrap();
