@@ -637,9 +637,24 @@ impl MessageStore {
     }
 
     /// Deletes the ConsumeQueues of `topic` (its messages stay in the CommitLog until
-    /// retention, unreachable by queue offset). Returns how many queues were removed.
-    pub fn delete_topic_queues(&self, topic: &str) -> Result<usize> {
+    /// retention, unreachable by queue offset). Returns how many queues were removed. A topic
+    /// created again under the same name starts at queue offset 0.
+    pub async fn delete_topic_queues(&self, topic: &str) -> Result<usize> {
         let s = self.shared();
+        // The append thread forgets the topic's offsets after writing what it took before...
+        let (done, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Request::Forget(topic.to_owned(), done))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        rx.await.map_err(|_| StorageError::Closed)?;
+        // ...and dispatch takes that into the old queues before they go.
+        let end = s.log.write_pos();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while s.dispatched.load(Ordering::Acquire) < end && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let removed = {
             let mut queues = s.queues.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             queues.remove(topic).unwrap_or_default()

@@ -55,6 +55,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<PutResult>>>;
 
 pub(crate) enum Request {
     Append(EncodedBatch, Reply),
+    /// Forget a deleted topic's next queue offsets (answered once done).
+    Forget(String, oneshot::Sender<()>),
     Stop,
 }
 
@@ -100,11 +102,22 @@ impl Writer {
         while !stopping {
             match self.rx.blocking_recv() {
                 Some(Request::Append(recs, reply)) => batch.push((recs, reply)),
+                Some(Request::Forget(topic, done)) => {
+                    self.queue_offsets.remove(&topic);
+                    let _ = done.send(());
+                    continue;
+                }
                 Some(Request::Stop) | None => break,
             }
             while batch.len() < MAX_DRAIN {
                 match self.rx.try_recv() {
                     Ok(Request::Append(recs, reply)) => batch.push((recs, reply)),
+                    Ok(Request::Forget(topic, done)) => {
+                        // Appends taken before it are written first.
+                        self.write_batch(&mut batch);
+                        self.queue_offsets.remove(&topic);
+                        let _ = done.send(());
+                    }
                     Ok(Request::Stop) => {
                         stopping = true;
                         break;
