@@ -25,6 +25,8 @@ pub mod config;
 pub mod consumequeue;
 mod dispatch;
 pub mod error;
+#[cfg(test)]
+mod fault_tests;
 mod fs;
 mod index;
 mod mapped;

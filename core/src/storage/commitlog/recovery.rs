@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::Segment;
 use super::record::{self, Check};
-use crate::storage::error::{Result, StorageError};
+use crate::storage::error::Result;
 use crate::storage::fs::{fsync_dir, remove_file};
 use crate::storage::mapped::{MappedFile, list_offset_files};
 
