@@ -90,6 +90,12 @@ pub(crate) fn run(shared: &Arc<Shared>) {
         let end = shared.log.write_pos();
         if shared.dispatched.load(Ordering::Acquire) < end {
             if let Err(e) = dispatch_available(shared) {
+                // Retrying forever would block `close`, which joins this thread; what is not
+                // dispatched is re-dispatched from the checkpoint at the next open.
+                if shared.stop_dispatch.load(Ordering::Acquire) {
+                    tracing::error!(error = %e, "dispatch failed while closing");
+                    break;
+                }
                 tracing::error!(error = %e, "dispatch failed; retrying");
                 std::thread::sleep(Duration::from_millis(100));
             }
