@@ -26,8 +26,10 @@ pub(crate) fn run_flusher(shared: &Arc<Shared>) {
             }
         }
         if last_checkpoint.elapsed() >= interval || stopping {
-            if let Err(e) = checkpoint(shared) {
-                tracing::error!(error = %e, "checkpoint failed");
+            match checkpoint(shared) {
+                // Poisoned: said once, when it happened; the checkpoint stays where it was.
+                Ok(_) | Err(StorageError::Poisoned(_)) => {}
+                Err(e) => tracing::error!(error = %e, "checkpoint failed"),
             }
             last_checkpoint = Instant::now();
         }
@@ -38,17 +40,32 @@ pub(crate) fn run_flusher(shared: &Arc<Shared>) {
 }
 
 /// Flushes ConsumeQueues, the index and the metadata tables, then records the checkpoint.
+///
+/// A failed ConsumeQueue or index flush poisons the store: after an fsync error the kernel may
+/// have dropped the dirty pages (and a retried fsync succeeds without them), so the in-memory
+/// queues and index may no longer match the files. A poisoned store never advances the
+/// checkpoint again, so the restart re-dispatches from the last one that was true and rebuilds
+/// what was lost from the CommitLog.
 pub(crate) fn checkpoint(shared: &Shared) -> Result<Checkpoint> {
     let _one_at_a_time =
         shared.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dispatched = shared.dispatched.load(Ordering::Acquire);
-    for cq in shared.all_queues() {
-        cq.flush()?;
+    let flushed = (|| {
+        for cq in shared.all_queues() {
+            cq.flush()?;
+        }
+        shared.index.flush()
+    })();
+    if let Err(e) = flushed {
+        shared.poison(&format!("consume queue or index flush failed: {e}"));
     }
-    shared.index.flush()?;
+    // Consumer progress and metadata do not depend on the queues: still saved when poisoned.
     shared.offsets.save()?;
     shared.topics.save()?;
     shared.groups.save()?;
+    if let Some(reason) = shared.poisoned.get() {
+        return Err(StorageError::Poisoned(reason.clone()));
+    }
     let cp = Checkpoint { flushed: shared.log.flushed_pos(), dispatched, timestamp: now_millis() };
     cp.save(&shared.checkpoint_path())?;
     Ok(cp)

@@ -11,14 +11,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::fs::fault::{Fault, Mode, Rng};
 use super::{
-    ConsumerOffsets, FlushDiskType, GetStatus, MessageStore, PutMessage, PutResult, StoreConfig,
-    Table, TagFilter, TopicConfig,
+    ConsumerOffsets, FlushDiskType, GetStatus, MessageStore, PutMessage, PutResult, StorageError,
+    StoreConfig, Table, TagFilter, TopicConfig,
 };
 
 const TOPIC: &str = "f";
@@ -436,6 +436,60 @@ fn topic_config(v: u64) -> TopicConfig {
         write_queues: v as u32,
         perm: 6,
         message_type: format!("NORMAL-{v}"),
+    }
+}
+
+/// After a failed ConsumeQueue or index flush the kernel may have dropped the dirty pages, so
+/// the store stops taking appends (poisoned) and does not advance the checkpoint; the restart
+/// rebuilds the queues and the index from the CommitLog, and every acknowledged append is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_queue_or_index_flush_poisons_the_store() {
+    for target in ["/consumequeue/", "/index/"] {
+        let dir = tempdir();
+        let cfg = config(dir.path(), FlushDiskType::Sync);
+        let fault = Fault::register(dir.path());
+        let store = MessageStore::open(cfg.clone()).unwrap();
+        let mut run = Run::default();
+        let put = async |i: usize, run: &mut Run| {
+            let m = message(0, i);
+            run.submitted.insert(id(0, i), m.clone());
+            let r = store.put(m).await;
+            if let Ok(r) = &r {
+                let flushed_after = store.inner.shared.log.flushed_pos();
+                run.acks.push(Ack { id: id(0, i), r: *r, flushed_after });
+            }
+            r
+        };
+        for i in 0..30 {
+            put(i, &mut run).await.unwrap();
+        }
+        store.checkpoint().unwrap();
+        fault.fail_next_sync(target);
+        // Append until the failed flush refuses appends (bounded).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut i = 30;
+        let refusal = loop {
+            match put(i, &mut run).await {
+                Ok(_) => i += 1,
+                Err(e) => break e,
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{target}: still taking appends after a failed flush"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(fault.failed_syncs(), 1, "{target}");
+        assert!(matches!(refusal, StorageError::Poisoned(_)), "{target}: {refusal}");
+        assert!(matches!(store.checkpoint(), Err(StorageError::Poisoned(_))), "{target}");
+        drop(store);
+        fault.apply(Mode::DropAll).unwrap();
+        drop(fault);
+        let (store, report) = MessageStore::open_with_report(cfg).unwrap();
+        assert!(report.unclean_shutdown, "{target}: a poisoned store must not close cleanly");
+        let ctx = format!("after a failed flush of {target}");
+        let served = check_consistent(&store, &run, &ctx).await;
+        assert_served(&store, &served, &run.acks.iter().collect::<Vec<_>>(), &ctx);
     }
 }
 
