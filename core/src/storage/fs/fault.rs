@@ -14,14 +14,16 @@
 //!   back, and undoing a removal would need the whole file kept aside.
 //!
 //! [`Fault::crash_after`] picks the crash point: after the N-th mutating operation (write,
-//! resize, sync, create, rename, removal) every operation under the root fails with an I/O
+//! resize, sync, create, rename, removal), or [`Fault::crash_after_dir_sync`] right after a
+//! rename into a directory became durable (say, a checkpoint); from then on every operation under the root fails with an I/O
 //! error and writes through a mapping are dropped, so nothing the store does afterwards reaches
 //! the disk. [`Fault::apply`], after the store is dropped, turns the directory into what a
 //! machine could find after power returns:
 //! - [`Mode::DropAll`]: every pending write is undone (nothing unsynced was written back);
 //! - [`Mode::Torn`]: each dirty 4 KiB page of each file is independently kept or undone, and a
 //!   file's unsynced length change is kept or undone, as if the kernel had written back some
-//!   dirty pages in any order;
+//!   dirty pages in any order ([`Mode::TornExcept`] leaves some files out);
+//! - [`Mode::KeepOnly`]: the writes to some files were written back, none of the others;
 //!
 //! and in both modes every pending new name is removed and every pending rename undone (the
 //! pessimistic outcome of a missing directory fsync).
@@ -70,6 +72,12 @@ pub(crate) enum Mode {
     DropAll,
     /// A random subset of dirty pages (and of length changes), seeded.
     Torn(u64),
+    /// Like `Torn`, except that files whose path contains the fragment keep none of their
+    /// unsynced writes.
+    TornExcept(u64, &'static str),
+    /// Only the unsynced writes of files whose path contains the fragment, all of them (the
+    /// kernel happened to write back those files and nothing else).
+    KeepOnly(&'static str),
 }
 
 /// One operation no sync has made durable yet, with what undoes it.
@@ -96,6 +104,8 @@ struct State {
     ops: u64,
     /// Crash once `ops` reaches this.
     crash_after: Option<u64>,
+    /// Crash after this many more fsyncs of this directory.
+    crash_after_dir_sync: Option<(PathBuf, u64)>,
     crashed: bool,
     /// Pending (not yet durable) operations, oldest first.
     undo: Vec<Undo>,
@@ -161,6 +171,12 @@ impl Fault {
         if s.ops >= n {
             s.crashed = true;
         }
+    }
+
+    /// Crashes right after the `n`-th later fsync of directory `dir` completes: the moment a
+    /// rename into it (the checkpoint, say) has just become durable.
+    pub(crate) fn crash_after_dir_sync(&self, dir: &Path, n: u64) {
+        self.lock().crash_after_dir_sync = Some((dir.to_owned(), n.max(1)));
     }
 
     /// Crashes now.
@@ -299,6 +315,14 @@ impl Fault {
     ) -> io::Result<()> {
         self.mutate(|s| {
             sync()?;
+            if let Some((d, n)) = &mut s.crash_after_dir_sync
+                && d == dir
+            {
+                *n -= 1;
+                if *n == 0 {
+                    s.crashed = true;
+                }
+            }
             s.undo.retain(|u| match u {
                 Undo::NewName { path, .. } | Undo::Rename { to: path, .. } => {
                     path.parent() != Some(dir)
@@ -363,9 +387,10 @@ impl Fault {
         s.crashed = true;
         let undo = std::mem::take(&mut s.undo);
         let mut rng = Rng(match mode {
-            Mode::DropAll => 1,
-            Mode::Torn(seed) => seed | 1,
+            Mode::DropAll | Mode::KeepOnly(_) => 1,
+            Mode::Torn(seed) | Mode::TornExcept(seed, _) => seed | 1,
         });
+        let names = |path: &Path, fragment: &str| path.to_string_lossy().contains(fragment);
         let mut undone = 0;
         // Data first, at today's names; then the names, newest first.
         let mut pages: HashMap<(PathBuf, u64), bool> = HashMap::new();
@@ -373,8 +398,10 @@ impl Fault {
         for u in undo.iter().rev() {
             let Undo::Write { path, pos, old, old_len } = u else { continue };
             let (pages, len) = match mode {
-                Mode::DropAll => (None, true),
-                Mode::Torn(_) => {
+                Mode::KeepOnly(f) if names(path, f) => continue,
+                Mode::TornExcept(_, f) if names(path, f) => (None, true),
+                Mode::DropAll | Mode::KeepOnly(_) => (None, true),
+                Mode::Torn(_) | Mode::TornExcept(..) => {
                     let len = *lengths.entry(path.clone()).or_insert_with(|| rng.coin());
                     let first = pos / PAGE;
                     let last = (pos + (old.len() as u64).max(1) - 1) / PAGE;
