@@ -527,14 +527,17 @@ async fn a_failed_queue_or_index_flush_poisons_the_store() {
             }
             r
         };
-        for i in 0..30 {
+        // Enough that the index has rotated: the restart must rebuild from the checkpoint, not
+        // from the start of the only index file.
+        for i in 0..250 {
             put(i, &mut run).await.unwrap();
         }
         store.checkpoint().unwrap();
+        assert!(std::fs::read_dir(dir.path().join("index")).unwrap().count() > 1);
         fault.fail_next_sync(target);
         // Append until the failed flush refuses appends (bounded).
         let deadline = Instant::now() + Duration::from_secs(3);
-        let mut i = 30;
+        let mut i = 250;
         let refusal = loop {
             match put(i, &mut run).await {
                 Ok(_) => i += 1,
