@@ -42,8 +42,10 @@ pub(crate) fn run_checkpointer(shared: &Arc<Shared>) {
         if shared.stop_background.load(Ordering::Acquire) {
             break;
         }
-        if let Err(e) = checkpoint(shared, None) {
-            tracing::error!(error = %e, "checkpoint failed");
+        match checkpoint(shared, None) {
+            // Poisoned: said once, when it happened; the checkpoint stays where it was.
+            Ok(_) | Err(StorageError::Poisoned(_)) => {}
+            Err(e) => tracing::error!(error = %e, "checkpoint failed"),
         }
     }
 }
@@ -55,23 +57,27 @@ const SYNCFS_ABOVE: usize = 256;
 /// the checkpoint. With a `deadline` (closing), queues not written by then are left to the
 /// next open's re-dispatch: the checkpoint stops before their first unwritten entry.
 ///
-/// A failed flush of ConsumeQueues or the index poisons the store: after a failed `fsync` the
-/// kernel may have dropped the pages, so what is in memory can no longer be trusted. The
-/// checkpoint is not advanced, and the next open rebuilds them from the CommitLog.
+/// A failed ConsumeQueue or index flush poisons the store: after an fsync error the kernel may
+/// have dropped the dirty pages (and a retried fsync succeeds without them), so the in-memory
+/// queues and index may no longer match the files. A poisoned store never advances the
+/// checkpoint again, so the restart re-dispatches from the last one that was true and rebuilds
+/// what was lost from the CommitLog.
 pub(crate) fn checkpoint(shared: &Shared, deadline: Option<Instant>) -> Result<Checkpoint> {
     let _one_at_a_time =
         shared.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dispatched = shared.dispatched.load(Ordering::Acquire);
-    let unwritten = match sync_derived(shared, deadline) {
-        Ok(u) => u,
-        Err(e) => {
-            shared.poison(&format!("flushing consume queues or the index failed: {e}"));
-            return Err(e);
-        }
-    };
+    let synced = sync_derived(shared, deadline);
+    if let Err(e) = &synced {
+        shared.poison(&format!("consume queue or index flush failed: {e}"));
+    }
+    // Consumer progress and metadata do not depend on the queues: still saved when poisoned.
     shared.offsets.save()?;
     shared.topics.save()?;
     shared.groups.save()?;
+    if let Some(reason) = shared.poisoned.get() {
+        return Err(StorageError::Poisoned(reason.clone()));
+    }
+    let unwritten = synced?;
     let cp = Checkpoint {
         flushed: shared.log.flushed_pos(),
         dispatched: unwritten.map_or(dispatched, |u| u.min(dispatched)),

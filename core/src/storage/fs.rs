@@ -1,7 +1,9 @@
 //! Every file-system operation of the store goes through here: data files (CommitLog segments,
 //! ConsumeQueue and index files) as [`DataFile`], directories and small files as functions.
 //! One place to get durability right (`fdatasync` on data, `fsync` on the directory of every
-//! created, renamed or removed name), and one place where a test can see every write and sync.
+//! created, renamed or removed name), and one place where a test can see every write and sync:
+//! in test builds each operation first asks [`fault`] whether a test registered the data
+//! directory, to record it or fail it; other builds have no such check.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,6 +11,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::storage::error::{Result, StorageError};
+
+#[cfg(test)]
+pub(crate) mod fault;
 
 /// An open data file, read and written at positions (`pread`/`pwrite`), or mapped by
 /// [`crate::storage::mapped::MappedFile`].
@@ -22,17 +27,29 @@ impl DataFile {
     /// Creates `path`, which must not exist. The caller makes the new name durable
     /// ([`fsync_dir`] of the parent), now or batched with others.
     pub(crate) fn create_new(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
+        let open = || OpenOptions::new().read(true).write(true).create_new(true).open(path);
+        #[cfg(test)]
+        if let Some(f) = fault::find(path) {
+            let mut file = None;
+            f.create(path, false, || {
+                file = Some(open()?);
+                Ok(true)
+            })
             .map_err(StorageError::io("create", path))?;
+            let file =
+                file.ok_or_else(|| StorageError::io("create", path)(io::ErrorKind::Other.into()))?;
+            return Ok(DataFile { file, path: path.to_owned() });
+        }
+        let file = open().map_err(StorageError::io("create", path))?;
         Ok(DataFile { file, path: path.to_owned() })
     }
 
     /// Opens an existing file for reading and writing.
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        #[cfg(test)]
+        if let Some(f) = fault::find(path) {
+            f.check().map_err(StorageError::io("open", path))?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -57,11 +74,22 @@ impl DataFile {
 
     /// Cuts or extends (with zeros) the file to `len` bytes.
     pub(crate) fn set_len(&self, len: u64) -> Result<()> {
+        #[cfg(test)]
+        if let Some(f) = fault::find(&self.path) {
+            return f
+                .set_len(&self.file, &self.path, len)
+                .map_err(StorageError::io("resize", &self.path));
+        }
         self.file.set_len(len).map_err(StorageError::io("resize", &self.path))
     }
 
     /// Reads into `buf` from `pos`; returns how many bytes there were (fewer at the end).
+    #[allow(dead_code, reason = "for the ConsumeQueue rewrite, which reads with it")]
     pub(crate) fn read_at(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        #[cfg(test)]
+        if let Some(f) = fault::find(&self.path) {
+            f.check().map_err(StorageError::io("read", &self.path))?;
+        }
         let mut done = 0;
         while done < buf.len() {
             let Some(rest) = buf.get_mut(done..) else { break };
@@ -77,12 +105,35 @@ impl DataFile {
 
     /// Writes all of `data` at `pos`.
     pub(crate) fn write_at(&self, pos: u64, data: &[u8]) -> Result<()> {
+        #[cfg(test)]
+        if let Some(f) = fault::find(&self.path) {
+            return f
+                .write_at(&self.file, &self.path, pos, data)
+                .map_err(StorageError::io("write", &self.path));
+        }
         self.file.write_all_at(data, pos).map_err(StorageError::io("write", &self.path))
     }
 
     /// Makes the file's data durable (`fdatasync`: data and the size, not the times).
     pub(crate) fn sync_data(&self) -> Result<()> {
+        #[cfg(test)]
+        if let Some(f) = fault::find(&self.path) {
+            return f
+                .sync(&self.path, || self.file.sync_data())
+                .map_err(StorageError::io("fdatasync", &self.path));
+        }
         self.file.sync_data().map_err(StorageError::io("fdatasync", &self.path))
+    }
+
+    /// Makes the file's data and metadata durable (`fsync`).
+    fn sync_all(&self) -> Result<()> {
+        #[cfg(test)]
+        if let Some(f) = fault::find(&self.path) {
+            return f
+                .sync(&self.path, || self.file.sync_all())
+                .map_err(StorageError::io("fsync", &self.path));
+        }
+        self.file.sync_all().map_err(StorageError::io("fsync", &self.path))
     }
 }
 
@@ -99,6 +150,17 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<Option<PathBuf>> {
         }
     }
     if top.is_some() {
+        #[cfg(test)]
+        if let (Some(f), Some(top)) = (fault::find(dir), &top) {
+            // Each new level is a new name in its parent, top first.
+            let mut levels: Vec<&Path> = dir.ancestors().take_while(|d| *d != top).collect();
+            levels.push(top);
+            for d in levels.into_iter().rev() {
+                f.create(d, true, || std::fs::create_dir(d).map(|()| true))
+                    .map_err(StorageError::io("create directory", d))?;
+            }
+            return Ok(Some(top.clone()));
+        }
         std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
     }
     Ok(top)
@@ -123,14 +185,24 @@ pub(crate) fn create_dir_all_durable(dir: &Path) -> Result<()> {
 
 /// fsyncs a directory, so that creates, renames and deletes in it are durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    #[cfg(test)]
+    if let Some(f) = fault::find(dir) {
+        return f
+            .sync_dir(dir, || File::open(dir).and_then(|d| d.sync_all()))
+            .map_err(StorageError::io("fsync directory", dir));
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync directory", dir))
 }
 
 /// Syncs the whole file system holding `dir` (`syncfs`): one call instead of an `fsync` per
 /// file when many files are dirty.
 pub(crate) fn sync_filesystem(dir: &Path) -> Result<()> {
-    let d = File::open(dir).map_err(StorageError::io("open", dir))?;
-    rustix::fs::syncfs(&d).map_err(|e| StorageError::io("syncfs", dir)(io::Error::from(e)))
+    let syncfs = || File::open(dir).and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from));
+    #[cfg(test)]
+    if let Some(f) = fault::find(dir) {
+        return f.sync_all(syncfs).map_err(StorageError::io("syncfs", dir));
+    }
+    syncfs().map_err(StorageError::io("syncfs", dir))
 }
 
 /// fsyncs the directory holding `path`.
@@ -143,12 +215,25 @@ pub(crate) fn sync_parent(path: &Path) -> Result<()> {
 
 /// Removes a file. The caller fsyncs the directory when the removal must be durable.
 pub(crate) fn remove_file(path: &Path) -> Result<()> {
+    #[cfg(test)]
+    if let Some(f) = fault::find(path) {
+        return f
+            .remove(path, || std::fs::remove_file(path))
+            .map_err(StorageError::io("remove", path));
+    }
     std::fs::remove_file(path).map_err(StorageError::io("remove", path))
 }
 
 /// Removes a directory tree, if it exists, and makes that durable.
+#[allow(dead_code, reason = "for the ConsumeQueue rewrite, which removes queue directories")]
 pub(crate) fn remove_dir_all(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
+    let remove = || std::fs::remove_dir_all(dir);
+    #[cfg(test)]
+    let remove = || match fault::find(dir) {
+        Some(f) => f.remove(dir, remove),
+        None => remove(),
+    };
+    match remove() {
         Ok(()) => sync_parent(dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::io("remove directory", dir)(e)),
@@ -157,6 +242,10 @@ pub(crate) fn remove_dir_all(dir: &Path) -> Result<()> {
 
 /// Reads a whole small file; `None` if it does not exist.
 pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+    #[cfg(test)]
+    if let Some(f) = fault::find(path) {
+        f.check().map_err(StorageError::io("read", path))?;
+    }
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -169,19 +258,49 @@ pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     {
-        let f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;
-        let f = DataFile { file: f, path: tmp.clone() };
+        let f = DataFile { file: create_or_truncate(&tmp)?, path: tmp.clone() };
         f.write_at(0, bytes)?;
-        f.file.sync_all().map_err(StorageError::io("fsync", &tmp))?;
+        f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).map_err(StorageError::io("rename", path))?;
+    rename(&tmp, path)?;
     sync_parent(path)
 }
 
 /// Creates (or truncates) an empty marker file and makes its name durable.
 pub(crate) fn touch_durable(path: &Path) -> Result<()> {
-    File::create(path).map_err(StorageError::io("create", path))?;
+    create_or_truncate(path)?;
     sync_parent(path)
+}
+
+/// `File::create`: creates `path`, or empties it if it exists.
+fn create_or_truncate(path: &Path) -> Result<File> {
+    #[cfg(test)]
+    if let Some(f) = fault::find(path) {
+        let existed = path.exists();
+        if existed {
+            // Emptying is a write like any other: undone if not synced.
+            let file = DataFile::open(path)?;
+            file.set_len(0)?;
+            return Ok(file.file);
+        }
+        let mut file = None;
+        f.create(path, false, || {
+            file = Some(File::create(path)?);
+            Ok(true)
+        })
+        .map_err(StorageError::io("create", path))?;
+        return file.ok_or_else(|| StorageError::io("create", path)(io::ErrorKind::Other.into()));
+    }
+    File::create(path).map_err(StorageError::io("create", path))
+}
+
+/// Renames `from` over `to`. The caller fsyncs the directory to make it durable.
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    #[cfg(test)]
+    if let Some(f) = fault::find(to) {
+        return f.rename(from, to).map_err(StorageError::io("rename", to));
+    }
+    std::fs::rename(from, to).map_err(StorageError::io("rename", to))
 }
 
 /// Removes a marker file and makes that durable.

@@ -38,6 +38,8 @@ struct Header {
 
 #[derive(Debug)]
 struct IndexFile {
+    /// CommitLog offset of the first entry (the file's name).
+    base: u64,
     file: MappedFile,
     header: Header,
     dirty: bool,
@@ -56,7 +58,7 @@ impl Index {
         fs::create_dir_all_durable(dir)?;
         let len = file_len(slots, max_entries);
         let mut files = Vec::new();
-        for (_, path) in list_offset_files(dir)? {
+        for (base, path) in list_offset_files(dir)? {
             let file = MappedFile::open(&path, len)?;
             let h = file.slice(0, HEADER_LEN);
             let valid = u32_at(h, 44) == Some(MAGIC)
@@ -75,7 +77,7 @@ impl Index {
                 end_phy: u64_at(h, 24).unwrap_or(0),
                 entries: u32_at(h, 36).unwrap_or(0).min(max_entries),
             };
-            files.push(IndexFile { file, header, dirty: false });
+            files.push(IndexFile { base, file, header, dirty: false });
         }
         // Only the last file is written: the others keep their mapping, not a descriptor.
         let sealed = files.len().saturating_sub(1);
@@ -123,7 +125,7 @@ impl Index {
                 prev.file.release_descriptor()?;
                 prev.dirty = false;
             }
-            files.push(IndexFile { file, header, dirty: true });
+            files.push(IndexFile { base: phy, file, header, dirty: true });
         }
         let Some(f) = files.last_mut() else { return Ok(()) };
         for key in keys {
@@ -197,6 +199,33 @@ impl Index {
             f.dirty = false;
         }
         Ok(())
+    }
+
+    /// Recovery after a crash: removes the files that may have been written since the
+    /// checkpoint (which made everything indexed below `dispatched` durable) and returns where
+    /// re-dispatch must start to rebuild them (`None` if there are no files).
+    ///
+    /// Their unsynced pages may have been written back in any order: a slot head that reached
+    /// the disk without the entry it points at cuts the chain, losing durable entries behind
+    /// it, and a header may count entries that were never written. Such a file cannot be
+    /// repaired in place, so it is rebuilt from the CommitLog (Apache RocketMQ likewise
+    /// destroys index files newer than its checkpoint after an abnormal exit). That is the file
+    /// holding `dispatched` (the last one starting at or below it) and every later one; earlier
+    /// files were complete, and synced, before the checkpoint.
+    pub(crate) fn discard_unsynced(&self, dispatched: u64) -> Result<Option<u64>> {
+        let mut files = self.lock();
+        let first = files.partition_point(|f| f.base <= dispatched).saturating_sub(1);
+        let Some(from) = files.get(first).map(|f| f.base) else { return Ok(None) };
+        for f in files.drain(first..) {
+            tracing::info!(path = %f.file.path().display(), "index file written since the checkpoint: rebuilding it");
+            remove_file(f.file.path())?;
+        }
+        fsync_dir(&self.dir)?;
+        if let Some(f) = files.last_mut() {
+            // The last file again: it may be written (a file rotated early by time).
+            f.file.reopen_descriptor()?;
+        }
+        Ok(Some(from))
     }
 
     /// Recovery: the CommitLog was cut at `end`; forget index files that start at or past it

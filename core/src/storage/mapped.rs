@@ -107,13 +107,21 @@ impl MappedFile {
     pub(crate) unsafe fn write(&self, pos: usize, data: &[u8]) {
         assert!(pos.checked_add(data.len()).is_some_and(|end| end <= self.len), "write past end");
         // SAFETY: in bounds (checked above); exclusive by the caller's contract.
-        unsafe {
+        let copy = || unsafe {
             std::ptr::copy_nonoverlapping(
                 data.as_ptr(),
                 self.map.as_mut_ptr().add(pos),
                 data.len(),
             );
+        };
+        // Tests see mapped writes as they see `pwrite`s (and drop them after a crash).
+        #[cfg(test)]
+        if let Some(f) = fs::fault::find(self.path()) {
+            let old = self.slice(pos, data.len()).to_vec();
+            f.mapped_write(self.path(), pos as u64, old, self.len as u64, copy);
+            return;
         }
+        copy();
     }
 
     /// Writes `data` at `pos` through the file (`pwrite`), not the mapping: the kernel copies

@@ -25,6 +25,8 @@ pub mod config;
 pub mod consumequeue;
 mod dispatch;
 pub mod error;
+#[cfg(test)]
+mod fault_tests;
 mod fs;
 mod index;
 mod mapped;
@@ -415,7 +417,8 @@ impl MessageStore {
         let end = recovered.end;
         shared.index.truncate_beyond(end)?;
         let redispatch_from = if unclean || recovered.truncated_at.is_some() {
-            cp.dispatched.min(end)
+            let index = if unclean { shared.index.discard_unsynced(cp.dispatched)? } else { None };
+            cp.dispatched.min(end).min(index.unwrap_or(u64::MAX))
         } else {
             cp.dispatched.min(end).max(shared.log.min_offset())
         };

@@ -73,6 +73,8 @@ async fn disk_pressure_forces_deletion_and_refusal_ratio_refuses_writes() {
     settle(&store).await;
     store.checkpoint().unwrap();
     let before = std::fs::read_dir(dir.path().join("commitlog")).unwrap().count();
+    // Deleting old segments never moves the end: the refused write below must not either.
+    let end = store.commitlog_max_offset();
     store.close().unwrap();
 
     // Any real disk is more than 0.01% used: both ratios trip.
@@ -90,6 +92,6 @@ async fn disk_pressure_forces_deletion_and_refusal_ratio_refuses_writes() {
     let err = store.put(msg("d", 0, 1)).await.unwrap_err();
     assert!(matches!(err, StorageError::DiskFull { .. }), "{err}");
     assert!(err.to_string().contains("full"), "{err}");
-    let end = store.commitlog_max_offset();
-    assert_eq!(store.commitlog_max_offset(), end, "a refused write changed nothing");
+    assert_eq!(store.commitlog_max_offset(), end, "a refused write moved the CommitLog end");
+    assert_eq!(store.max_offset("d", 0), 800, "a refused write took a queue offset");
 }

@@ -1,9 +1,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use orbitmq_core::storage::{
-    FlushDiskType, GetStatus, MessageStore, PutMessage, StoreConfig, TagFilter,
-};
+use orbitmq_core::storage::{GetStatus, MessageStore, PutMessage, TagFilter};
 
 use crate::{fill, msg, settle, small_config};
 
@@ -142,31 +140,9 @@ async fn oversized_and_invalid_messages_change_nothing() {
     assert_eq!((r.commitlog_offset, r.queue_offset), (0, 0));
 }
 
-#[tokio::test]
-async fn sync_flush_acknowledges_durable_appends_from_many_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig { flush_disk_type: FlushDiskType::Sync, ..small_config(dir.path()) };
-    let store = MessageStore::open(cfg).unwrap();
-    let mut tasks = Vec::new();
-    for w in 0..8u32 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..50 {
-                store.put(msg("sync", w % 4, i)).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    settle(&store).await;
-    let total: u64 = (0..4).map(|q| store.max_offset("sync", q)).sum();
-    assert_eq!(total, 400);
-    store.close().unwrap();
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
-    let total: u64 = (0..4).map(|q| store.max_offset("sync", q)).sum();
-    assert_eq!(total, 400);
-}
+// Sync flush durability (an ack means durable, from many writers at once) is tested with a
+// crash that drops every unsynced write: storage::fault_tests in the core crate. A reopen after
+// a clean close, as here, could not tell: close flushes everything.
 
 #[tokio::test]
 async fn a_second_process_cannot_open_the_same_directory() {
