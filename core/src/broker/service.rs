@@ -52,13 +52,17 @@ fn header<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
     req.metadata().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `grpc-timeout`: an integer and a unit (H, M, S, m, u, n).
+/// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n), as the gRPC spec says.
+/// Anything else is ignored (no deadline), never an overflow.
 fn grpc_timeout(v: &str) -> Option<Duration> {
-    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let (num, unit) = v.split_at_checked(v.len().checked_sub(1)?)?;
+    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: u64 = num.parse().ok()?;
     Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),
@@ -400,7 +404,7 @@ impl MessagingService for Messaging {
                     out.push(Content::Message(to_wire(&Delivered {
                         message: m,
                         receipt_handle: None,
-                        delivery_attempt: 1 + m.reconsume_times,
+                        delivery_attempt: m.reconsume_times.saturating_add(1),
                         invisible_ms: None,
                     })));
                 }
@@ -665,5 +669,10 @@ mod tests {
         assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(grpc_timeout("x"), None);
         assert_eq!(grpc_timeout(""), None);
+        assert_eq!(grpc_timeout("99999999H"), Some(Duration::from_secs(99_999_999 * 3600)));
+        // More than 8 digits, signs, other units: ignored, never an overflow.
+        for bad in ["18446744073709551615H", "123456789S", "-5S", "+5S", "S", "5", "5\u{e9}"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

@@ -256,3 +256,53 @@ async fn end_transaction_recall_and_forward_refuse_bad_input_with_a_reason() {
     assert_eq!(code(r.status.as_ref()), Code::Unsupported);
     b.stop().await;
 }
+
+/// The admin API, for `query_message_by_id`.
+async fn admin(
+    b: &TestBroker,
+) -> orbitmq_core::protocol::admin::admin_client::AdminClient<tonic::transport::Channel> {
+    orbitmq_core::protocol::admin::admin_client::AdminClient::connect(format!("http://{}", b.addr))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn numbers_near_the_integer_limits_are_answered_not_overflowed() {
+    use orbitmq_core::protocol::admin as pb;
+    let b = TestBroker::start().await;
+    let mut c = b.client("limits").await;
+    assert_eq!(send_code(&mut c, message("lim", "01LIM", "x")).await, (Code::Ok, Code::Ok));
+    let mut a = admin(&b).await;
+
+    // An offset_msg_id of this broker whose CommitLog offset is near u64::MAX: reading there
+    // computed `offset + len` unchecked (a panic in debug builds, so no answer at all).
+    let host = b.broker.store().config().store_host;
+    for offset in [u64::MAX, u64::MAX - 3, u64::MAX - 200, 1 << 63] {
+        let id = orbitmq_core::storage::msg_id::encode(host, offset);
+        let err = a
+            .query_message_by_id(pb::QueryMessageByIdRequest { id: id.clone() })
+            .await
+            .expect_err("no message there");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{id}: {err:?}");
+        assert!(err.message().contains(&offset.to_string()), "{id}: {err:?}");
+    }
+
+    // A delivery time at the far past (i64::MIN ms): "at - now" overflowed. A time in the
+    // past is due now, as in RocketMQ: stored in its topic at once.
+    let mut past = message("lim", "01PAST", "x");
+    past.system_properties.as_mut().unwrap().delivery_timestamp =
+        Some(prost_types::Timestamp { seconds: i64::MIN, nanos: 0 });
+    assert_eq!(send_code(&mut c, past).await, (Code::Ok, Code::Ok));
+
+    // A grpc-timeout beyond the spec's 8 digits: "n * 3600" overflowed. It is ignored.
+    for timeout in ["18446744073709551615H", "999999999999M", "99999999H"] {
+        let mut req = tonic::Request::new(v2::QueryRouteRequest {
+            topic: Some(resource("lim")),
+            endpoints: None,
+        });
+        req.metadata_mut().insert("grpc-timeout", timeout.parse().unwrap());
+        let r = c.raw.query_route(req).await.unwrap().into_inner();
+        assert_eq!(code(r.status.as_ref()), Code::Ok, "grpc-timeout {timeout}");
+    }
+    b.stop().await;
+}
