@@ -9,7 +9,7 @@ use crate::protocol::admin::admin_server::Admin;
 use crate::protocol::admin::{self as pb};
 use crate::protocol::v2::{Code, Permission};
 use crate::storage::commitlog::record;
-use crate::storage::{GroupConfig, StoredMessage, TopicConfig, msg_id};
+use crate::storage::{GroupConfig, StorageError, StoredMessage, TopicConfig, msg_id};
 
 /// Reads the message at the CommitLog `offset` an `offset_msg_id` of this broker decoded to.
 ///
@@ -20,15 +20,31 @@ pub fn read_by_offset_msg_id(
     store: &crate::storage::MessageStore,
     offset: u64,
 ) -> Result<StoredMessage, BrokerError> {
+    const WHERE_IDS_COME_FROM: &str =
+        "offset message ids come from SendMessage receipts or `admin message by-key`";
     let (min, max) = (store.commitlog_min_offset(), store.commitlog_max_offset());
     let header_end = offset.checked_add(record::HEADER_LEN as u64);
     if offset < min || header_end.is_none_or(|end| end > max) {
         return Err(BrokerError::new(
             Code::MessageNotFound,
-            format!("commit-log offset {offset} is outside the commit log [{min}, {max})"),
+            format!(
+                "no message starts at commit-log offset {offset}: the commit log holds \
+                 [{min}, {max}) ({WHERE_IDS_COME_FROM})"
+            ),
         ));
     }
-    store.read_at(offset).map_err(BrokerError::from)
+    // Inside the log but not at a record start, what is read there is not a valid record
+    // (wrong length, magic or CRC, or a record naming another offset).
+    store.read_at(offset).map_err(|e| match e {
+        StorageError::OffsetOutOfRange { .. } | StorageError::Corrupted { .. } => {
+            tracing::debug!(offset, error = %e, "an offset_msg_id points at no record start");
+            BrokerError::new(
+                Code::MessageNotFound,
+                format!("no message starts at commit-log offset {offset} ({WHERE_IDS_COME_FROM})"),
+            )
+        }
+        e => BrokerError::from(e),
+    })
 }
 
 /// Most messages one query returns.
