@@ -440,6 +440,13 @@ impl MessageStore {
 
     /// Reads the message at a CommitLog offset.
     pub fn read_at(&self, commitlog_offset: u64) -> Result<StoredMessage> {
+        // Offsets come from ids, index files and saved state: `read_raw` adds the length
+        // unchecked, so one near u64::MAX must stop here.
+        let log = &self.shared().log;
+        if commitlog_offset.checked_add(commitlog::record::HEADER_LEN as u64).is_none() {
+            let (min, max) = (log.min_offset(), log.write_pos());
+            return Err(StorageError::OffsetOutOfRange { offset: commitlog_offset, min, max });
+        }
         let head = self.shared().log.read_raw(commitlog_offset, 4)?;
         let size = commitlog::record::u32_at(&head, 0).unwrap_or(0);
         self.shared().log.read(commitlog_offset, size)

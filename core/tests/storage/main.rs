@@ -3,6 +3,7 @@
 
 mod corruption;
 mod crash;
+mod fuzz_regressions;
 mod metadata;
 mod queries;
 mod retention;
