@@ -28,6 +28,10 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(record offset_msg_id receipt_handle index_file grpc)
 fi
 
+# The targets' store directories (libFuzzer exits without dropping them).
+cleanup() { rm -rf "${TMPDIR:-/tmp}"/orbitmq-fuzz-* /dev/shm/orbitmq-fuzz-* 2>/dev/null || true; }
+trap cleanup EXIT
+
 fuzz=(cargo +nightly fuzz)
 flags=(-O --debug-assertions)
 "${fuzz[@]}" build "${flags[@]}"

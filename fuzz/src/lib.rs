@@ -33,7 +33,8 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // Named so tests/fuzz.sh can remove it: libFuzzer exits without dropping statics.
+        let dir = tempfile::Builder::new().prefix("orbitmq-fuzz-").tempdir().unwrap();
         let store = StoreConfig {
             segment_size: 8 << 20,
             store_host: "127.0.0.1:8081".parse().unwrap(),
