@@ -44,6 +44,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use orbitmq_core::protocol::admin::{self as pb, admin_client::AdminClient};
 use serde::Serialize;
@@ -911,7 +913,7 @@ impl From<pb::MessageRecord> for MessageJson {
     fn from(m: pb::MessageRecord) -> Self {
         let (body, body_base64) = match std::str::from_utf8(&m.body) {
             Ok(s) => (Some(s.to_owned()), None),
-            Err(_) => (None, Some(base64(&m.body))),
+            Err(_) => (None, Some(BASE64_STANDARD.encode(&m.body))),
         };
         MessageJson {
             topic: m.topic,
@@ -1020,80 +1022,42 @@ fn preview(m: &MessageJson) -> String {
     out
 }
 
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // tables
 
 const L: bool = false;
 const R: bool = true;
 
-/// Aligned columns under headers; `true` right-aligns a column (numbers).
+/// Aligned columns under headers, two spaces apart, no borders; `true` right-aligns a column
+/// (numbers).
 struct Table {
-    headers: Vec<&'static str>,
-    right: Vec<bool>,
-    rows: Vec<Vec<String>>,
+    table: comfy_table::Table,
 }
 
 impl Table {
     fn new(columns: &[(&'static str, bool)]) -> Self {
-        Table {
-            headers: columns.iter().map(|c| c.0).collect(),
-            right: columns.iter().map(|c| c.1).collect(),
-            rows: Vec::new(),
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::NOTHING);
+        table.set_header(columns.iter().map(|c| c.0).collect::<Vec<_>>());
+        for (column, &(_, right)) in table.column_iter_mut().zip(columns) {
+            column.set_padding((0, 2));
+            if right {
+                column.set_cell_alignment(comfy_table::CellAlignment::Right);
+            }
         }
+        Table { table }
     }
 
     fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.table.add_row(cells);
     }
 
     /// The table, or `empty` in place of its rows when it has none.
     fn render_or(&self, empty: &str) -> String {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
+        let mut out = self.table.trim_fmt();
+        if self.table.is_empty() {
+            let _ = write!(out, "\n({empty})");
         }
-        let mut out = String::new();
-        let header: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
-        for row in std::iter::once(&header).chain(&self.rows) {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                if i > 0 {
-                    line.push_str("  ");
-                }
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                if self.right[i] {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                    line.push_str(cell);
-                } else {
-                    line.push_str(cell);
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-            }
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-        if self.rows.is_empty() {
-            let _ = writeln!(out, "({empty})");
-        }
-        out.truncate(out.trim_end().len());
         out
     }
 }
@@ -1102,119 +1066,33 @@ impl Table {
 // time
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    jiff::Timestamp::now().as_millisecond()
 }
 
-/// `--to-time` and friends: ms since the epoch, an RFC 3339 time, or `now`.
+/// What `--to-time`, `--begin-ms` and `--end-ms` take, for their error messages.
+const TIME_FORMS: &str = "ms since the epoch (1764064800000), an RFC 3339 time with an offset \
+                          (2026-11-25T10:00:00Z, 2026-11-25T11:00:00.250+01:00) or `now`";
+
+/// `--to-time` and friends: ms since the epoch, an RFC 3339 time, or `now`. The range is
+/// jiff's (years -9999 to 9999), so every accepted time can be printed back.
 fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if s.eq_ignore_ascii_case("now") {
         return Ok(now_ms());
     }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map_err(|e| format!("{s:?} is not a valid ms timestamp: {e}"));
+        return s
+            .parse()
+            .ok()
+            .filter(|&ms| jiff::Timestamp::from_millisecond(ms).is_ok())
+            .ok_or_else(|| {
+                format!("{s} ms is out of range: the latest time is 9999-12-31T23:59:59.999Z")
+            });
     }
-    parse_rfc3339(s).ok_or_else(|| {
-        format!(
-            "{s:?} is not a time: give ms since the epoch, RFC 3339 \
-             (2026-11-25T10:00:00Z, 2026-11-25T11:00:00.250+01:00) or `now`"
-        )
-    })
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to ms since the epoch.
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    fn num(s: &str) -> Option<i64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
+    match s.parse::<jiff::Timestamp>() {
+        Ok(t) => Ok(t.as_millisecond()),
+        Err(e) => Err(format!("{s:?} is not a time ({e}); expected {TIME_FORMS}")),
     }
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?);
-    let (hour, minute, second) = (num(&s[11..13])?, num(&s[14..16])?, num(&s[17..19])?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let ms: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
-        millis = num(&ms)?;
-        rest = &frac[digits..];
-    }
-    let offset_s = match rest.as_bytes() {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let h = num(std::str::from_utf8(&[*h1, *h2]).ok()?)?;
-            let m = num(std::str::from_utf8(&[*m1, *m2]).ok()?)?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let off = h * 3600 + m * 60;
-            if *sign == b'-' { -off } else { off }
-        }
-        _ => return None,
-    };
-    // A leap second (:60) counts as the next second's start.
-    let secs =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
-    Some(secs * 1000 + millis)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Ms since the epoch as RFC 3339 UTC with milliseconds; `-` for 0 (never).
@@ -1222,16 +1100,10 @@ fn format_time(ms: i64) -> String {
     if ms == 0 {
         return "-".to_owned();
     }
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => format!("{t:.3}"),
+        Err(_) => format!("{ms} ms"),
+    }
 }
 
 #[cfg(test)]
@@ -1261,6 +1133,16 @@ mod tests {
             "2026-11-25T10:00:00.Z",
             "2026-11-25T10:00:00+1:00",
             "-5",
+            // Each of these panicked the hand-written parser or was out of range.
+            "2026-11-25T10:00:0\u{e9}",
+            "2026-11-25T10:00:00\u{e9}",
+            "\u{e9}\u{e9}\u{e9}\u{e9}-11-25T10:00:00Z",
+            "2026-11-25T10:0",
+            "2026-11-25T10:00:00+01:0\u{e9}",
+            "99999999999999999999",
+            "253402300800000",
+            "+99999-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
         ] {
             assert!(parse_time(bad).is_err(), "{bad:?} parsed");
         }
@@ -1275,16 +1157,6 @@ mod tests {
         for ms in [1_i64, 86_399_999, 951_782_400_000, 1_795_600_800_123, 4_102_444_800_000] {
             assert_eq!(parse_time(&format_time(ms)), Ok(ms));
         }
-    }
-
-    #[test]
-    fn encodes_base64() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
     }
 
     #[test]

@@ -163,10 +163,14 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "N")]
     message_groups: Option<u32>,
     /// With `--message-type delay`: each message is due this long after its request is built,
-    /// ms. [default: 1000]
-    #[arg(long, value_name = "D")]
+    /// ms, at most 100 years (the broker refuses more than its maximum delay). [default: 1000]
+    #[arg(long, value_name = "D", value_parser = clap::value_parser!(u64).range(..=MAX_DELAY_MS))]
     delay_ms: Option<u64>,
 }
+
+/// The largest `--delay-ms`: 100 years, far beyond any broker's limit, yet small enough that
+/// "now + delay" stays a valid time.
+const MAX_DELAY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// The message types `bench produce` sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -225,3 +225,76 @@ fn bench_delay_messages_report_their_lateness() {
     assert!(0 <= p50 && p50 <= p99, "{v}");
     assert!(v["receive_lateness_p99_ms"].as_i64().unwrap() >= p50, "{v}");
 }
+
+/// Runs `orbitmq args…` and checks it failed as a usage error (clap's exit code 2), not a
+/// panic (101), naming `flag`; returns stderr.
+fn usage_error(args: &[&str], flag: &str) -> String {
+    let out = orbitmq().args(args).env("RUST_BACKTRACE", "0").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(err.contains(&format!("for '{flag} ")), "{args:?} does not name {flag}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    err
+}
+
+#[test]
+fn bad_times_are_usage_errors_that_say_what_a_time_is() {
+    let bad_times = [
+        // Non-ASCII where a digit belongs: the old parser sliced through the 'é' and panicked.
+        "2026-11-25T10:00:0\u{e9}",
+        "2026-11-25T10:00:00\u{e9}",
+        "\u{e9}\u{e9}\u{e9}\u{e9}-11-25T10:00:00Z",
+        "2026-11-25T10:00:00+01:0\u{e9}",
+        // Truncated.
+        "2026-11-25T10:0",
+        "2026-11-25T",
+        "2026-11-25T10:00:00",
+        // Out of range.
+        "99999999999999999999",
+        "253402300800000",
+        "10000-01-01T00:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-11-25T25:00:00Z",
+        // Control characters.
+        "2026-11-25T10:00:00Z\u{7}",
+    ];
+    for time in bad_times {
+        for (cmd, flag) in [
+            (&["offset", "reset", "--group", "g", "--topic", "t", "--to-time"][..], "--to-time"),
+            (&["message", "by-key", "--topic", "t", "--key", "k", "--begin-ms"][..], "--begin-ms"),
+            (&["message", "by-key", "--topic", "t", "--key", "k", "--end-ms"][..], "--end-ms"),
+        ] {
+            let mut args = vec!["admin", "--endpoints", "127.0.0.1:1"];
+            args.extend_from_slice(cmd);
+            args.push(time);
+            let err = usage_error(&args, flag);
+            // The expected forms, so the operator can fix the value.
+            for form in ["ms since the epoch", "RFC 3339", "2026-11-25T10:00:00Z", "`now`"] {
+                if time.bytes().all(|b| b.is_ascii_digit()) {
+                    assert!(err.contains("out of range"), "{time:?}: {err}");
+                } else {
+                    assert!(err.contains(form), "{time:?}: {form} missing from {err}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_durations_and_counts_are_usage_errors() {
+    let produce = ["bench", "produce", "--endpoints", "127.0.0.1:1", "--message-type", "delay"];
+    for delay in ["-1", "1\u{e9}", "1s", "99999999999999999999", "9223372036854775807"] {
+        let mut args = produce.to_vec();
+        let flag = format!("--delay-ms={delay}");
+        args.push(&flag);
+        usage_error(&args, "--delay-ms");
+    }
+    for (flag, value) in [("--offset", "-1"), ("--offset", "1\u{e9}"), ("--queue", "4294967296")] {
+        let mut args = vec!["admin", "message", "by-offset", "--topic", "t"];
+        args.extend(if flag == "--offset" { ["--queue", "0"] } else { ["--offset", "0"] });
+        let flag_value = format!("{flag}={value}");
+        args.push(&flag_value);
+        usage_error(&args, flag);
+    }
+}

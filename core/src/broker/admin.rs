@@ -4,11 +4,48 @@ use tonic::{Request, Response, Status};
 
 use crate::broker::dead_letter::dlq_topic;
 use crate::broker::topics::{TopicKind, check_topic_config, queue_permission};
-use crate::broker::{Broker, validate};
+use crate::broker::{Broker, BrokerError, validate};
 use crate::protocol::admin::admin_server::Admin;
 use crate::protocol::admin::{self as pb};
-use crate::protocol::v2::Permission;
-use crate::storage::{GroupConfig, StoredMessage, TopicConfig, msg_id};
+use crate::protocol::v2::{Code, Permission};
+use crate::storage::commitlog::record;
+use crate::storage::{GroupConfig, StorageError, StoredMessage, TopicConfig, msg_id};
+
+/// Reads the message at the CommitLog `offset` an `offset_msg_id` of this broker decoded to.
+///
+/// The offset comes from the client, so it is checked here before the store reads at it:
+/// `CommitLog::read_raw` adds the length to the offset unchecked, so an offset near
+/// `u64::MAX` overflowed (a panic in debug builds, a wrapped bounds check in release).
+pub fn read_by_offset_msg_id(
+    store: &crate::storage::MessageStore,
+    offset: u64,
+) -> Result<StoredMessage, BrokerError> {
+    const WHERE_IDS_COME_FROM: &str =
+        "offset message ids come from SendMessage receipts or `admin message by-key`";
+    let (min, max) = (store.commitlog_min_offset(), store.commitlog_max_offset());
+    let header_end = offset.checked_add(record::HEADER_LEN as u64);
+    if offset < min || header_end.is_none_or(|end| end > max) {
+        return Err(BrokerError::new(
+            Code::MessageNotFound,
+            format!(
+                "no message starts at commit-log offset {offset}: the commit log holds \
+                 [{min}, {max}) ({WHERE_IDS_COME_FROM})"
+            ),
+        ));
+    }
+    // Inside the log but not at a record start, what is read there is not a valid record
+    // (wrong length, magic or CRC, or a record naming another offset).
+    store.read_at(offset).map_err(|e| match e {
+        StorageError::OffsetOutOfRange { .. } | StorageError::Corrupted { .. } => {
+            tracing::debug!(offset, error = %e, "an offset_msg_id points at no record start");
+            BrokerError::new(
+                Code::MessageNotFound,
+                format!("no message starts at commit-log offset {offset} ({WHERE_IDS_COME_FROM})"),
+            )
+        }
+        e => BrokerError::from(e),
+    })
+}
 
 /// Most messages one query returns.
 const MAX_QUERY: usize = 1000;
@@ -94,8 +131,7 @@ fn group_pb(name: String, c: &GroupConfig) -> pb::GroupConfig {
 
 fn topic_from_pb(t: Option<pb::TopicConfig>) -> Result<(String, TopicConfig), Status> {
     let t = t.ok_or_else(|| Status::invalid_argument("topic is required"))?;
-    let kind: TopicKind =
-        t.message_type.parse().map_err(|e: crate::broker::BrokerError| e.to_grpc())?;
+    let kind: TopicKind = t.message_type.parse().map_err(|e: BrokerError| e.to_grpc())?;
     let cfg = TopicConfig {
         read_queues: t.read_queues,
         write_queues: t.write_queues,
@@ -319,12 +355,8 @@ impl Admin for AdminApi {
         let store = self.broker.store();
         // An offset_msg_id decodes to this broker's address; anything else is a client id.
         let found = match msg_id::decode(&id) {
-            Ok((host, _)) if host == store.config().store_host => {
-                vec![
-                    store
-                        .read_by_offset_msg_id(&id)
-                        .map_err(|e| Status::not_found(e.to_string()))?,
-                ]
+            Ok((host, offset)) if host == store.config().store_host => {
+                vec![read_by_offset_msg_id(store, offset).map_err(|e| e.to_grpc())?]
             }
             _ => store.query_by_message_id(&id, 0, i64::MAX, 32),
         };

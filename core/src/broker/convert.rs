@@ -46,6 +46,16 @@ pub fn duration_ms(d: &prost_types::Duration) -> i64 {
     d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos) / 1_000_000).max(0)
 }
 
+/// Milliseconds of a protobuf duration, sign kept; `None` if it is not a valid Duration
+/// (nanos outside ±999,999,999, or seconds and nanos of opposite signs), as protobuf's
+/// `Durations.toMillis` refuses it.
+pub fn signed_duration_ms(d: &prost_types::Duration) -> Option<i64> {
+    let valid_nanos = d.nanos.unsigned_abs() < 1_000_000_000;
+    let same_sign = d.seconds == 0 || d.nanos == 0 || (d.seconds < 0) == (d.nanos < 0);
+    (valid_nanos && same_sign)
+        .then(|| d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos) / 1_000_000))
+}
+
 /// A protobuf duration from milliseconds.
 pub fn duration(ms: i64) -> prost_types::Duration {
     prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 }

@@ -53,6 +53,9 @@ pub struct BrokerConfig {
     pub default_queues: u32,
     /// Largest message body accepted, bytes.
     pub max_body_size: usize,
+    /// Largest gRPC request accepted, bytes (a batch of messages is one request): a larger one
+    /// is refused from its length prefix, before its body is read, with `RESOURCE_EXHAUSTED`.
+    pub max_request_size: usize,
     /// Deliveries before a message goes to the dead-letter queue, for new groups (RocketMQ's
     /// 16 retries + 1).
     pub max_delivery_attempts: u32,
@@ -78,6 +81,7 @@ impl Default for BrokerConfig {
             auto_create_groups: true,
             default_queues: 8,
             max_body_size: 4 << 20,
+            max_request_size: 16 << 20,
             max_delivery_attempts: 17,
             consumption_checkpoint_ms: 1000,
             max_delay_ms: 24 * 3600 * 1000,
@@ -251,11 +255,12 @@ impl Broker {
             // otherwise stall on HTTP/2 flow control (64 KiB by default).
             .initial_connection_window_size(16 << 20)
             .initial_stream_window_size(4 << 20)
+            .layer(tower::util::MapResponseLayer::new(service::oversized_request_status))
             .add_service(
                 crate::protocol::v2::messaging_service_server::MessagingServiceServer::new(
                     service::Messaging::new(self.clone()),
                 )
-                .max_decoding_message_size(130 << 20)
+                .max_decoding_message_size(service::request_limit(self.config()))
                 .max_encoding_message_size(130 << 20),
             )
             .add_service(crate::protocol::admin::admin_server::AdminServer::new(

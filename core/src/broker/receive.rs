@@ -82,7 +82,7 @@ impl Broker {
             // Sleep until a queue grows, an invisible message comes due, or polling ends.
             let mut wake = until;
             if let Some(visible_at) = self.pop().next_visible(group, topic) {
-                let ms = u64::try_from(visible_at - now_millis()).unwrap_or(0);
+                let ms = u64::try_from(visible_at.saturating_sub(now_millis())).unwrap_or(0);
                 wake = wake.min(now + Duration::from_millis(ms));
             }
             let left = wake.saturating_duration_since(now);

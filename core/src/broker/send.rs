@@ -208,12 +208,13 @@ impl Broker {
             (MessageType::Transaction, _) => Route::Half,
             (_, Some(at)) => {
                 let max = self.config().max_delay_ms;
-                if at - now > max {
+                // Saturating: a client's timestamp may be anything down to i64::MIN ms.
+                let ahead = at.saturating_sub(now);
+                if ahead > max {
                     return Err(BrokerError::new(
                         Code::IllegalDeliveryTime,
                         format!(
-                            "delivery time {at} is {} ms ahead; at most {max} ms ahead is allowed",
-                            at - now
+                            "delivery time {at} is {ahead} ms ahead; at most {max} ms ahead is allowed"
                         ),
                     ));
                 }
@@ -221,7 +222,7 @@ impl Broker {
                 if at <= now {
                     Route::Topic
                 } else {
-                    Route::Timer { at, bucket: timer::bucket(at - now) }
+                    Route::Timer { at, bucket: timer::bucket(ahead) }
                 }
             }
             _ => Route::Topic,

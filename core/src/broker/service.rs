@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
-use crate::broker::convert::{Delivered, duration_ms, timestamp, to_wire};
+use crate::broker::convert::{Delivered, signed_duration_ms, timestamp, to_wire};
 use crate::broker::error::BrokerError;
 use crate::broker::pull::Pulled;
 use crate::broker::{Broker, namespace, validate};
@@ -23,6 +23,59 @@ use crate::storage::message::now_millis;
 #[derive(Debug, Clone)]
 pub struct Messaging {
     broker: Broker,
+}
+
+/// The invisible time a ChangeInvisibleDuration asks for, checked as the proxy's
+/// `GrpcValidator.validateInvisibleTime(ms, 0)` does: 0 (visible now) up to 12 h. A negative
+/// duration is refused, not taken as 0: the client would believe it had delayed the message.
+fn change_invisible_ms(d: Option<&prost_types::Duration>) -> Result<i64, BrokerError> {
+    use crate::broker::receive::MAX_INVISIBLE_MS;
+    let illegal = |m: String| BrokerError::new(Code::IllegalInvisibleTime, m);
+    let d = d.ok_or_else(|| illegal("invisible_duration is required".to_owned()))?;
+    let ms = signed_duration_ms(d).ok_or_else(|| {
+        illegal(format!(
+            "invisible_duration {{ seconds: {}, nanos: {} }} is not a valid protobuf Duration",
+            d.seconds, d.nanos
+        ))
+    })?;
+    if ms < 0 {
+        return Err(illegal(format!("invisible_duration {ms} ms is too small, min is 0 ms")));
+    }
+    if ms > MAX_INVISIBLE_MS {
+        return Err(illegal(format!(
+            "invisible_duration {ms} ms is too large, max is {MAX_INVISIBLE_MS} ms"
+        )));
+    }
+    Ok(ms)
+}
+
+/// The decoding limit of `MessagingService`: `max_request_size`, but never below one message of
+/// `max_body_size` plus room for its properties, so an over-large body still reaches the
+/// validation that answers `MESSAGE_BODY_TOO_LARGE`.
+pub(crate) fn request_limit(config: &crate::broker::BrokerConfig) -> usize {
+    config.max_request_size.max(config.max_body_size.saturating_add(64 << 10))
+}
+
+/// tonic refuses a request whose length prefix is over the decoding limit, before reading its
+/// body, with `OUT_OF_RANGE`. gRPC's convention for "message larger than max" (grpc-java,
+/// grpc-go, and so Apache's proxy) is `RESOURCE_EXHAUSTED`, which clients read as "too big"
+/// rather than "bad offset": this rewrites that one status.
+pub(crate) fn oversized_request_status<B>(
+    mut res: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    const TONIC_TOO_LARGE: &str = "Error, decoded message length too large: ";
+    let Some(status) = Status::from_header_map(res.headers()) else { return res };
+    if status.code() != tonic::Code::OutOfRange || !status.message().starts_with(TONIC_TOO_LARGE) {
+        return res;
+    }
+    let detail = status.message().trim_start_matches(TONIC_TOO_LARGE);
+    let exhausted = Status::resource_exhausted(format!(
+        "request too large ({detail}); send smaller batches or raise [broker] max_request_size"
+    ));
+    if exhausted.add_header(res.headers_mut()).is_err() {
+        tracing::warn!("cannot rewrite the status of an over-large request");
+    }
+    res
 }
 
 impl Messaging {
@@ -52,13 +105,17 @@ fn header<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
     req.metadata().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `grpc-timeout`: an integer and a unit (H, M, S, m, u, n).
+/// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n), as the gRPC spec says.
+/// Anything else is ignored (no deadline), never an overflow.
 fn grpc_timeout(v: &str) -> Option<Duration> {
-    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let (num, unit) = v.split_at_checked(v.len().checked_sub(1)?)?;
+    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: u64 = num.parse().ok()?;
     Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),
@@ -400,7 +457,7 @@ impl MessagingService for Messaging {
                     out.push(Content::Message(to_wire(&Delivered {
                         message: m,
                         receipt_handle: None,
-                        delivery_attempt: 1 + m.reconsume_times,
+                        delivery_attempt: m.reconsume_times.saturating_add(1),
                         invisible_ms: None,
                     })));
                 }
@@ -585,18 +642,7 @@ impl MessagingService for Messaging {
             let topic = &namespace::stored_name(req.topic.as_ref(), &meta.namespace);
             validate::group(group)?;
             validate::topic(topic)?;
-            let ms = req.invisible_duration.as_ref().map(duration_ms).ok_or_else(|| {
-                BrokerError::new(Code::IllegalInvisibleTime, "invisible_duration is required")
-            })?;
-            if ms > crate::broker::receive::MAX_INVISIBLE_MS {
-                return Err(BrokerError::new(
-                    Code::IllegalInvisibleTime,
-                    format!(
-                        "invisible_duration {ms} ms exceeds {} ms",
-                        crate::broker::receive::MAX_INVISIBLE_MS
-                    ),
-                ));
-            }
+            let ms = change_invisible_ms(req.invisible_duration.as_ref())?;
             self.broker.pop().change_invisible(group, topic, &req.receipt_handle, ms)
         });
         Ok(Response::new(match result {
@@ -665,5 +711,10 @@ mod tests {
         assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(grpc_timeout("x"), None);
         assert_eq!(grpc_timeout(""), None);
+        assert_eq!(grpc_timeout("99999999H"), Some(Duration::from_secs(99_999_999 * 3600)));
+        // More than 8 digits, signs, other units: ignored, never an overflow.
+        for bad in ["18446744073709551615H", "123456789S", "-5S", "+5S", "S", "5", "5\u{e9}"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

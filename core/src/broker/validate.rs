@@ -207,16 +207,30 @@ pub fn user_properties<S: std::hash::BuildHasher>(
     }
     let mut size = tag.len() + keys.iter().map(String::len).sum::<usize>();
     for (k, v) in props {
+        // Apache's Message.putUserProperty refuses a blank name; an empty key would also
+        // collide with the separators of RocketMQ's properties string.
+        if k.trim().is_empty() {
+            return Err(BrokerError::new(
+                Code::IllegalMessagePropertyKey,
+                format!("property key {k:?} is empty or whitespace only"),
+            ));
+        }
         if RESERVED_PROPERTIES.contains(&k.as_str()) {
             return Err(BrokerError::new(
                 Code::IllegalMessagePropertyKey,
                 format!("property {k:?} is used by the system"),
             ));
         }
-        if has_control(k) || has_control(v) {
+        if has_control(k) {
             return Err(BrokerError::new(
                 Code::IllegalMessagePropertyKey,
-                format!("property {k:?} contains control characters"),
+                format!("the key of property {k:?} cannot contain control characters"),
+            ));
+        }
+        if has_control(v) {
+            return Err(BrokerError::new(
+                Code::IllegalMessagePropertyKey,
+                format!("the value of property {k:?} cannot contain control characters"),
             ));
         }
         size += k.len() + v.len();

@@ -278,29 +278,39 @@ impl ConsumeQueue {
     /// Up to `count` entries from `offset` on, within `[min, max)` and one file (one read) or
     /// the in-memory tail: `(queue offset, entry)` pairs, ascending, unwritten holes left out.
     pub fn get_range(&self, offset: u64, count: u64) -> Result<Vec<(u64, CqEntry)>> {
+        self.scan(offset, count).map(|(entries, _)| entries)
+    }
+
+    /// Like [`ConsumeQueue::get_range`], also saying where the part it looked at ends: a
+    /// reader continues there even when it held only holes.
+    pub fn scan(&self, offset: u64, count: u64) -> Result<(Vec<(u64, CqEntry)>, u64)> {
         let max = self.max_offset();
         if offset < self.min_offset() || offset >= max || count == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), offset));
         }
         let stop = max.min(offset.saturating_add(count));
         if offset >= self.written.load(Ordering::Acquire) {
             let p = self.lock_pending();
             if offset >= p.start {
                 let from = ((offset - p.start) as usize).saturating_mul(ENTRY_SIZE);
-                let to = ((stop.min(p.end()) - p.start) as usize).saturating_mul(ENTRY_SIZE);
-                return Ok(decode_run(p.buf.get(from..to).unwrap_or_default(), offset));
+                let end = stop.min(p.end()).max(offset);
+                let to = ((end - p.start) as usize).saturating_mul(ENTRY_SIZE);
+                let entries = decode_run(p.buf.get(from..to).unwrap_or_default(), offset);
+                return Ok((entries, end.max(offset + 1)));
             }
             // Written to the files meanwhile.
         }
         let base = offset - offset % self.entries_per_file;
+        let file_end = stop.min(base + self.entries_per_file);
         if self.read_bases().binary_search(&base).is_err() {
-            return Ok(Vec::new());
+            // No file here (lost, or never written): nothing to read up to its end.
+            return Ok((Vec::new(), file_end));
         }
-        let end = stop.min(base + self.entries_per_file).min(self.written.load(Ordering::Acquire));
-        let mut buf = vec![0u8; (end.saturating_sub(offset)) as usize * ENTRY_SIZE];
+        let end = file_end.min(self.written.load(Ordering::Acquire)).max(offset + 1);
+        let mut buf = vec![0u8; (end - offset) as usize * ENTRY_SIZE];
         let file = self.file(base, false)?;
         let got = file.read_at((offset - base) * ENTRY_SIZE as u64, &mut buf)?;
-        Ok(decode_run(buf.get(..got).unwrap_or_default(), offset))
+        Ok((decode_run(buf.get(..got).unwrap_or_default(), offset), end))
     }
 
     /// Takes the entry for `offset` (dispatcher only); it becomes readable at the next
@@ -490,9 +500,10 @@ impl ConsumeQueue {
         let max = self.max_offset();
         let mut min = self.read_bases().first().map_or(max, |b| *b).max(self.min_offset());
         'advance: while min < max {
-            let entries = self.get_range(min, READ_CHUNK)?;
+            let (entries, scanned) = self.scan(min, READ_CHUNK)?;
             if entries.is_empty() {
-                break;
+                min = scanned.max(min + 1);
+                continue;
             }
             for (offset, e) in entries {
                 if e.commitlog_offset >= commitlog_min {

@@ -176,7 +176,7 @@ impl Index {
                 else {
                     break;
                 };
-                let ts = f.header.begin_ts + i64::from(dt);
+                let ts = f.header.begin_ts.saturating_add(i64::from(dt));
                 if h == hash && ts >= begin && ts <= end && !out.contains(&phy) {
                     out.push(phy);
                 }

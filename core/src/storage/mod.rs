@@ -586,9 +586,11 @@ impl MessageStore {
         'scan: while next < stop && messages.len() < max {
             // Read a few more entries than messages wanted: some may be filtered out.
             let want = (max - messages.len()) as u64 * 2 + 8;
-            let entries = cq.get_range(next, want.min(stop - next))?;
+            let (entries, scanned) = cq.scan(next, want.min(stop - next))?;
             if entries.is_empty() {
-                break;
+                // Only holes (entries lost to a crash): skip them.
+                next = scanned.max(next + 1).min(stop);
+                continue;
             }
             for (at, e) in entries {
                 if messages.len() >= max {

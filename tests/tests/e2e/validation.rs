@@ -131,6 +131,17 @@ async fn every_send_rule_answers_its_code_and_stores_nothing() {
         m
     };
     cases.push(("16 KiB of properties", big, Code::MessagePropertiesTooLarge));
+    for (what, key, value) in [
+        ("empty property key", "", "v"),
+        ("blank property key", "  ", "v"),
+        ("property key with a control char", "k\u{1}", "v"),
+        ("property value with a control char", "k", "v\u{7f}"),
+        ("property value with a C1 control char", "k", "v\u{85}"),
+    ] {
+        let mut m = ok.clone();
+        m.user_properties = HashMap::from([(key.to_owned(), value.to_owned())]);
+        cases.push((what, m, Code::IllegalMessagePropertyKey));
+    }
 
     for (what, m, want) in cases {
         let (top, entry) = send_code(&mut c, m).await;
@@ -254,5 +265,172 @@ async fn end_transaction_recall_and_forward_refuse_bad_input_with_a_reason() {
         .unwrap()
         .into_inner();
     assert_eq!(code(r.status.as_ref()), Code::Unsupported);
+    b.stop().await;
+}
+
+/// The admin API, for `query_message_by_id`.
+async fn admin(
+    b: &TestBroker,
+) -> orbitmq_core::protocol::admin::admin_client::AdminClient<tonic::transport::Channel> {
+    orbitmq_core::protocol::admin::admin_client::AdminClient::connect(format!("http://{}", b.addr))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn numbers_near_the_integer_limits_are_answered_not_overflowed() {
+    use orbitmq_core::protocol::admin as pb;
+    let b = TestBroker::start().await;
+    let mut c = b.client("limits").await;
+    assert_eq!(send_code(&mut c, message("lim", "01LIM", "x")).await, (Code::Ok, Code::Ok));
+    let mut a = admin(&b).await;
+
+    // An offset_msg_id of this broker whose CommitLog offset is near u64::MAX: reading there
+    // computed `offset + len` unchecked (a panic in debug builds, so no answer at all).
+    let host = b.broker.store().config().store_host;
+    for offset in [u64::MAX, u64::MAX - 3, u64::MAX - 200, 1 << 63] {
+        let id = orbitmq_core::storage::msg_id::encode(host, offset);
+        let err = a
+            .query_message_by_id(pb::QueryMessageByIdRequest { id: id.clone() })
+            .await
+            .expect_err("no message there");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{id}: {err:?}");
+        assert!(err.message().contains(&offset.to_string()), "{id}: {err:?}");
+    }
+
+    // A delivery time at the far past (i64::MIN ms): "at - now" overflowed. A time in the
+    // past is due now, as in RocketMQ: stored in its topic at once.
+    let mut past = message("lim", "01PAST", "x");
+    past.system_properties.as_mut().unwrap().delivery_timestamp =
+        Some(prost_types::Timestamp { seconds: i64::MIN, nanos: 0 });
+    assert_eq!(send_code(&mut c, past).await, (Code::Ok, Code::Ok));
+
+    // A grpc-timeout beyond the spec's 8 digits: "n * 3600" overflowed. It is ignored.
+    for timeout in ["18446744073709551615H", "999999999999M", "99999999H"] {
+        let mut req = tonic::Request::new(v2::QueryRouteRequest {
+            topic: Some(resource("lim")),
+            endpoints: None,
+        });
+        req.metadata_mut().insert("grpc-timeout", timeout.parse().unwrap());
+        let r = c.raw.query_route(req).await.unwrap().into_inner();
+        assert_eq!(code(r.status.as_ref()), Code::Ok, "grpc-timeout {timeout}");
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn change_invisible_duration_refuses_negative_invalid_and_huge_durations() {
+    let b = TestBroker::start().await;
+    let mut c = b.client("inv").await;
+    assert_eq!(send_code(&mut c, message("inv", "01INV", "x")).await, (Code::Ok, Code::Ok));
+    b.wait_dispatched().await;
+    let (st, got) =
+        c.receive("g", "inv", "*", 1, Some(std::time::Duration::from_secs(30)), SECOND).await;
+    assert_eq!((st, got.len()), (Code::Ok, 1));
+    let handle = got[0].system_properties.as_ref().unwrap().receipt_handle.clone().unwrap();
+    let change = |seconds: i64, nanos: i32| v2::ChangeInvisibleDurationRequest {
+        group: Some(resource("g")),
+        topic: Some(resource("inv")),
+        receipt_handle: handle.clone(),
+        invisible_duration: Some(prost_types::Duration { seconds, nanos }),
+        message_id: "01INV".into(),
+        ..Default::default()
+    };
+    for (seconds, nanos, why) in [
+        (-5, 0, "too small"),
+        (-1, -500_000_000, "too small"),
+        (i64::MIN, 0, "too small"),
+        (1, -1, "not a valid"),
+        (0, 2_000_000_000, "not a valid"),
+        (12 * 3600 + 1, 0, "too large"),
+        (i64::MAX, 0, "too large"),
+    ] {
+        let r = c.raw.change_invisible_duration(change(seconds, nanos)).await.unwrap().into_inner();
+        assert_eq!(code(r.status.as_ref()), Code::IllegalInvisibleTime, "{seconds} s {nanos} ns");
+        assert!(r.status.unwrap().message.contains(why), "{seconds} s {nanos} ns");
+        assert!(r.receipt_handle.is_empty());
+    }
+    // The refusals changed nothing: the handle is still current, and 0 (visible now) is
+    // allowed, as the proxy allows it.
+    let r = c.raw.change_invisible_duration(change(0, 0)).await.unwrap().into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::Ok);
+    assert!(!r.receipt_handle.is_empty());
+    b.stop().await;
+}
+
+const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[tokio::test]
+async fn offset_msg_id_not_at_a_record_start_is_message_not_found() {
+    use orbitmq_core::protocol::admin as pb;
+    let b = TestBroker::start().await;
+    let mut c = b.client("byid").await;
+    let r = c.send(message("byid", "01BYID", "x")).await;
+    assert_eq!(code(r.status.as_ref()), Code::Ok);
+    b.wait_dispatched().await;
+    let host = b.broker.store().config().store_host;
+    let max = b.broker.store().commitlog_max_offset();
+    let mut a = admin(&b).await;
+    for offset in [1, 7, max / 2, max - 1, max] {
+        let id = orbitmq_core::storage::msg_id::encode(host, offset);
+        let err = a
+            .query_message_by_id(pb::QueryMessageByIdRequest { id: id.clone() })
+            .await
+            .expect_err("not a record start");
+        assert_eq!(err.code(), tonic::Code::NotFound, "offset {offset}: {err:?}");
+        let msg = err.message();
+        assert!(
+            msg.contains(&format!("no message starts at commit-log offset {offset}"))
+                && msg.contains("SendMessage receipts"),
+            "offset {offset}: {msg}"
+        );
+        assert!(!msg.contains("out of range") && !msg.contains("corrupt"), "{msg}");
+    }
+    // The record start itself is found.
+    let id = orbitmq_core::storage::msg_id::encode(host, 0);
+    let found = a.query_message_by_id(pb::QueryMessageByIdRequest { id }).await.unwrap();
+    assert_eq!(found.into_inner().messages.len(), 1);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn requests_over_the_size_limit_are_resource_exhausted_bodies_over_4_mib_too_large() {
+    // The default limits: max_request_size 16 MiB, max_body_size 4 MiB.
+    let b = TestBroker::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", b.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = v2::messaging_service_client::MessagingServiceClient::new(channel)
+        .max_encoding_message_size(usize::MAX);
+    let request = |bodies: usize, size: usize| {
+        let mut req = tonic::Request::new(v2::SendMessageRequest {
+            messages: (0..bodies)
+                .map(|i| {
+                    let mut m = message("big", &format!("01BIG{i}"), "");
+                    m.body = vec![b'x'; size].into();
+                    m
+                })
+                .collect(),
+        });
+        req.metadata_mut().insert("x-mq-client-id", "big".parse().unwrap());
+        req
+    };
+    // Over the 16 MiB request limit (three 6 MiB bodies; one 125 MiB body): refused from the
+    // length prefix with gRPC's RESOURCE_EXHAUSTED (tonic itself says OUT_OF_RANGE).
+    for (bodies, size) in [(3, 6 << 20), (1, 125 << 20)] {
+        let err = raw.send_message(request(bodies, size)).await.expect_err("over the limit");
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+        assert!(err.message().contains("max_request_size"), "{err:?}");
+    }
+    assert_eq!(b.broker.store().commitlog_max_offset(), 0);
+    // One body over 4 MiB, in a request under the limit: RocketMQ's own code, as before.
+    let r = raw.send_message(request(1, (4 << 20) + 1)).await.unwrap().into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::MessageBodyTooLarge);
+    // A batch under the limit goes through, and the connection still works.
+    let r = raw.send_message(request(3, 3 << 20)).await.unwrap().into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::Ok);
+    assert!(b.broker.store().commitlog_max_offset() > 9 << 20);
     b.stop().await;
 }

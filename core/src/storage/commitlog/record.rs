@@ -192,7 +192,7 @@ pub fn check(buf: &[u8]) -> std::result::Result<Check, String> {
             }
         }
         MESSAGE_MAGIC => {
-            if len + BLANK_LEN > buf.len() {
+            if len.checked_add(BLANK_LEN).is_none_or(|end| end > buf.len()) {
                 return Err(format!("record length {len} out of bounds ({} remain)", buf.len()));
             }
             verify(buf.get(..len).ok_or("record length out of bounds")?)?;
