@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every OrbitMQ test, on a fresh machine: formatting, lints, the Rust suites (unit, storage
-# crash/corruption/retention, broker end-to-end, the orbitmq binary: admin, durability), the
+# crash/corruption/retention and the fault-injection crash suite, broker end-to-end, the
+# orbitmq binary: admin, durability, 10k topics under ulimit -n 4096), bounded fuzzing, the
 # protocol wire-contract check against the official RocketMQ Python client's descriptors, and
 # Apache's official RocketMQ clients (Python, Node.js, Java) against a real orbitmq standalone.
 # Installs what it needs (Python venvs under target/, npm packages, Maven artifacts) and
@@ -22,6 +23,9 @@ cargo clippy --workspace --all-targets --profile ci -- -D warnings
 
 step "cargo test (workspace)"
 cargo test --workspace --profile ci
+
+step "fuzz: each cargo-fuzz target ${FUZZ_SECONDS:-30} s (nightly)"
+tests/fuzz.sh
 
 step "protocol: our .proto files vs the official rocketmq-python-client descriptors"
 VENV=target/venv-compat
