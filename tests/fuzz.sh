@@ -13,7 +13,7 @@
 # here gets fixed and becomes a regression test in the normal suites: `cargo test` does not
 # run corpora.
 #
-# Needs the nightly toolchain (rustup); installs cargo-fuzz if it is missing.
+# Needs rustup; installs the nightly toolchain and cargo-fuzz if they are missing.
 # Usage: tests/fuzz.sh [target…]      FUZZ_SECONDS=30 per target (default)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -21,6 +21,9 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 each=${FUZZ_SECONDS:-30}
 
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
