@@ -35,6 +35,28 @@ const READ_CHUNK: u64 = 256;
 /// A queue's in-memory tail past this size is written by the dispatcher at once.
 const WRITE_BEHIND_BYTES: usize = 64 << 10;
 
+/// Past this much in the in-memory tails of all queues together, the dispatcher writes each
+/// tail it publishes: memory stays bounded when the checkpoint thread falls behind.
+const MAX_TAIL_BYTES: usize = 64 << 20;
+
+/// What every queue of a store shares: the open files and the size of the in-memory tails.
+#[derive(Debug)]
+pub(crate) struct QueueIo {
+    pub(crate) files: OpenFiles,
+    tail_bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl QueueIo {
+    pub(crate) fn new(files: OpenFiles) -> Self {
+        QueueIo { files, tail_bytes: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Bytes held in the in-memory tails of all queues.
+    pub(crate) fn tail_bytes(&self) -> usize {
+        self.tail_bytes.load(Ordering::Relaxed)
+    }
+}
+
 /// Holes (lost entries) the dispatcher fills with zeros in memory; a larger gap is written.
 const MAX_GAP_FILL: u64 = 4096;
 
@@ -109,7 +131,7 @@ pub struct ConsumeQueue {
     queue_id: u32,
     dir: PathBuf,
     entries_per_file: u64,
-    files: Arc<OpenFiles>,
+    io: Arc<QueueIo>,
     /// Queue offsets of the files' first entries, ascending.
     bases: RwLock<Vec<u64>>,
     min: AtomicU64,
@@ -137,7 +159,7 @@ impl ConsumeQueue {
         topic: &str,
         queue_id: u32,
         entries_per_file: u64,
-        files: Arc<OpenFiles>,
+        io: Arc<QueueIo>,
         valid: &dyn Fn(u64, &CqEntry) -> bool,
     ) -> Result<Self> {
         let dir = root.join(topic).join(queue_id.to_string());
@@ -155,7 +177,7 @@ impl ConsumeQueue {
             queue_id,
             dir,
             entries_per_file,
-            files,
+            io,
             min: AtomicU64::new(bases.first().copied().unwrap_or(0)),
             bases: RwLock::new(bases),
             max: AtomicU64::new(0),
@@ -208,7 +230,7 @@ impl ConsumeQueue {
                     base,
                     "consume queue file holds no valid entry: removed"
                 );
-                self.files.forget((self.id, base));
+                self.io.files.forget((self.id, base));
                 drop(file);
                 fs::remove_file(&self.path_of(base))?;
                 fs::fsync_dir(&self.dir)?;
@@ -247,7 +269,7 @@ impl ConsumeQueue {
     }
 
     fn file(&self, base: u64, create: bool) -> Result<Arc<DataFile>> {
-        self.files.get((self.id, base), &self.path_of(base), create).map(|(f, _)| f)
+        self.io.files.get((self.id, base), &self.path_of(base), create).map(|(f, _)| f)
     }
 
     /// The topic.
@@ -329,6 +351,7 @@ impl ConsumeQueue {
                 let holes = (offset - have) as usize * ENTRY_SIZE;
                 let len = p.buf.len() + holes;
                 p.buf.resize(len, 0);
+                self.io.tail_bytes.fetch_add(holes, Ordering::Relaxed);
             } else {
                 self.write_locked(&mut p, names)?;
             }
@@ -337,6 +360,7 @@ impl ConsumeQueue {
             p.start = offset;
         }
         p.buf.extend_from_slice(&entry.encode());
+        self.io.tail_bytes.fetch_add(ENTRY_SIZE, Ordering::Relaxed);
         Ok(!std::mem::replace(&mut p.queued, true))
     }
 
@@ -351,11 +375,8 @@ impl ConsumeQueue {
             return Ok(false);
         }
         self.max.store(end, Ordering::Release);
-        let result = if p.buf.len() >= WRITE_BEHIND_BYTES {
-            self.write_locked(&mut p, names)
-        } else {
-            Ok(())
-        };
+        let write_now = p.buf.len() >= WRITE_BEHIND_BYTES || self.io.tail_bytes() >= MAX_TAIL_BYTES;
+        let result = if write_now { self.write_locked(&mut p, names) } else { Ok(()) };
         drop(p);
         self.notify.notify_waiters();
         result.map(|()| true)
@@ -378,6 +399,7 @@ impl ConsumeQueue {
             return Ok(());
         }
         if self.deleted.load(Ordering::Acquire) {
+            self.io.tail_bytes.fetch_sub(p.buf.len(), Ordering::Relaxed);
             p.buf.clear();
             return Ok(());
         }
@@ -393,6 +415,7 @@ impl ConsumeQueue {
             rest = tail;
         }
         self.written.store(offset, Ordering::Release);
+        self.io.tail_bytes.fetch_sub(p.buf.len(), Ordering::Relaxed);
         p.start = offset;
         if p.buf.capacity() > WRITE_BEHIND_BYTES * 2 {
             p.buf = Vec::new();
@@ -423,7 +446,7 @@ impl ConsumeQueue {
                 names.dirs.push(parent.to_owned());
             }
         }
-        let (file, created) = self.files.get((self.id, base), &self.path_of(base), true)?;
+        let (file, created) = self.io.files.get((self.id, base), &self.path_of(base), true)?;
         if created {
             names.dirs.push(self.dir.clone());
         }
@@ -490,7 +513,7 @@ impl ConsumeQueue {
                 break;
             }
             self.write_bases().retain(|b| b != base);
-            self.files.forget((self.id, *base));
+            self.io.files.forget((self.id, *base));
             fs::remove_file(&self.path_of(*base))?;
             removed += 1;
         }
@@ -520,6 +543,6 @@ impl ConsumeQueue {
     /// Closes the queue's files: it is being deleted.
     pub(crate) fn close_files(&self) {
         self.deleted.store(true, Ordering::Release);
-        self.files.forget_queue(self.id);
+        self.io.files.forget_queue(self.id);
     }
 }

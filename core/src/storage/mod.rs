@@ -50,6 +50,7 @@ use checkpoint::Checkpoint;
 use commitlog::CommitLog;
 pub use config::{FlushDiskType, StoreConfig};
 use consumequeue::NewNames;
+use consumequeue::QueueIo;
 pub use consumequeue::{ConsumeQueue, CqEntry};
 pub use error::{Result, StorageError};
 use index::Index;
@@ -66,8 +67,8 @@ pub(crate) struct Shared {
     config: StoreConfig,
     log: Arc<CommitLog>,
     queues: RwLock<HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>>,
-    /// The open ConsumeQueue files, bounded.
-    files: Arc<OpenFiles>,
+    /// The open ConsumeQueue files, bounded, and the size of the in-memory tails.
+    queue_io: Arc<QueueIo>,
     next_queue_id: AtomicU64,
     /// Queues written since the last checkpoint.
     dirty_queues: Mutex<Vec<Arc<ConsumeQueue>>>,
@@ -122,7 +123,7 @@ impl Shared {
             topic,
             queue_id,
             self.config.cq_entries_per_file,
-            Arc::clone(&self.files),
+            Arc::clone(&self.queue_io),
             &valid,
         )?);
         queues.entry(topic.to_owned()).or_default().insert(queue_id, Arc::clone(&cq));
@@ -394,7 +395,9 @@ impl MessageStore {
             groups: Table::open(cfg_dir.join("groups.json"))?,
             log: Arc::clone(&log),
             queues: RwLock::new(HashMap::new()),
-            files: Arc::new(OpenFiles::new(open_files::budget(config.max_open_queue_files))),
+            queue_io: Arc::new(QueueIo::new(OpenFiles::new(open_files::budget(
+                config.max_open_queue_files,
+            )))),
             next_queue_id: AtomicU64::new(0),
             dirty_queues: Mutex::new(Vec::new()),
             new_dirs: Mutex::new(Vec::new()),
@@ -681,7 +684,13 @@ impl MessageStore {
 
     /// Open ConsumeQueue files now, and the most kept open.
     pub fn open_queue_files(&self) -> (usize, usize) {
-        (self.shared().files.open_count(), self.shared().files.capacity())
+        let files = &self.shared().queue_io.files;
+        (files.open_count(), files.capacity())
+    }
+
+    /// Bytes of ConsumeQueue entries held in memory, not yet written to their files.
+    pub fn queue_tail_bytes(&self) -> usize {
+        self.shared().queue_io.tail_bytes()
     }
 
     /// Smallest readable offset of a queue (0 if it has none).

@@ -38,8 +38,11 @@ async fn a_thousand_queues_stay_within_the_open_file_budget() {
         }
     }
     assert!(store.open_queue_files().0 <= 8);
-    // Files hold what was written and no more: nothing is preallocated.
+    // Entries not written yet are held in memory, and the checkpoint writes them all.
+    assert!(store.queue_tail_bytes() <= 1000 * 20);
     store.checkpoint().unwrap();
+    assert_eq!(store.queue_tail_bytes(), 0);
+    // Files hold what was written and no more: nothing is preallocated.
     let len = std::fs::metadata(cq_file(dir.path(), "T7", 2)).unwrap().len();
     assert_eq!(len, 20, "one entry is 20 bytes");
     store.close().unwrap();
