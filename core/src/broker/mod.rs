@@ -67,6 +67,10 @@ pub struct BrokerConfig {
     pub transaction_check_interval_ms: i64,
     /// Checks before an open transaction is rolled back.
     pub transaction_check_max: u32,
+    /// A client heard from neither by Heartbeat nor by any other call for this long is
+    /// forgotten (settings, Telemetry stream, what it held under auto-renewal), ms. Apache's
+    /// `channelExpiredTimeout`.
+    pub client_expiry_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +88,7 @@ impl Default for BrokerConfig {
             transaction_check_first_ms: 6_000,
             transaction_check_interval_ms: 30_000,
             transaction_check_max: 15,
+            client_expiry_ms: 120_000,
         }
     }
 }
@@ -122,11 +127,12 @@ impl Broker {
         let pop = pop::Pop::open(store.clone())?;
         let timer = timer::Timer::open(&store)?;
         let transactions = transaction::Transactions::open(&store, &config)?;
+        let clients = clients::Clients::new(&config);
         Ok(Broker {
             inner: Arc::new(Inner {
                 config,
                 store,
-                clients: clients::Clients::default(),
+                clients,
                 pop,
                 timer,
                 transactions,
@@ -189,14 +195,54 @@ impl Broker {
         pop.and(timer).and(transactions)
     }
 
+    /// Forgets the clients silent for `client_expiry_ms` and makes what they held under
+    /// auto-renewal visible again, as `NotifyClientTermination` would. Returns how many.
+    pub fn expire_clients(&self) -> usize {
+        let gone = self.clients().expire(crate::storage::message::now_millis());
+        for (id, info) in &gone {
+            if info.settings.as_ref().is_some_and(clients::is_consumer) {
+                self.pop().release_client(id);
+            }
+            tracing::debug!(client = id, "client expired");
+        }
+        if !gone.is_empty() {
+            tracing::info!(
+                expired = gone.len(),
+                left = self.clients().len(),
+                "forgot clients silent for client_expiry_ms"
+            );
+        }
+        gone.len()
+    }
+
+    /// Releases memory nobody uses: expired clients.
+    pub fn housekeep(&self) {
+        self.expire_clients();
+    }
+
     /// Starts the background work once (needs a tokio runtime): periodic saves of the
     /// consumption state, moving messages that used up their attempts to the dead-letter
-    /// queue, firing delay messages and checking open transactions.
+    /// queue, firing delay messages, checking open transactions and expiring clients.
     pub fn start_background(&self) {
         self.inner.background.call_once(|| {
             let b = self.clone();
             let stop = self.inner.stop.subscribe();
             tokio::spawn(async move { b.run_timer(stop).await });
+            let b = self.clone();
+            let mut stop = self.inner.stop.subscribe();
+            tokio::spawn(async move {
+                // Apache scans every 10 s; a short expiry (tests) is checked often enough to
+                // be met within half of it.
+                let every = (b.config().client_expiry_ms / 2).clamp(50, 10_000);
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => return,
+                    }
+                    b.housekeep();
+                }
+            });
             let b = self.clone();
             let mut stop = self.inner.stop.subscribe();
             tokio::spawn(async move {
