@@ -110,6 +110,11 @@ impl Shared {
         queues.get(topic).and_then(|q| q.get(&queue_id)).map(Arc::clone)
     }
 
+    /// Whether `topic` has a ConsumeQueue (not since deleted).
+    pub(crate) fn has_topic(&self, topic: &str) -> bool {
+        self.queues.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(topic)
+    }
+
     pub(crate) fn all_queues(&self) -> Vec<Arc<ConsumeQueue>> {
         let queues = self.queues.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         queues.values().flat_map(|q| q.values().map(Arc::clone)).collect()
@@ -664,6 +669,38 @@ impl MessageStore {
     /// pressure asks for it. `now` decides what is expired.
     pub fn run_retention(&self, now: SystemTime, force: bool) -> Result<RetentionReport> {
         background::retention_pass(self.shared(), now, force)
+    }
+
+    /// Deletes `topic`'s ConsumeQueues: forgets them and removes `consumequeue/<topic>/` (then
+    /// fsyncs `consumequeue/`). The CommitLog keeps the topic's messages until retention
+    /// removes them; a message of the topic appended later starts a new queue at offset 0.
+    /// Sends racing with the deletion may land in either the old or the new queue. Blocking.
+    /// Returns how many queues were removed.
+    pub fn delete_topic(&self, topic: &str) -> Result<usize> {
+        let s = self.shared();
+        // What is appended but not yet dispatched would recreate the queues: let the
+        // dispatcher catch up first (it is far behind only under a burst; 5 s at most).
+        let end = s.log.write_pos();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.dispatched.load(Ordering::Acquire) < end && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let removed = s
+            .queues
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(topic)
+            .map_or(0, |q| q.len());
+        let root = s.cq_root();
+        let dir = root.join(topic);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StorageError::io("remove directory", &dir)(e));
+            }
+            _ => {}
+        }
+        mapped::fsync_dir(&root)?;
+        Ok(removed)
     }
 
     /// Flushes everything and records a checkpoint now.

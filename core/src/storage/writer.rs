@@ -173,6 +173,12 @@ impl Writer {
         let seg_size = self.log.segment_size();
         let mut out = Vec::with_capacity(req.records.len());
         let mut seg = self.segment()?;
+        // A topic deleted since (`MessageStore::delete_topic`) starts its new queues at 0.
+        for topic in &req.topics {
+            if self.queue_offsets.contains_key(topic) && !self.shared.has_topic(topic) {
+                self.queue_offsets.remove(topic);
+            }
+        }
         // The run of sealed records not yet written: buffer range and file position.
         let (mut run_start, mut run_end, mut run_pos) = (0usize, 0usize, self.end - seg.base);
         for rec in &req.records {

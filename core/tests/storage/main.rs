@@ -3,6 +3,7 @@
 
 mod corruption;
 mod crash;
+mod delete_topic;
 mod metadata;
 mod queries;
 mod retention;
