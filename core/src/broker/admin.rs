@@ -136,12 +136,7 @@ impl Admin for AdminApi {
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
         let name = request.into_inner().topic;
-        if self.broker.store().topics().remove(&name).is_none() {
-            return Err(Status::not_found(format!("topic {name:?} does not exist")));
-        }
-        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
-        self.broker.pop().forget_topic(&name);
-        tracing::info!(topic = name, "topic deleted");
+        self.broker.delete_topic(&name).map_err(|e| e.to_grpc())?;
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
 
@@ -243,6 +238,15 @@ impl Admin for AdminApi {
             .map(|(name, c)| group_pb(name, &c))
             .collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        let name = request.into_inner().group;
+        self.broker.delete_group(&name).map_err(|e| e.to_grpc())?;
+        Ok(Response::new(pb::DeleteGroupResponse {}))
     }
 
     async fn consumer_progress(

@@ -71,6 +71,10 @@ pub struct BrokerConfig {
     /// forgotten (settings, Telemetry stream, what it held under auto-renewal), ms. Apache's
     /// `channelExpiredTimeout`.
     pub client_expiry_ms: u64,
+    /// Consumption state of a (group, topic) with nothing in flight, nothing read ahead and no
+    /// call for this long is dropped from memory (its offsets stay in the consumer offsets
+    /// and it is rebuilt from them on the next call), ms.
+    pub consumption_idle_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -89,6 +93,7 @@ impl Default for BrokerConfig {
             transaction_check_interval_ms: 30_000,
             transaction_check_max: 15,
             client_expiry_ms: 120_000,
+            consumption_idle_ms: 600_000,
         }
     }
 }
@@ -215,14 +220,16 @@ impl Broker {
         gone.len()
     }
 
-    /// Releases memory nobody uses: expired clients.
+    /// Releases memory nobody uses: expired clients, idle consumption state.
     pub fn housekeep(&self) {
         self.expire_clients();
+        self.pop().prune_idle(self.config().consumption_idle_ms);
     }
 
     /// Starts the background work once (needs a tokio runtime): periodic saves of the
     /// consumption state, moving messages that used up their attempts to the dead-letter
-    /// queue, firing delay messages, checking open transactions and expiring clients.
+    /// queue, firing delay messages, checking open transactions, expiring clients and
+    /// dropping idle consumption state.
     pub fn start_background(&self) {
         self.inner.background.call_once(|| {
             let b = self.clone();
@@ -233,7 +240,10 @@ impl Broker {
             tokio::spawn(async move {
                 // Apache scans every 10 s; a short expiry (tests) is checked often enough to
                 // be met within half of it.
-                let every = (b.config().client_expiry_ms / 2).clamp(50, 10_000);
+                let c = b.config();
+                let every = (c.client_expiry_ms / 2)
+                    .min(c.consumption_idle_ms / 2)
+                    .clamp(50, 10_000);
                 let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
                 loop {
                     tokio::select! {

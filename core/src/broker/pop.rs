@@ -208,6 +208,9 @@ struct TopicState {
     cursor: u32,
     #[serde(skip)]
     attempts: VecDeque<Attempt>,
+    /// Last call that used this state, ms (for dropping idle state).
+    #[serde(skip)]
+    last_used: i64,
 }
 
 /// (consumer group, topic).
@@ -378,7 +381,10 @@ impl Pop {
 
     fn state(&self, group: &str, topic: &str) -> Arc<Mutex<TopicState>> {
         let mut map = lock(&self.topics);
-        Arc::clone(map.entry((group.to_owned(), topic.to_owned())).or_default())
+        let state = Arc::clone(map.entry((group.to_owned(), topic.to_owned())).or_default());
+        drop(map);
+        lock(&state).last_used = now_millis();
+        state
     }
 
     fn existing(&self, group: &str, topic: &str) -> Option<Arc<Mutex<TopicState>>> {
@@ -983,6 +989,52 @@ impl Pop {
     pub fn forget_topic(&self, topic: &str) {
         lock(&self.topics).retain(|(_, t), _| t != topic);
         self.touched();
+    }
+
+    /// Forgets every (group, topic) state of a deleted consumer group.
+    pub fn forget_group(&self, group: &str) {
+        lock(&self.topics).retain(|(g, _), _| g != group);
+        self.touched();
+    }
+
+    /// How many (group, topic) states are in memory.
+    pub fn states(&self) -> usize {
+        lock(&self.topics).len()
+    }
+
+    /// Drops from memory the (group, topic) states that hold nothing the consumer offsets do
+    /// not (no message in flight or read ahead, no receive attempt to replay) and that no call
+    /// used for `idle_ms`; each queue's position is committed to the consumer offsets first.
+    /// The next call rebuilds the state from those offsets. Returns how many were dropped.
+    pub fn prune_idle(&self, idle_ms: u64) -> usize {
+        let now = now_millis();
+        let idle = i64::try_from(idle_ms).unwrap_or(i64::MAX);
+        let offsets = self.store.consumer_offsets();
+        let mut map = lock(&self.topics);
+        let before = map.len();
+        map.retain(|(group, topic), state| {
+            // A call under way holds a clone; with the map locked, no new one can start.
+            if Arc::strong_count(state) > 1 {
+                return true;
+            }
+            let st = lock(state);
+            let settled = now - st.last_used >= idle
+                && st.attempts.iter().all(|a| a.expires <= now)
+                && st.queues.values().all(|q| q.inflight.is_empty() && q.held.is_empty());
+            if settled {
+                for (&queue_id, qs) in &st.queues {
+                    if offsets.get(group, topic, queue_id) != Some(qs.next) {
+                        offsets.commit(group, topic, queue_id, qs.next);
+                    }
+                }
+            }
+            !settled
+        });
+        let dropped = before - map.len();
+        if dropped > 0 {
+            tracing::debug!(dropped, left = map.len(), "dropped idle consumption state");
+        }
+        dropped
     }
 
     /// How many messages of (group, topic) are in flight and read ahead.

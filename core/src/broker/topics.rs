@@ -122,6 +122,54 @@ impl Broker {
         Ok(cfg)
     }
 
+    /// Deletes `topic`: its config, every group's consumption state and offsets of it, and its
+    /// ConsumeQueues (the CommitLog keeps its messages until retention removes them). Saved
+    /// before it returns. `TOPIC_NOT_FOUND` if there is no such topic.
+    pub fn delete_topic(&self, topic: &str) -> Result<()> {
+        let store = self.store();
+        if store.topics().remove(topic).is_none() {
+            return Err(BrokerError::new(
+                Code::TopicNotFound,
+                format!("topic {topic:?} does not exist"),
+            ));
+        }
+        store.topics().save()?;
+        self.pop().forget_topic(topic);
+        let offsets = store.consumer_offsets();
+        for (group, t) in offsets.groups() {
+            if t == topic {
+                offsets.remove(&group, &t);
+            }
+        }
+        offsets.save()?;
+        let queues = store.delete_topic(topic)?;
+        tracing::info!(topic, queues, "topic deleted");
+        Ok(())
+    }
+
+    /// Deletes consumer group `group`: its config, its consumption state and offsets on every
+    /// topic. Saved before it returns. `CONSUMER_GROUP_NOT_FOUND` if there is no such group.
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        let store = self.store();
+        if store.groups().remove(group).is_none() {
+            return Err(BrokerError::new(
+                Code::ConsumerGroupNotFound,
+                format!("consumer group {group:?} does not exist"),
+            ));
+        }
+        store.groups().save()?;
+        self.pop().forget_group(group);
+        let offsets = store.consumer_offsets();
+        for (g, topic) in offsets.groups() {
+            if g == group {
+                offsets.remove(&g, &topic);
+            }
+        }
+        offsets.save()?;
+        tracing::info!(group, "consumer group deleted");
+        Ok(())
+    }
+
     /// The config of an existing topic.
     pub fn topic(&self, topic: &str) -> Result<TopicConfig> {
         self.store().topics().get(topic).ok_or_else(|| {

@@ -1,4 +1,5 @@
-//! Bounded resources: clients expire (`[broker] client_expiry_ms`).
+//! Bounded resources: clients expire (`[broker] client_expiry_ms`), idle consumption state is
+//! dropped (`consumption_idle_ms`), deleted topics and groups take their state with them.
 
 use std::time::Duration;
 
@@ -91,5 +92,72 @@ async fn an_expired_client_releases_its_settings_stream_and_auto_renewed_message
     let sys = again[0].system_properties.as_ref().unwrap();
     assert_eq!(sys.message_id, "01AA");
     assert_eq!(sys.delivery_attempt, Some(2));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn idle_consumption_state_is_dropped_and_rebuilt_from_the_offsets() {
+    let config = BrokerConfig { consumption_idle_ms: 300, ..BrokerConfig::default() };
+    let b = TestBroker::start_with(config).await;
+    let mut c = b.client("c").await;
+    for i in 0..3 {
+        assert_eq!(
+            code(c.send(message("t", &format!("01A{i}"), "x")).await.status.as_ref()),
+            Code::Ok
+        );
+    }
+    b.wait_dispatched().await;
+    let (_, got) = c.receive("g", "t", "*", 32, INVISIBLE, POLL).await;
+    assert_eq!(got.len(), 3);
+    // In flight: kept however long it is idle.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(b.broker.pop().states(), 1);
+    for m in &got {
+        assert_eq!(c.ack("g", "t", m).await, Code::Ok);
+    }
+    eventually("idle state dropped", || b.broker.pop().states() == 0).await;
+    // Rebuilt from the committed offsets: nothing old again, the new message next.
+    assert_eq!(code(c.send(message("t", "01A9", "new")).await.status.as_ref()), Code::Ok);
+    b.wait_dispatched().await;
+    let (st, next) = c.receive("g", "t", "*", 32, INVISIBLE, POLL).await;
+    assert_eq!(st, Code::Ok);
+    let ids: Vec<&str> =
+        next.iter().map(|m| m.system_properties.as_ref().unwrap().message_id.as_str()).collect();
+    assert_eq!(ids, ["01A9"]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_topic_or_a_group_drops_its_state_offsets_and_queues() {
+    let b = TestBroker::start().await;
+    let mut c = b.client("c").await;
+    for t in ["t", "u"] {
+        assert_eq!(
+            code(c.send(message(t, &format!("01{t}"), "x")).await.status.as_ref()),
+            Code::Ok
+        );
+    }
+    b.wait_dispatched().await;
+    for (g, t) in [("g", "t"), ("g", "u"), ("h", "t")] {
+        let (_, got) = c.receive(g, t, "*", 32, INVISIBLE, POLL).await;
+        assert_eq!(c.ack(g, t, &got[0]).await, Code::Ok);
+    }
+    let store = b.broker.store();
+    assert_eq!(b.broker.pop().states(), 3);
+    assert_eq!(store.consumer_offsets().groups().len(), 3);
+
+    b.broker.delete_topic("t").unwrap();
+    assert_eq!(b.broker.pop().states(), 1);
+    assert_eq!(store.consumer_offsets().groups(), [("g".to_owned(), "u".to_owned())]);
+    assert!(store.queues().iter().all(|(t, _)| t == "u"));
+    assert!(!b.dir.path().join("consumequeue/t").exists());
+    assert!(store.topics().get("t").is_none());
+    assert_eq!(b.broker.delete_topic("t").unwrap_err().code, Code::TopicNotFound);
+
+    b.broker.delete_group("g").unwrap();
+    assert_eq!(b.broker.pop().states(), 0);
+    assert!(store.consumer_offsets().groups().is_empty());
+    assert!(store.groups().get("g").is_none());
+    assert_eq!(b.broker.delete_group("g").unwrap_err().code, Code::ConsumerGroupNotFound);
     b.stop().await;
 }
