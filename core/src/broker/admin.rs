@@ -43,7 +43,8 @@ impl AdminApi {
             (false, true) => {
                 return Err(Status::not_found(format!("topic {name:?} does not exist")));
             }
-            _ => {}
+            (false, false) => self.broker.check_topic_room().map_err(|e| e.to_grpc())?,
+            (true, true) => {}
         }
         topics.put(&name, cfg.clone());
         topics.save().map_err(|e| Status::internal(e.to_string()))?;
@@ -210,6 +211,9 @@ impl Admin for AdminApi {
         validate::group(&g.name).map_err(|e| e.to_grpc())?;
         let existing = self.broker.store().groups().get(&g.name);
         let created = existing.is_none();
+        if created {
+            self.broker.check_group_room().map_err(|e| e.to_grpc())?;
+        }
         let mut cfg = existing.unwrap_or_else(|| self.broker.default_group_config());
         if let Some(fifo) = g.fifo {
             cfg.fifo = fifo;

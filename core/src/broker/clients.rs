@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::broker::BrokerConfig;
+use crate::broker::error::{BrokerError, Limit};
 use crate::protocol::v2::{
     self, ClientType, CustomizedBackoff, ExponentialBackoff, Metric, RetryPolicy, Settings,
     retry_policy, settings::PubSub,
@@ -36,8 +37,8 @@ pub struct ClientInfo {
     pub telemetry: Option<TelemetrySender>,
 }
 
-/// The registry of live clients, each forgotten by [`Clients::expire`] once silent for
-/// `client_expiry_ms`.
+/// The registry of live clients: at most `max_clients` of them, each forgotten by
+/// [`Clients::expire`] once silent for `expiry_ms`.
 #[derive(Debug)]
 pub struct Clients {
     map: Mutex<HashMap<String, ClientInfo>>,
@@ -45,16 +46,20 @@ pub struct Clients {
     alive_ms: i64,
     /// Silent this long, ms: forgotten by the sweep.
     expiry_ms: i64,
+    max_count: usize,
+    max_id_len: usize,
 }
 
 impl Clients {
-    /// An empty registry with `config`'s expiry.
+    /// An empty registry with `config`'s expiry and limits.
     pub fn new(config: &BrokerConfig) -> Self {
         let expiry_ms = i64::try_from(config.client_expiry_ms).unwrap_or(i64::MAX);
         Clients {
             map: Mutex::new(HashMap::new()),
             alive_ms: expiry_ms.min(CLIENT_EXPIRY.as_millis() as i64),
             expiry_ms,
+            max_count: config.max_clients,
+            max_id_len: config.max_client_id_len,
         }
     }
 
@@ -66,14 +71,37 @@ impl Clients {
         now - c.last_seen < self.alive_ms
     }
 
-    /// Records that `client_id` called now.
-    pub fn touch(&self, client_id: &str, language: &str) {
-        let mut map = self.lock();
-        let c = map.entry(client_id.to_owned()).or_default();
-        c.last_seen = now_millis();
-        if c.language.is_empty() {
-            language.clone_into(&mut c.language);
+    /// Records that `client_id` called now. Refuses an id longer than `max_client_id_len`
+    /// and a new client beyond `max_clients` (the ones already known go on).
+    pub fn touch(&self, client_id: &str, language: &str) -> Result<(), BrokerError> {
+        if client_id.len() > self.max_id_len {
+            return Err(BrokerError::limit(
+                Limit::ClientIdLength,
+                self.max_id_len,
+                format!("the x-mq-client-id header is {} bytes long", client_id.len()),
+            ));
         }
+        let mut map = self.lock();
+        let now = now_millis();
+        if let Some(c) = map.get_mut(client_id) {
+            c.last_seen = now;
+            if c.language.is_empty() {
+                language.clone_into(&mut c.language);
+            }
+            return Ok(());
+        }
+        if map.len() >= self.max_count {
+            return Err(BrokerError::limit(
+                Limit::Clients,
+                self.max_count,
+                format!("{} clients are connected", map.len()),
+            ));
+        }
+        map.insert(
+            client_id.to_owned(),
+            ClientInfo { language: language.to_owned(), last_seen: now, ..ClientInfo::default() },
+        );
+        Ok(())
     }
 
     /// Forgets the clients silent for `client_expiry_ms` at `now` (ms), as Apache's
@@ -110,14 +138,22 @@ impl Clients {
         namespace: &str,
         settings: Settings,
         telemetry: TelemetrySender,
-    ) {
+    ) -> Result<(), BrokerError> {
         let mut map = self.lock();
+        if !map.contains_key(client_id) && map.len() >= self.max_count {
+            return Err(BrokerError::limit(
+                Limit::Clients,
+                self.max_count,
+                format!("{} clients are connected", map.len()),
+            ));
+        }
         let c = map.entry(client_id.to_owned()).or_default();
         c.settings = Some(settings);
         c.last_seen = now_millis();
         c.telemetry = Some(telemetry);
         language.clone_into(&mut c.language);
         namespace.clone_into(&mut c.namespace);
+        Ok(())
     }
 
     /// `client_id`'s Telemetry stream `telemetry` ended.

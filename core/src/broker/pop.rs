@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::convert::PROPERTY_SHARDING_KEY;
-use crate::broker::error::{BrokerError, Result};
+use crate::broker::error::{BrokerError, Limit, Result};
 use crate::broker::lock;
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
@@ -280,6 +280,8 @@ pub struct ReceiveSpec<'a> {
     pub fifo: bool,
     /// The client's id for this receive: a retry with the same id gets the same messages.
     pub attempt_id: Option<&'a str>,
+    /// Most messages the group may have in flight over all its topics.
+    pub max_inflight: usize,
 }
 
 /// A parsed receipt handle.
@@ -387,6 +389,19 @@ impl Pop {
         state
     }
 
+    /// Messages `group` has in flight on topics other than `topic`.
+    fn inflight_elsewhere(&self, group: &str, topic: &str) -> usize {
+        let states: Vec<Arc<Mutex<TopicState>>> = lock(&self.topics)
+            .iter()
+            .filter(|((g, t), _)| g == group && t != topic)
+            .map(|(_, s)| Arc::clone(s))
+            .collect();
+        states
+            .iter()
+            .map(|s| lock(s).queues.values().map(|q| q.inflight.len()).sum::<usize>())
+            .sum()
+    }
+
     fn existing(&self, group: &str, topic: &str) -> Option<Arc<Mutex<TopicState>>> {
         lock(&self.topics).get(&(group.to_owned(), topic.to_owned())).cloned()
     }
@@ -439,6 +454,7 @@ impl Pop {
         spec: &ReceiveSpec<'_>,
         alive: &dyn Fn(&str) -> bool,
     ) -> Result<Received> {
+        let elsewhere = self.inflight_elsewhere(spec.group, spec.topic);
         let state = self.state(spec.group, spec.topic);
         let mut guard = lock(&state);
         let st = &mut *guard;
@@ -455,6 +471,27 @@ impl Pop {
         }
 
         self.redeliver_due(st, spec, now, renew.as_ref(), alive, &mut out);
+        // Redeliveries stay in flight under a new handle; new hand-outs need room under the
+        // group's limit.
+        let inflight = elsewhere + st.queues.values().map(|q| q.inflight.len()).sum::<usize>();
+        let room = spec.max_inflight.saturating_sub(inflight);
+        if room == 0 && out.deliveries.is_empty() && out.dead.is_empty() {
+            return Err(BrokerError::limit(
+                Limit::InflightPerGroup,
+                spec.max_inflight,
+                format!(
+                    "group {:?} has {inflight} messages received and not yet acked",
+                    spec.group
+                ),
+            ));
+        }
+        let capped;
+        let spec = if out.deliveries.len() + room < spec.batch {
+            capped = ReceiveSpec { batch: out.deliveries.len() + room, ..spec.clone() };
+            &capped
+        } else {
+            spec
+        };
         // Message groups with a message in flight (FIFO groups only).
         let mut busy: HashSet<u64> = if spec.fifo {
             st.queues
@@ -1164,6 +1201,7 @@ mod tests {
             max_attempts: 3,
             fifo,
             attempt_id: None,
+            max_inflight: usize::MAX,
         }
     }
 

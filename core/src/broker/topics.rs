@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use crate::broker::error::{BrokerError, Result};
+use crate::broker::error::{BrokerError, Limit, Result};
 use crate::broker::{Broker, validate};
 use crate::protocol::v2::{self, Code, MessageType, Permission};
 use crate::storage::{GroupConfig, TopicConfig};
@@ -116,10 +116,33 @@ impl Broker {
                 ),
             ));
         }
+        self.check_topic_room()?;
         let cfg = self.default_topic_config();
         self.store().topics().put(topic, cfg.clone());
         tracing::info!(topic, "auto-created topic");
         Ok(cfg)
+    }
+
+    /// `TOO_MANY_REQUESTS` when `max_topics` topics exist (checked before creating one).
+    pub(crate) fn check_topic_room(&self) -> Result<()> {
+        let (n, max) = (self.store().topics().len(), self.config().max_topics);
+        if n >= max {
+            return Err(BrokerError::limit(Limit::Topics, max, format!("{n} topics exist")));
+        }
+        Ok(())
+    }
+
+    /// `TOO_MANY_REQUESTS` when `max_groups` groups exist (checked before creating one).
+    pub(crate) fn check_group_room(&self) -> Result<()> {
+        let (n, max) = (self.store().groups().len(), self.config().max_groups);
+        if n >= max {
+            return Err(BrokerError::limit(
+                Limit::Groups,
+                max,
+                format!("{n} consumer groups exist"),
+            ));
+        }
+        Ok(())
     }
 
     /// Deletes `topic`: its config, every group's consumption state and offsets of it, and its
@@ -201,6 +224,7 @@ impl Broker {
                 ),
             ));
         }
+        self.check_group_room()?;
         let cfg = self.default_group_config();
         self.store().groups().put(group, cfg.clone());
         Ok(cfg)
