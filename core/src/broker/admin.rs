@@ -80,7 +80,8 @@ impl AdminApi {
             (false, true) => {
                 return Err(Status::not_found(format!("topic {name:?} does not exist")));
             }
-            _ => {}
+            (false, false) => self.broker.check_topic_room().map_err(|e| e.to_grpc())?,
+            (true, true) => {}
         }
         topics.put(&name, cfg.clone());
         topics.save().map_err(|e| Status::internal(e.to_string()))?;
@@ -172,12 +173,7 @@ impl Admin for AdminApi {
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
         let name = request.into_inner().topic;
-        if self.broker.store().topics().remove(&name).is_none() {
-            return Err(Status::not_found(format!("topic {name:?} does not exist")));
-        }
-        self.broker.store().topics().save().map_err(|e| Status::internal(e.to_string()))?;
-        self.broker.pop().forget_topic(&name);
-        tracing::info!(topic = name, "topic deleted");
+        self.broker.delete_topic(&name).await.map_err(|e| e.to_grpc())?;
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
 
@@ -251,6 +247,9 @@ impl Admin for AdminApi {
         validate::group(&g.name).map_err(|e| e.to_grpc())?;
         let existing = self.broker.store().groups().get(&g.name);
         let created = existing.is_none();
+        if created {
+            self.broker.check_group_room().map_err(|e| e.to_grpc())?;
+        }
         let mut cfg = existing.unwrap_or_else(|| self.broker.default_group_config());
         if let Some(fifo) = g.fifo {
             cfg.fifo = fifo;
@@ -279,6 +278,15 @@ impl Admin for AdminApi {
             .map(|(name, c)| group_pb(name, &c))
             .collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        let name = request.into_inner().group;
+        self.broker.delete_group(&name).map_err(|e| e.to_grpc())?;
+        Ok(Response::new(pb::DeleteGroupResponse {}))
     }
 
     async fn consumer_progress(

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::broker::BrokerConfig;
+use crate::broker::error::{BrokerError, Limit};
 use crate::protocol::v2::{
     self, ClientType, CustomizedBackoff, ExponentialBackoff, Metric, RetryPolicy, Settings,
     retry_policy, settings::PubSub,
@@ -14,7 +15,8 @@ use crate::protocol::v2::{
 use crate::storage::GroupConfig;
 use crate::storage::message::now_millis;
 
-/// A client silent for longer than this is considered gone (auto-renew stops for it).
+/// A client silent for longer than this is considered gone (auto-renew stops for it, queue
+/// assignment leaves it out), even before the expiry sweep forgets it.
 pub const CLIENT_EXPIRY: Duration = Duration::from_secs(60);
 
 /// Where the broker sends a client commands (its open Telemetry stream).
@@ -35,40 +37,97 @@ pub struct ClientInfo {
     pub telemetry: Option<TelemetrySender>,
 }
 
-impl ClientInfo {
-    fn alive_at(&self, now: i64) -> bool {
-        now - self.last_seen < CLIENT_EXPIRY.as_millis() as i64
-    }
-}
-
-/// Clients silent this long are forgotten (they crashed without saying goodbye).
-const FORGET_AFTER_MS: i64 = 10 * 60 * 1000;
-
-/// The registry of live clients.
-#[derive(Debug, Default)]
+/// The registry of live clients: at most `max_clients` of them, each forgotten by
+/// [`Clients::expire`] once silent for `expiry_ms`.
+#[derive(Debug)]
 pub struct Clients {
     map: Mutex<HashMap<String, ClientInfo>>,
-    calls: std::sync::atomic::AtomicU64,
+    /// Heard from within this long, ms: alive (auto-renew, queue assignment).
+    alive_ms: i64,
+    /// Silent this long, ms: forgotten by the sweep.
+    expiry_ms: i64,
+    max_count: usize,
+    max_id_len: usize,
 }
 
 impl Clients {
+    /// An empty registry with `config`'s expiry and limits.
+    pub fn new(config: &BrokerConfig) -> Self {
+        let expiry_ms = i64::try_from(config.client_expiry_ms).unwrap_or(i64::MAX);
+        Clients {
+            map: Mutex::new(HashMap::new()),
+            alive_ms: expiry_ms.min(CLIENT_EXPIRY.as_millis() as i64),
+            expiry_ms,
+            max_count: config.max_clients,
+            max_id_len: config.max_client_id_len,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientInfo>> {
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that `client_id` called now.
-    pub fn touch(&self, client_id: &str, language: &str) {
-        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn alive_at(&self, c: &ClientInfo, now: i64) -> bool {
+        now - c.last_seen < self.alive_ms
+    }
+
+    /// Records that `client_id` called now. Refuses an id longer than `max_client_id_len`
+    /// and a new client beyond `max_clients` (the ones already known go on).
+    pub fn touch(&self, client_id: &str, language: &str) -> Result<(), BrokerError> {
+        if client_id.len() > self.max_id_len {
+            return Err(BrokerError::limit(
+                Limit::ClientIdLength,
+                self.max_id_len,
+                format!("the x-mq-client-id header is {} bytes long", client_id.len()),
+            ));
+        }
         let mut map = self.lock();
-        if n % 4096 == 4095 {
-            let now = now_millis();
-            map.retain(|_, c| now - c.last_seen < FORGET_AFTER_MS);
+        let now = now_millis();
+        if let Some(c) = map.get_mut(client_id) {
+            c.last_seen = now;
+            if c.language.is_empty() {
+                language.clone_into(&mut c.language);
+            }
+            return Ok(());
         }
-        let c = map.entry(client_id.to_owned()).or_default();
-        c.last_seen = now_millis();
-        if c.language.is_empty() {
-            language.clone_into(&mut c.language);
+        if map.len() >= self.max_count {
+            return Err(BrokerError::limit(
+                Limit::Clients,
+                self.max_count,
+                format!("{} clients are connected", map.len()),
+            ));
         }
+        map.insert(
+            client_id.to_owned(),
+            ClientInfo { language: language.to_owned(), last_seen: now, ..ClientInfo::default() },
+        );
+        Ok(())
+    }
+
+    /// Forgets the clients silent for `client_expiry_ms` at `now` (ms), as Apache's
+    /// `scanNotActiveChannel` does: their settings and Telemetry sender go with them (an open
+    /// stream alone does not keep a client: the official clients heartbeat every 10 s, and a
+    /// heartbeat or settings on the stream registers them again). Returns what was forgotten.
+    pub fn expire(&self, now: i64) -> Vec<(String, ClientInfo)> {
+        let mut gone = Vec::new();
+        self.lock().retain(|id, c| {
+            if now - c.last_seen <= self.expiry_ms {
+                return true;
+            }
+            gone.push((id.clone(), std::mem::take(c)));
+            false
+        });
+        gone
+    }
+
+    /// How many clients are registered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no client is registered.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     /// Stores the settings `client_id` sent on its Telemetry stream `telemetry`.
@@ -79,14 +138,22 @@ impl Clients {
         namespace: &str,
         settings: Settings,
         telemetry: TelemetrySender,
-    ) {
+    ) -> Result<(), BrokerError> {
         let mut map = self.lock();
+        if !map.contains_key(client_id) && map.len() >= self.max_count {
+            return Err(BrokerError::limit(
+                Limit::Clients,
+                self.max_count,
+                format!("{} clients are connected", map.len()),
+            ));
+        }
         let c = map.entry(client_id.to_owned()).or_default();
         c.settings = Some(settings);
         c.last_seen = now_millis();
         c.telemetry = Some(telemetry);
         language.clone_into(&mut c.language);
         namespace.clone_into(&mut c.namespace);
+        Ok(())
     }
 
     /// `client_id`'s Telemetry stream `telemetry` ended.
@@ -101,7 +168,6 @@ impl Clients {
     /// The Telemetry stream of a live producer that publishes `topic` (a stored name), for
     /// transaction checks.
     pub fn producer_stream(&self, topic: &str) -> Option<TelemetrySender> {
-        let expiry = CLIENT_EXPIRY.as_millis() as i64;
         let now = now_millis();
         self.lock().values().find_map(|c| {
             let Some(PubSub::Publishing(p)) = c.settings.as_ref()?.pub_sub.as_ref() else {
@@ -111,7 +177,7 @@ impl Clients {
                 .topics
                 .iter()
                 .any(|t| crate::broker::namespace::stored_name(Some(t), &c.namespace) == topic);
-            (publishes && now - c.last_seen < expiry).then(|| c.telemetry.clone()).flatten()
+            (publishes && self.alive_at(c, now)).then(|| c.telemetry.clone()).flatten()
         })
     }
 
@@ -120,10 +186,11 @@ impl Clients {
         self.lock().remove(client_id)
     }
 
-    /// Whether `client_id` was heard from within [`CLIENT_EXPIRY`].
+    /// Whether `client_id` was heard from within [`CLIENT_EXPIRY`] (or `client_expiry_ms`
+    /// when shorter).
     pub fn is_alive(&self, client_id: &str) -> bool {
         let now = now_millis();
-        self.lock().get(client_id).is_some_and(|c| c.alive_at(now))
+        self.lock().get(client_id).is_some_and(|c| self.alive_at(c, now))
     }
 
     /// The live clients whose settings make them `client_type` consumers of `group`, sorted by
@@ -134,7 +201,7 @@ impl Clients {
             .lock()
             .iter()
             .filter(|(_, c)| {
-                c.alive_at(now)
+                self.alive_at(c, now)
                     && c.settings.as_ref().is_some_and(|s| {
                         s.client_type == Some(client_type as i32)
                             && settings_group(s, &c.namespace).is_some_and(|g| g == group)

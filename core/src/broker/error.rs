@@ -24,6 +24,19 @@ impl BrokerError {
         BrokerError { code, message: message.into() }
     }
 
+    /// `limit` refused the operation: the code clients see for it and a message naming the
+    /// limit, its value `max` and its config key. `what` says what was over it.
+    pub fn limit(limit: Limit, max: usize, what: impl std::fmt::Display) -> Self {
+        BrokerError::new(
+            limit.code(),
+            format!(
+                "{what}: {} is limited to {max} (raise [broker] {} in the server config)",
+                limit.describe(),
+                limit.key()
+            ),
+        )
+    }
+
     /// The gRPC status an admin call answers with.
     pub fn to_grpc(&self) -> tonic::Status {
         let grpc = match self.code {
@@ -40,6 +53,69 @@ impl BrokerError {
             _ => tonic::Code::InvalidArgument,
         };
         tonic::Status::new(grpc, self.message.clone())
+    }
+}
+
+/// A resource limit of [`crate::broker::BrokerConfig`]: past it the broker refuses instead of
+/// growing its memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_topics`: topics (created by admin or on first use).
+    Topics,
+    /// `max_groups`: consumer groups.
+    Groups,
+    /// `max_clients`: distinct client ids registered at once.
+    Clients,
+    /// `max_client_id_len`: bytes of `x-mq-client-id`.
+    ClientIdLength,
+    /// `max_inflight_per_group`: messages handed out and not yet acked, per consumer group.
+    InflightPerGroup,
+    /// `max_long_polls`: receives and pulls waiting for messages at once.
+    LongPolls,
+    /// `max_pending_sends`: sends waiting for the store's append thread.
+    PendingSends,
+}
+
+impl Limit {
+    /// Its key under `[broker]` in the server's TOML config.
+    pub fn key(self) -> &'static str {
+        match self {
+            Limit::Topics => "max_topics",
+            Limit::Groups => "max_groups",
+            Limit::Clients => "max_clients",
+            Limit::ClientIdLength => "max_client_id_len",
+            Limit::InflightPerGroup => "max_inflight_per_group",
+            Limit::LongPolls => "max_long_polls",
+            Limit::PendingSends => "max_pending_sends",
+        }
+    }
+
+    /// What it limits, for people.
+    fn describe(self) -> &'static str {
+        match self {
+            Limit::Topics => "the number of topics",
+            Limit::Groups => "the number of consumer groups",
+            Limit::Clients => "the number of clients",
+            Limit::ClientIdLength => "a client id's length in bytes",
+            Limit::InflightPerGroup => "the messages in flight (received, not acked) per group",
+            Limit::LongPolls => "the number of waiting long polls",
+            Limit::PendingSends => "the number of sends waiting to be stored",
+        }
+    }
+
+    /// The RocketMQ code a client sees: a header too long is the request's fault
+    /// (`REQUEST_HEADER_FIELDS_TOO_LARGE`, not retried); every other limit is a quota or
+    /// overload, `TOO_MANY_REQUESTS` (the proxy's flow-control code, retried with back-off).
+    pub fn code(self) -> Code {
+        match self {
+            Limit::ClientIdLength => Code::RequestHeaderFieldsTooLarge,
+            Limit::Topics
+            | Limit::Groups
+            | Limit::Clients
+            | Limit::InflightPerGroup
+            | Limit::LongPolls
+            | Limit::PendingSends => Code::TooManyRequests,
+        }
     }
 }
 

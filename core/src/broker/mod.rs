@@ -23,7 +23,7 @@ pub mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub use error::{BrokerError, Result};
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,25 @@ use crate::storage::{MessageStore, StoreConfig};
 /// and reloaded whole) even if a thread panicked while holding it.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One unit of a counted resource (a parked long poll, a pending send), given back on drop.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes one of `counter`'s `max` units, or says how many are taken.
+    fn take(counter: &Arc<AtomicUsize>, max: usize) -> std::result::Result<Slot, usize> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .map(|_| Slot(Arc::clone(counter)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Broker configuration (the `[broker]` keys of the server's TOML, RocketMQ's names where
@@ -70,6 +89,34 @@ pub struct BrokerConfig {
     pub transaction_check_interval_ms: i64,
     /// Checks before an open transaction is rolled back.
     pub transaction_check_max: u32,
+    /// A client heard from neither by Heartbeat nor by any other call for this long is
+    /// forgotten (settings, Telemetry stream, what it held under auto-renewal), ms. Apache's
+    /// `channelExpiredTimeout`.
+    pub client_expiry_ms: u64,
+    /// Consumption state of a (group, topic) with nothing in flight, nothing read ahead and no
+    /// call for this long is dropped from memory (its offsets stay in the consumer offsets
+    /// and it is rebuilt from them on the next call), ms.
+    pub consumption_idle_ms: u64,
+    /// Most topics; creating one more (by admin or on first use) answers `TOO_MANY_REQUESTS`.
+    pub max_topics: usize,
+    /// Most consumer groups; creating one more answers `TOO_MANY_REQUESTS`.
+    pub max_groups: usize,
+    /// Most clients (distinct `x-mq-client-id`s not yet expired); a new one beyond answers
+    /// `TOO_MANY_REQUESTS`.
+    pub max_clients: usize,
+    /// Longest `x-mq-client-id`, bytes (`REQUEST_HEADER_FIELDS_TOO_LARGE` beyond). The official
+    /// clients send `host@pid@index@time`, under 300 bytes even with a 253-byte host name.
+    pub max_client_id_len: usize,
+    /// Most TCP connections at once; the ones beyond are closed as they are accepted.
+    pub max_connections: usize,
+    /// Most messages in flight (received, not yet acked) per consumer group; a receive that
+    /// would go beyond answers `TOO_MANY_REQUESTS`.
+    pub max_inflight_per_group: usize,
+    /// Most receives and pulls waiting for messages at once; one more answers
+    /// `TOO_MANY_REQUESTS` instead of waiting.
+    pub max_long_polls: usize,
+    /// Most sends waiting for the store's append thread; one more answers `TOO_MANY_REQUESTS`.
+    pub max_pending_sends: usize,
 }
 
 impl Default for BrokerConfig {
@@ -88,6 +135,16 @@ impl Default for BrokerConfig {
             transaction_check_first_ms: 6_000,
             transaction_check_interval_ms: 30_000,
             transaction_check_max: 15,
+            client_expiry_ms: 120_000,
+            consumption_idle_ms: 600_000,
+            max_topics: 50_000,
+            max_groups: 10_000,
+            max_clients: 10_000,
+            max_client_id_len: 512,
+            max_connections: 10_000,
+            max_inflight_per_group: 50_000,
+            max_long_polls: 10_000,
+            max_pending_sends: 4096,
         }
     }
 }
@@ -108,6 +165,12 @@ struct Inner {
     transactions: transaction::Transactions,
     /// Round-robin counter for sends that do not name a message group.
     send_cursor: AtomicU64,
+    /// Receives and pulls waiting for messages now (`max_long_polls`).
+    long_polls: Arc<AtomicUsize>,
+    /// Sends waiting for the append thread now (`max_pending_sends`).
+    pending_sends: Arc<AtomicUsize>,
+    /// Open client connections (`max_connections`).
+    connections: Arc<AtomicUsize>,
     /// Background work (state saves, dead letters) runs once `serve` started it.
     background: std::sync::Once,
     /// Tells the background tasks to stop.
@@ -126,15 +189,19 @@ impl Broker {
         let pop = pop::Pop::open(store.clone())?;
         let timer = timer::Timer::open(&store)?;
         let transactions = transaction::Transactions::open(&store, &config)?;
+        let clients = clients::Clients::new(&config);
         Ok(Broker {
             inner: Arc::new(Inner {
                 config,
                 store,
-                clients: clients::Clients::default(),
+                clients,
                 pop,
                 timer,
                 transactions,
                 send_cursor: AtomicU64::new(0),
+                long_polls: Arc::default(),
+                pending_sends: Arc::default(),
+                connections: Arc::default(),
                 background: std::sync::Once::new(),
                 stop: tokio::sync::watch::channel(false).0,
             }),
@@ -193,14 +260,80 @@ impl Broker {
         pop.and(timer).and(transactions)
     }
 
+    /// A place for one more long poll to wait (`TOO_MANY_REQUESTS` past `max_long_polls`).
+    pub(crate) fn park(&self) -> Result<Slot> {
+        let max = self.config().max_long_polls;
+        Slot::take(&self.inner.long_polls, max).map_err(|n| {
+            BrokerError::limit(error::Limit::LongPolls, max, format!("{n} long polls are waiting"))
+        })
+    }
+
+    /// A place for one more send in the append queue (`TOO_MANY_REQUESTS` past
+    /// `max_pending_sends`): refused rather than queued without bound behind a full channel.
+    pub(crate) fn pending_send(&self) -> Result<Slot> {
+        let max = self.config().max_pending_sends;
+        Slot::take(&self.inner.pending_sends, max).map_err(|n| {
+            BrokerError::limit(
+                error::Limit::PendingSends,
+                max,
+                format!("{n} sends are waiting to be stored"),
+            )
+        })
+    }
+
+    /// Forgets the clients silent for `client_expiry_ms` and makes what they held under
+    /// auto-renewal visible again, as `NotifyClientTermination` would. Returns how many.
+    pub fn expire_clients(&self) -> usize {
+        let gone = self.clients().expire(crate::storage::message::now_millis());
+        for (id, info) in &gone {
+            if info.settings.as_ref().is_some_and(clients::is_consumer) {
+                self.pop().release_client(id);
+            }
+            tracing::debug!(client = id, "client expired");
+        }
+        if !gone.is_empty() {
+            tracing::info!(
+                expired = gone.len(),
+                left = self.clients().len(),
+                "forgot clients silent for client_expiry_ms"
+            );
+        }
+        gone.len()
+    }
+
+    /// Releases memory nobody uses: expired clients, idle consumption state.
+    pub fn housekeep(&self) {
+        self.expire_clients();
+        self.pop().prune_idle(self.config().consumption_idle_ms);
+    }
+
     /// Starts the background work once (needs a tokio runtime): periodic saves of the
     /// consumption state, moving messages that used up their attempts to the dead-letter
-    /// queue, firing delay messages and checking open transactions.
+    /// queue, firing delay messages, checking open transactions, expiring clients and
+    /// dropping idle consumption state.
     pub fn start_background(&self) {
         self.inner.background.call_once(|| {
             let b = self.clone();
             let stop = self.inner.stop.subscribe();
             tokio::spawn(async move { b.run_timer(stop).await });
+            let b = self.clone();
+            let mut stop = self.inner.stop.subscribe();
+            tokio::spawn(async move {
+                // Apache scans every 10 s; a short expiry (tests) is checked often enough to
+                // be met within half of it.
+                let c = b.config();
+                let every = (c.client_expiry_ms / 2)
+                    .min(c.consumption_idle_ms / 2)
+                    .clamp(50, 10_000);
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => return,
+                    }
+                    b.housekeep();
+                }
+            });
             let b = self.clone();
             let mut stop = self.inner.stop.subscribe();
             tokio::spawn(async move {
@@ -241,15 +374,39 @@ impl Broker {
     ) -> std::result::Result<(), tonic::transport::Error> {
         use tokio_stream::StreamExt as _;
         self.start_background();
-        // Nagle's algorithm would hold a response's last small write for the client's delayed
-        // ACK (40 ms): the server builder's own `tcp_nodelay` only covers listeners it binds.
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-            conn.inspect(|s| {
-                if let Err(e) = s.set_nodelay(true) {
+        // Beyond `max_connections`, a connection is closed as soon as it is accepted (each
+        // costs buffers and HTTP/2 state); the log says so at most once a second.
+        let counter = Arc::clone(&self.inner.connections);
+        let max = self.config().max_connections;
+        let mut refused = 0u64;
+        let mut last_warn: Option<std::time::Instant> = None;
+        let incoming =
+            tokio_stream::wrappers::TcpListenerStream::new(listener).filter_map(move |conn| {
+                let stream = match conn {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(e)),
+                };
+                let Ok(slot) = Slot::take(&counter, max) else {
+                    refused += 1;
+                    if last_warn.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                        last_warn = Some(std::time::Instant::now());
+                        tracing::warn!(
+                            peer = ?stream.peer_addr().ok(),
+                            refused,
+                            max_connections = max,
+                            "connection refused: max_connections reached ([broker] max_connections)"
+                        );
+                    }
+                    return None;
+                };
+                // Nagle's algorithm would hold a response's last small write for the client's
+                // delayed ACK (40 ms): the server builder's own `tcp_nodelay` only covers
+                // listeners it binds.
+                if let Err(e) = stream.set_nodelay(true) {
                     tracing::warn!(error = %e, "cannot set TCP_NODELAY");
                 }
-            })
-        });
+                Some(Ok(Counted { io: stream, _slot: slot }))
+            });
         tonic::transport::Server::builder()
             // Large windows: many concurrent sends of large batches on one connection would
             // otherwise stall on HTTP/2 flow control (64 KiB by default).
@@ -275,6 +432,11 @@ impl Broker {
             .await
     }
 
+    /// Open client connections.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Acquire)
+    }
+
     /// Whether the broker is shutting down.
     pub(crate) fn is_stopping(&self) -> bool {
         *self.inner.stop.borrow()
@@ -286,5 +448,66 @@ impl Broker {
         async move {
             let _ = stop.wait_for(|s| *s).await;
         }
+    }
+}
+
+/// An accepted connection, counted against `max_connections` until it closes.
+#[derive(Debug)]
+struct Counted {
+    io: tokio::net::TcpStream,
+    _slot: Slot,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Counted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
     }
 }

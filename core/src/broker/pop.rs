@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::convert::PROPERTY_SHARDING_KEY;
-use crate::broker::error::{BrokerError, Result};
+use crate::broker::error::{BrokerError, Limit, Result};
 use crate::broker::lock;
 use crate::protocol::v2::Code;
 use crate::storage::message::now_millis;
@@ -208,6 +208,9 @@ struct TopicState {
     cursor: u32,
     #[serde(skip)]
     attempts: VecDeque<Attempt>,
+    /// Last call that used this state, ms (for dropping idle state).
+    #[serde(skip)]
+    last_used: i64,
 }
 
 /// (consumer group, topic).
@@ -277,6 +280,8 @@ pub struct ReceiveSpec<'a> {
     pub fifo: bool,
     /// The client's id for this receive: a retry with the same id gets the same messages.
     pub attempt_id: Option<&'a str>,
+    /// Most messages the group may have in flight over all its topics.
+    pub max_inflight: usize,
 }
 
 /// A parsed receipt handle.
@@ -378,7 +383,23 @@ impl Pop {
 
     fn state(&self, group: &str, topic: &str) -> Arc<Mutex<TopicState>> {
         let mut map = lock(&self.topics);
-        Arc::clone(map.entry((group.to_owned(), topic.to_owned())).or_default())
+        let state = Arc::clone(map.entry((group.to_owned(), topic.to_owned())).or_default());
+        drop(map);
+        lock(&state).last_used = now_millis();
+        state
+    }
+
+    /// Messages `group` has in flight on topics other than `topic`.
+    fn inflight_elsewhere(&self, group: &str, topic: &str) -> usize {
+        let states: Vec<Arc<Mutex<TopicState>>> = lock(&self.topics)
+            .iter()
+            .filter(|((g, t), _)| g == group && t != topic)
+            .map(|(_, s)| Arc::clone(s))
+            .collect();
+        states
+            .iter()
+            .map(|s| lock(s).queues.values().map(|q| q.inflight.len()).sum::<usize>())
+            .sum()
     }
 
     fn existing(&self, group: &str, topic: &str) -> Option<Arc<Mutex<TopicState>>> {
@@ -433,6 +454,7 @@ impl Pop {
         spec: &ReceiveSpec<'_>,
         alive: &dyn Fn(&str) -> bool,
     ) -> Result<Received> {
+        let elsewhere = self.inflight_elsewhere(spec.group, spec.topic);
         let state = self.state(spec.group, spec.topic);
         let mut guard = lock(&state);
         let st = &mut *guard;
@@ -449,6 +471,27 @@ impl Pop {
         }
 
         self.redeliver_due(st, spec, now, renew.as_ref(), alive, &mut out);
+        // Redeliveries stay in flight under a new handle; new hand-outs need room under the
+        // group's limit.
+        let inflight = elsewhere + st.queues.values().map(|q| q.inflight.len()).sum::<usize>();
+        let room = spec.max_inflight.saturating_sub(inflight);
+        if room == 0 && out.deliveries.is_empty() && out.dead.is_empty() {
+            return Err(BrokerError::limit(
+                Limit::InflightPerGroup,
+                spec.max_inflight,
+                format!(
+                    "group {:?} has {inflight} messages received and not yet acked",
+                    spec.group
+                ),
+            ));
+        }
+        let capped;
+        let spec = if out.deliveries.len() + room < spec.batch {
+            capped = ReceiveSpec { batch: out.deliveries.len() + room, ..spec.clone() };
+            &capped
+        } else {
+            spec
+        };
         // Message groups with a message in flight (FIFO groups only).
         let mut busy: HashSet<u64> = if spec.fifo {
             st.queues
@@ -985,6 +1028,52 @@ impl Pop {
         self.touched();
     }
 
+    /// Forgets every (group, topic) state of a deleted consumer group.
+    pub fn forget_group(&self, group: &str) {
+        lock(&self.topics).retain(|(g, _), _| g != group);
+        self.touched();
+    }
+
+    /// How many (group, topic) states are in memory.
+    pub fn states(&self) -> usize {
+        lock(&self.topics).len()
+    }
+
+    /// Drops from memory the (group, topic) states that hold nothing the consumer offsets do
+    /// not (no message in flight or read ahead, no receive attempt to replay) and that no call
+    /// used for `idle_ms`; each queue's position is committed to the consumer offsets first.
+    /// The next call rebuilds the state from those offsets. Returns how many were dropped.
+    pub fn prune_idle(&self, idle_ms: u64) -> usize {
+        let now = now_millis();
+        let idle = i64::try_from(idle_ms).unwrap_or(i64::MAX);
+        let offsets = self.store.consumer_offsets();
+        let mut map = lock(&self.topics);
+        let before = map.len();
+        map.retain(|(group, topic), state| {
+            // A call under way holds a clone; with the map locked, no new one can start.
+            if Arc::strong_count(state) > 1 {
+                return true;
+            }
+            let st = lock(state);
+            let settled = now - st.last_used >= idle
+                && st.attempts.iter().all(|a| a.expires <= now)
+                && st.queues.values().all(|q| q.inflight.is_empty() && q.held.is_empty());
+            if settled {
+                for (&queue_id, qs) in &st.queues {
+                    if offsets.get(group, topic, queue_id) != Some(qs.next) {
+                        offsets.commit(group, topic, queue_id, qs.next);
+                    }
+                }
+            }
+            !settled
+        });
+        let dropped = before - map.len();
+        if dropped > 0 {
+            tracing::debug!(dropped, left = map.len(), "dropped idle consumption state");
+        }
+        dropped
+    }
+
     /// How many messages of (group, topic) are in flight and read ahead.
     pub fn inflight_count(&self, group: &str, topic: &str) -> (usize, usize) {
         self.existing(group, topic).map_or((0, 0), |state| {
@@ -1112,6 +1201,7 @@ mod tests {
             max_attempts: 3,
             fifo,
             attempt_id: None,
+            max_inflight: usize::MAX,
         }
     }
 

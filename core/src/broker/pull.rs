@@ -88,6 +88,8 @@ impl Broker {
                 next_offset: min,
             });
         };
+        // Taken before the first wait, held until the answer.
+        let mut parked = None;
         loop {
             let got = self.store().get_messages(q.topic, q.queue_id, offset, batch, &filter)?;
             match got.status {
@@ -124,6 +126,9 @@ impl Broker {
                 return Ok(Pulled::NotFound { next_offset: offset });
             }
             if got.status == GetStatus::NoNewMessage {
+                if parked.is_none() {
+                    parked = Some(self.park()?);
+                }
                 self.store().wait_for(q.topic, q.queue_id, offset, until - now).await?;
             } else {
                 // A long run of entries the filter skips is scanned a slice at a time: let the

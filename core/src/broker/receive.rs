@@ -64,10 +64,13 @@ impl Broker {
             max_attempts: group_cfg.max_delivery_attempts.max(1),
             fifo: group_cfg.fifo,
             attempt_id: req.attempt_id.as_deref(),
+            max_inflight: self.config().max_inflight_per_group,
         };
         let clients = self.clients();
         let alive = |c: &str| clients.is_alive(c);
         let until = tokio::time::Instant::now() + polling;
+        // Taken before the first wait, held until the answer.
+        let mut parked = None;
         loop {
             let changed = self.pop().changed();
             let got = self.pop().receive(&spec, &alive)?;
@@ -78,6 +81,9 @@ impl Broker {
             let now = tokio::time::Instant::now();
             if !got.deliveries.is_empty() || now >= until || self.is_stopping() {
                 return Ok(got.deliveries);
+            }
+            if parked.is_none() {
+                parked = Some(self.park()?);
             }
             // Sleep until a queue grows, an invisible message comes due, or polling ends.
             let mut wake = until;

@@ -91,7 +91,9 @@ impl Broker {
             to.0.clone_into(&mut put.topic);
             put.queue_id = to.1;
         }
+        let pending = self.pending_send()?;
         let results = self.store().put_batch(puts).await?;
+        drop(pending);
         let mut sent = Vec::with_capacity(results.len());
         for ((put, route), m) in results.into_iter().zip(routes).zip(messages) {
             let id =

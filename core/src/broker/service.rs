@@ -138,7 +138,7 @@ impl Messaging {
             deadline: header(req, "grpc-timeout").and_then(grpc_timeout),
         };
         namespace::validate(&meta.namespace)?;
-        self.broker.clients().touch(&meta.client_id, &meta.language);
+        self.broker.clients().touch(&meta.client_id, &meta.language)?;
         Ok(meta)
     }
 }
@@ -558,7 +558,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
-        let meta = self.meta(&request).map_err(|e| Status::invalid_argument(e.message))?;
+        let meta = self.meta(&request).map_err(|e| e.to_grpc())?;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let broker = self.broker.clone();
@@ -578,7 +578,9 @@ impl MessagingService for Messaging {
                         break;
                     }
                 };
-                broker.clients().touch(&meta.client_id, &meta.language);
+                // Registered by `meta` above; a refusal (expired meanwhile, broker full) shows
+                // when the settings are stored.
+                let _ = broker.clients().touch(&meta.client_id, &meta.language);
                 let Some(Command::Settings(settings)) = cmd.command else {
                     // Thread stack traces and verify results need no answer.
                     continue;
@@ -595,13 +597,21 @@ impl MessagingService for Messaging {
                     .and_then(|g| broker.group_or_create(&g).ok());
                 let reply =
                     merged_settings(&settings, &meta.language, broker.config(), group.as_ref());
-                broker.clients().set_settings(
+                if let Err(e) = broker.clients().set_settings(
                     &meta.client_id,
                     &meta.language,
                     &meta.namespace,
                     settings,
                     tx.clone(),
-                );
+                ) {
+                    let _ = tx
+                        .send(Ok(v2::TelemetryCommand {
+                            status: Some(err_status(&e)),
+                            command: None,
+                        }))
+                        .await;
+                    break;
+                }
                 let cmd = v2::TelemetryCommand {
                     status: Some(ok()),
                     command: Some(Command::Settings(reply)),

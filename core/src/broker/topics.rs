@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use crate::broker::error::{BrokerError, Result};
+use crate::broker::error::{BrokerError, Limit, Result};
 use crate::broker::{Broker, validate};
 use crate::protocol::v2::{self, Code, MessageType, Permission};
 use crate::storage::{GroupConfig, TopicConfig};
@@ -116,10 +116,81 @@ impl Broker {
                 ),
             ));
         }
+        self.check_topic_room()?;
         let cfg = self.default_topic_config();
         self.store().topics().put(topic, cfg.clone());
         tracing::info!(topic, "auto-created topic");
         Ok(cfg)
+    }
+
+    /// `TOO_MANY_REQUESTS` when `max_topics` topics exist (checked before creating one).
+    pub(crate) fn check_topic_room(&self) -> Result<()> {
+        let (n, max) = (self.store().topics().len(), self.config().max_topics);
+        if n >= max {
+            return Err(BrokerError::limit(Limit::Topics, max, format!("{n} topics exist")));
+        }
+        Ok(())
+    }
+
+    /// `TOO_MANY_REQUESTS` when `max_groups` groups exist (checked before creating one).
+    pub(crate) fn check_group_room(&self) -> Result<()> {
+        let (n, max) = (self.store().groups().len(), self.config().max_groups);
+        if n >= max {
+            return Err(BrokerError::limit(
+                Limit::Groups,
+                max,
+                format!("{n} consumer groups exist"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes `topic`: its config, every group's consumption state and offsets of it, and its
+    /// ConsumeQueues (the CommitLog keeps its messages until retention removes them). Saved
+    /// before it returns. `TOPIC_NOT_FOUND` if there is no such topic.
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        let store = self.store();
+        if store.topics().remove(topic).is_none() {
+            return Err(BrokerError::new(
+                Code::TopicNotFound,
+                format!("topic {topic:?} does not exist"),
+            ));
+        }
+        store.topics().save()?;
+        self.pop().forget_topic(topic);
+        let offsets = store.consumer_offsets();
+        for (group, t) in offsets.groups() {
+            if t == topic {
+                offsets.remove(&group, &t);
+            }
+        }
+        offsets.save()?;
+        let queues = store.delete_topic(topic).await?;
+        tracing::info!(topic, queues, "topic deleted");
+        Ok(())
+    }
+
+    /// Deletes consumer group `group`: its config, its consumption state and offsets on every
+    /// topic. Saved before it returns. `CONSUMER_GROUP_NOT_FOUND` if there is no such group.
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        let store = self.store();
+        if store.groups().remove(group).is_none() {
+            return Err(BrokerError::new(
+                Code::ConsumerGroupNotFound,
+                format!("consumer group {group:?} does not exist"),
+            ));
+        }
+        store.groups().save()?;
+        self.pop().forget_group(group);
+        let offsets = store.consumer_offsets();
+        for (g, topic) in offsets.groups() {
+            if g == group {
+                offsets.remove(&g, &topic);
+            }
+        }
+        offsets.save()?;
+        tracing::info!(group, "consumer group deleted");
+        Ok(())
     }
 
     /// The config of an existing topic.
@@ -153,6 +224,7 @@ impl Broker {
                 ),
             ));
         }
+        self.check_group_room()?;
         let cfg = self.default_group_config();
         self.store().groups().put(group, cfg.clone());
         Ok(cfg)

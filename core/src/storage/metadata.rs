@@ -38,6 +38,16 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// The record named `name`.
     pub fn get(&self, name: &str) -> Option<T> {
         self.lock().get(name).cloned()

@@ -647,7 +647,7 @@ impl MessageStore {
     /// Deletes the ConsumeQueues of `topic` (its messages stay in the CommitLog until
     /// retention, unreachable by queue offset). Returns how many queues were removed. A topic
     /// created again under the same name starts at queue offset 0.
-    pub async fn delete_topic_queues(&self, topic: &str) -> Result<usize> {
+    pub async fn delete_topic(&self, topic: &str) -> Result<usize> {
         let s = self.shared();
         // The append thread forgets the topic's offsets after writing what it took before...
         let (done, rx) = oneshot::channel();

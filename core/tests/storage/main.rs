@@ -3,6 +3,7 @@
 
 mod corruption;
 mod crash;
+mod delete_topic;
 mod fuzz_regressions;
 mod many_queues;
 mod metadata;

@@ -101,29 +101,6 @@ async fn entries_without_their_record_are_dropped_when_the_queue_opens() {
     store.close().unwrap();
 }
 
-#[tokio::test]
-async fn deleting_a_topic_removes_its_queues() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = MessageStore::open(config(dir.path(), 4)).unwrap();
-    for i in 0..8 {
-        store.put(msg("Gone", i as u32 % 4, i)).await.unwrap();
-    }
-    settle(&store).await;
-    assert_eq!(store.delete_topic_queues("Gone").await.unwrap(), 4);
-    assert!(!dir.path().join("consumequeue/Gone").exists());
-    assert!(store.queue("Gone", 0).is_none());
-    assert_eq!(store.max_offset("Gone", 0), 0);
-    // Created again, the topic starts over at queue offset 0 and is readable from there.
-    let put = store.put(msg("Gone", 1, 100)).await.unwrap();
-    assert_eq!(put.queue_offset, 0);
-    settle(&store).await;
-    let r = store.get_messages("Gone", 1, 0, 10, &TagFilter::All).unwrap();
-    assert_eq!(r.messages.len(), 1);
-    // A checkpoint after the deletion does not trip over the removed files.
-    store.checkpoint().unwrap();
-    store.close().unwrap();
-}
-
 /// Descriptors this process holds on files under `dir`.
 fn fds_under(dir: &Path) -> usize {
     std::fs::read_dir("/proc/self/fd")

@@ -6,6 +6,7 @@ mod consume;
 mod dead_letter;
 mod delay;
 mod fifo;
+mod limits;
 mod namespace;
 mod pull;
 mod route;
