@@ -477,6 +477,14 @@ impl ConsumeQueue {
     /// Writes the in-memory tail and makes the entries durable (`fdatasync` of each file
     /// they touched).
     pub(crate) fn sync(&self, names: &mut NewNames) -> Result<()> {
+        match self.sync_files(names) {
+            // Deleted meanwhile: its files are gone, and nothing of it needs to last.
+            Err(_) if self.deleted.load(Ordering::Acquire) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn sync_files(&self, names: &mut NewNames) -> Result<()> {
         self.write_behind(names)?;
         let from = self.synced.load(Ordering::Acquire);
         let to = self.written.load(Ordering::Acquire);
@@ -542,7 +550,13 @@ impl ConsumeQueue {
 
     /// Closes the queue's files: it is being deleted.
     pub(crate) fn close_files(&self) {
+        // Under the tail's lock: a write behind either finished before, or sees the flag and
+        // does not create the directory again.
+        let mut p = self.lock_pending();
         self.deleted.store(true, Ordering::Release);
+        self.io.tail_bytes.fetch_sub(p.buf.len(), Ordering::Relaxed);
+        p.buf.clear();
+        drop(p);
         self.io.files.forget_queue(self.id);
     }
 }
