@@ -28,12 +28,7 @@ fn config(dir: &Path) -> StoreConfig {
 fn store_dir() -> &'static (PathBuf, Vec<u8>) {
     static DIR: OnceLock<(PathBuf, Vec<u8>)> = OnceLock::new();
     DIR.get_or_init(|| {
-        let shm = Path::new("/dev/shm");
-        // Named so tests/fuzz.sh can remove it: libFuzzer exits without dropping it.
-        let mut named = tempfile::Builder::new();
-        named.prefix("orbitmq-fuzz-");
-        let dir = if shm.is_dir() { named.tempdir_in(shm) } else { named.tempdir() };
-        let dir = dir.unwrap().keep();
+        let dir = orbitmq_fuzz::store_dir();
         let store = MessageStore::open(config(&dir)).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         for i in 0..MESSAGES {

@@ -256,3 +256,13 @@ pub fn filter(u: &mut Unstructured<'_>) -> Result<v2::FilterExpression> {
         expression: if u.arbitrary()? { "*".to_owned() } else { u.arbitrary()? },
     })
 }
+
+/// A store directory for a fuzz process: on tmpfs when there is one (stores fsync on open and
+/// close), named so tests/fuzz.sh can remove it (libFuzzer exits without dropping statics).
+pub fn store_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    let mut named = tempfile::Builder::new();
+    named.prefix("orbitmq-fuzz-");
+    let dir = if shm.is_dir() { named.tempdir_in(shm) } else { named.tempdir() };
+    dir.unwrap().keep()
+}

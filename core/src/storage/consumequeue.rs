@@ -529,7 +529,9 @@ impl ConsumeQueue {
             fs::fsync_dir(&self.dir)?;
         }
         let max = self.max_offset();
-        let mut min = self.read_bases().first().map_or(max, |b| *b).max(self.min_offset());
+        // No file yet is no entry lost: they may all be in the in-memory tail.
+        let first_file = self.read_bases().first().copied().unwrap_or(0);
+        let mut min = first_file.max(self.min_offset());
         'advance: while min < max {
             let (entries, scanned) = self.scan(min, READ_CHUNK)?;
             if entries.is_empty() {

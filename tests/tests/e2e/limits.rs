@@ -44,6 +44,32 @@ async fn telemetry_error(c: &mut Client, settings: v2::Settings) -> tonic::Statu
 }
 
 /// Polls `f` every 20 ms for up to 5 s until it holds.
+/// The status a raw receive starts with (what the test helpers' receive does not show).
+async fn receive_status(c: &mut Client, group: &str, topic: &str, batch: i32) -> v2::Status {
+    let mut stream = c
+        .raw
+        .receive_message(v2::ReceiveMessageRequest {
+            group: Some(resource(group)),
+            message_queue: Some(v2::MessageQueue {
+                topic: Some(resource(topic)),
+                ..Default::default()
+            }),
+            batch_size: batch,
+            invisible_duration: INVISIBLE.map(orbitmq_tests::duration),
+            long_polling_timeout: Some(orbitmq_tests::duration(POLL)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v2::receive_message_response::Content::Status(st)) =
+        stream.message().await.unwrap().unwrap().content
+    else {
+        panic!("a receive starts with its status")
+    };
+    st
+}
+
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..250 {
         if f() {
@@ -248,27 +274,7 @@ async fn a_group_cannot_hold_more_messages_in_flight_than_the_limit() {
     // The limit is per group, over all its topics: 2 more fit.
     let (st, more) = c.receive("g", "u", "*", 32, INVISIBLE, POLL).await;
     assert_eq!((st, more.len()), (Code::Ok, 2));
-    let mut stream = c
-        .raw
-        .receive_message(v2::ReceiveMessageRequest {
-            group: Some(resource("g")),
-            message_queue: Some(v2::MessageQueue {
-                topic: Some(resource("t")),
-                ..Default::default()
-            }),
-            batch_size: 32,
-            invisible_duration: INVISIBLE.map(orbitmq_tests::duration),
-            long_polling_timeout: Some(orbitmq_tests::duration(POLL)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(v2::receive_message_response::Content::Status(st)) =
-        stream.message().await.unwrap().unwrap().content
-    else {
-        panic!("a receive starts with its status")
-    };
+    let st = receive_status(&mut c, "g", "t", 32).await;
     assert_limit(&st, Code::TooManyRequests, "max_inflight_per_group");
     assert!(st.message.contains("5 messages received and not yet acked"), "{st:?}");
     assert_eq!(
@@ -294,27 +300,7 @@ async fn long_polls_beyond_the_limit_answer_at_once() {
     let parked = tokio::spawn(async move { c1.receive("g1", "t", "*", 1, INVISIBLE, POLL).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
-    let mut stream = c2
-        .raw
-        .receive_message(v2::ReceiveMessageRequest {
-            group: Some(resource("g2")),
-            message_queue: Some(v2::MessageQueue {
-                topic: Some(resource("t")),
-                ..Default::default()
-            }),
-            batch_size: 1,
-            invisible_duration: INVISIBLE.map(orbitmq_tests::duration),
-            long_polling_timeout: Some(orbitmq_tests::duration(POLL)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(v2::receive_message_response::Content::Status(st)) =
-        stream.message().await.unwrap().unwrap().content
-    else {
-        panic!("a receive starts with its status")
-    };
+    let st = receive_status(&mut c2, "g2", "t", 1).await;
     assert_limit(&st, Code::TooManyRequests, "max_long_polls");
     assert!(started.elapsed() < Duration::from_secs(2));
     // The parked one still gets its message.
