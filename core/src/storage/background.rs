@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::storage::Shared;
 use crate::storage::checkpoint::Checkpoint;
 use crate::storage::config::FlushDiskType;
 use crate::storage::consumequeue::NewNames;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::fs;
 use crate::storage::message::now_millis;
+use crate::storage::{Shared, lock};
 
 /// The flush thread: async CommitLog flushes.
 pub(crate) fn run_flusher(shared: &Arc<Shared>) {
@@ -144,17 +144,11 @@ fn sync_derived(shared: &Shared, deadline: Option<Instant>) -> Result<Option<u64
             }
         }
     }
-    for cq in left {
-        if !cq.dirty.swap(true, Ordering::AcqRel) {
-            lock(&shared.dirty_queues).push(cq);
-        }
+    for cq in &left {
+        shared.mark_dirty(cq);
     }
     shared.index.flush()?;
     Ok(unwritten)
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The retention thread.

@@ -429,23 +429,7 @@ impl ConsumeQueue {
         if self.read_bases().binary_search(&base).is_ok() {
             return self.file(base, false);
         }
-        if let Some(top) = fs::create_dir_all(&self.dir)? {
-            // Every new directory and the existing one above them gain a name.
-            let mut d = self.dir.as_path();
-            loop {
-                names.dirs.push(d.to_owned());
-                if d == top {
-                    break;
-                }
-                match d.parent() {
-                    Some(p) => d = p,
-                    None => break,
-                }
-            }
-            if let Some(parent) = top.parent() {
-                names.dirs.push(parent.to_owned());
-            }
-        }
+        names.dirs.extend(fs::create_dir_all(&self.dir)?);
         let (file, created) = self.io.files.get((self.id, base), &self.path_of(base), true)?;
         if created {
             names.dirs.push(self.dir.clone());

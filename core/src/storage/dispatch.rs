@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::storage::Shared;
 use crate::storage::commitlog::{Next, record};
 use crate::storage::consumequeue::{ConsumeQueue, CqEntry};
 use crate::storage::error::Result;
 use crate::storage::index;
 use crate::storage::message::{KEY_SEPARATOR, tag_hash};
+use crate::storage::{Shared, lock};
 
 /// Dispatches every record from `shared.dispatched` up to the published end.
 pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
@@ -21,10 +21,6 @@ pub(crate) fn dispatch_available(shared: &Shared) -> Result<u64> {
     // Left only by a failure: publish those queues at the next attempt.
     lock(&shared.unpublished).append(&mut touched);
     result
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn dispatch_from(shared: &Shared, touched: &mut Vec<Arc<ConsumeQueue>>) -> Result<u64> {

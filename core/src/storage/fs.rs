@@ -137,48 +137,33 @@ impl DataFile {
     }
 }
 
-/// Creates `dir` and any missing parents. Returns the topmost directory it created, whose
-/// parent must be fsynced for the new names to survive a crash (`None` if all existed).
-pub(crate) fn create_dir_all(dir: &Path) -> Result<Option<PathBuf>> {
-    let mut missing = dir;
-    let mut top = None;
-    while !missing.as_os_str().is_empty() && !missing.exists() {
-        top = Some(missing.to_owned());
-        match missing.parent() {
-            Some(p) => missing = p,
-            None => break,
-        }
+/// Creates `dir` and any missing parents. Returns the directories that gained a name (each
+/// new directory's parent, deepest first): fsyncing them makes the new directories survive a
+/// crash. Empty if `dir` existed.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<Vec<PathBuf>> {
+    // The new levels, deepest first.
+    let new: Vec<&Path> =
+        dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
     }
-    if top.is_some() {
-        #[cfg(test)]
-        if let (Some(f), Some(top)) = (fault::find(dir), &top) {
-            // Each new level is a new name in its parent, top first.
-            let mut levels: Vec<&Path> = dir.ancestors().take_while(|d| *d != top).collect();
-            levels.push(top);
-            for d in levels.into_iter().rev() {
-                f.create(d, true, || std::fs::create_dir(d).map(|()| true))
-                    .map_err(StorageError::io("create directory", d))?;
-            }
-            return Ok(Some(top.clone()));
+    #[cfg(test)]
+    if let Some(f) = fault::find(dir) {
+        // Each new level is a new name in its parent, top first.
+        for d in new.iter().rev() {
+            f.create(d, true, || std::fs::create_dir(d).map(|()| true))
+                .map_err(StorageError::io("create directory", d))?;
         }
-        std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+        return Ok(new.iter().filter_map(|d| d.parent()).map(Path::to_owned).collect());
     }
-    Ok(top)
+    std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+    Ok(new.iter().filter_map(|d| d.parent()).map(Path::to_owned).collect())
 }
 
 /// Creates `dir` (and parents) and makes it durable at once.
 pub(crate) fn create_dir_all_durable(dir: &Path) -> Result<()> {
-    if let Some(top) = create_dir_all(dir)? {
-        sync_parent(&top)?;
-        // Directories created below `top` are named in directories that are new too.
-        let mut d = dir;
-        while d != top {
-            sync_parent(d)?;
-            match d.parent() {
-                Some(p) => d = p,
-                None => break,
-            }
-        }
+    for parent in create_dir_all(dir)? {
+        fsync_dir(&parent)?;
     }
     Ok(())
 }

@@ -180,17 +180,9 @@ impl Shared {
     pub(crate) fn publish_queue(&self, cq: &Arc<ConsumeQueue>) -> Result<()> {
         let mut names = NewNames::default();
         let result = cq.publish(&mut names);
-        if !names.dirs.is_empty() {
-            self.new_dirs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend(names.dirs);
-        }
-        if result? && !cq.dirty.swap(true, Ordering::AcqRel) {
-            self.dirty_queues
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Arc::clone(cq));
+        self.note_names(names);
+        if result? {
+            self.mark_dirty(cq);
         }
         Ok(())
     }
@@ -199,13 +191,22 @@ impl Shared {
     pub(crate) fn put_entry(&self, cq: &ConsumeQueue, offset: u64, entry: CqEntry) -> Result<bool> {
         let mut names = NewNames::default();
         let result = cq.put(offset, entry, &mut names);
-        if !names.dirs.is_empty() {
-            self.new_dirs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend(names.dirs);
-        }
+        self.note_names(names);
         result
+    }
+
+    /// Lists `cq` for the next checkpoint to write and sync, once.
+    pub(crate) fn mark_dirty(&self, cq: &Arc<ConsumeQueue>) {
+        if !cq.dirty.swap(true, Ordering::AcqRel) {
+            lock(&self.dirty_queues).push(Arc::clone(cq));
+        }
+    }
+
+    /// Keeps directories that gained names for the next checkpoint to fsync.
+    fn note_names(&self, names: NewNames) {
+        if !names.dirs.is_empty() {
+            lock(&self.new_dirs).extend(names.dirs);
+        }
     }
 
     pub(crate) fn poison(&self, reason: &str) {
@@ -883,6 +884,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .name(name.to_owned())
         .spawn(f)
         .map_err(StorageError::io("spawn thread", name))
+}
+
+/// Locks `m`, going on past a panic of another holder (the data it guards stays valid).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether `name` can be used as one directory name (topics are validated at the edge; this
