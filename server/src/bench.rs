@@ -331,6 +331,8 @@ type Client = MessagingServiceClient<
 #[allow(clippy::unnecessary_wraps)] // the signature tonic's interceptors have
 fn with_client_id(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     req.metadata_mut().insert("x-mq-client-id", MetadataValue::from_static("orbitmq-bench"));
+    // As OrbitMQ's client SDK: the server sends it the CRC32 body digest it checks.
+    req.metadata_mut().insert("x-mq-language", MetadataValue::from_static("RUST"));
     Ok(req)
 }
 

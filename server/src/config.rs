@@ -5,6 +5,7 @@
 //! listen = "127.0.0.1:8081"
 //! data_dir = "./orbitmq-data"
 //! flush_disk_type = "async"      # or "sync"
+//! metrics_listen = "127.0.0.1:5557"  # or "off"
 //!
 //! [broker]                       # orbitmq_core::broker::BrokerConfig
 //! auto_create_topics = true
@@ -28,6 +29,33 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./orbitmq-data";
+/// Default address of `/metrics` and `/health` (rocketmq-exporter's port).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:5557";
+
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Not listening.
+    Off,
+    /// Listening here.
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Listen::Off);
+        }
+        s.parse().map(Listen::At).map_err(|e| format!("{s:?} is neither HOST:PORT nor `off`: {e}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Flags (and their environment variables) shared by the server commands.
 #[derive(Debug, Clone, Args)]
@@ -48,6 +76,10 @@ pub struct ServerArgs {
     /// Create topics and groups on first use [default: true].
     #[arg(long, env = "ORBITMQ_AUTO_CREATE_TOPICS", value_name = "true|false")]
     pub auto_create_topics: Option<bool>,
+    /// Where to serve Prometheus metrics (`GET /metrics`, RocketMQ 5's metric names) and
+    /// `GET /health` (200 once serving); `off` disables it [default: 127.0.0.1:5557].
+    #[arg(long, env = "ORBITMQ_METRICS_LISTEN", value_name = "HOST:PORT|off")]
+    pub metrics_listen: Option<Listen>,
 }
 
 /// The TOML file.
@@ -57,6 +89,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     flush_disk_type: Option<FlushDiskType>,
+    metrics_listen: Option<Listen>,
     broker: Option<BrokerConfig>,
     store: Option<StoreConfig>,
 }
@@ -66,6 +99,8 @@ struct FileConfig {
 pub struct ServerConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Metrics and health listener.
+    pub metrics_listen: Listen,
     /// Broker settings.
     pub broker: BrokerConfig,
     /// Storage settings (`dir`, `flush_disk_type` and `store_host` resolved).
@@ -97,7 +132,11 @@ impl ServerArgs {
         store.max_message_size = store.max_message_size.max(broker.max_body_size + 64 * 1024);
         store.store_host = listen;
         store.validate().context("invalid [store] configuration")?;
-        Ok(ServerConfig { listen, broker, store })
+        let metrics_listen = match self.metrics_listen.or(file.metrics_listen) {
+            Some(l) => l,
+            None => Listen::At(DEFAULT_METRICS_LISTEN.parse()?),
+        };
+        Ok(ServerConfig { listen, metrics_listen, broker, store })
     }
 }
 
@@ -119,6 +158,7 @@ mod tests {
             data_dir: None,
             flush_disk_type: None,
             auto_create_topics: None,
+            metrics_listen: None,
         }
     }
 
@@ -129,6 +169,26 @@ mod tests {
         assert_eq!(c.store.dir, PathBuf::from("./orbitmq-data"));
         assert_eq!(c.store.flush_disk_type, FlushDiskType::Async);
         assert!(c.broker.auto_create_topics);
+        assert_eq!(c.metrics_listen, Listen::At("127.0.0.1:5557".parse().unwrap()));
+    }
+
+    #[test]
+    fn metrics_listen_off_or_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(&path, "metrics_listen = \"off\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        assert_eq!(a.resolve().unwrap().metrics_listen, Listen::Off);
+        a.metrics_listen = Some("0.0.0.0:9100".parse().unwrap());
+        assert_eq!(
+            a.resolve().unwrap().metrics_listen,
+            Listen::At("0.0.0.0:9100".parse().unwrap())
+        );
+        std::fs::write(&path, "metrics_listen = \"nowhere\"\n").unwrap();
+        a.metrics_listen = None;
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("nowhere") && err.contains("off"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod config;
+mod http;
 mod signal;
 mod standalone;
 mod telemetry;

@@ -119,6 +119,7 @@ impl TestBroker {
 pub struct Headers {
     client_id: Option<String>,
     namespace: Option<String>,
+    language: &'static str,
 }
 
 impl Interceptor for Headers {
@@ -131,7 +132,7 @@ impl Interceptor for Headers {
             req.metadata_mut()
                 .insert("x-mq-namespace", MetadataValue::try_from(ns.as_str()).unwrap());
         }
-        req.metadata_mut().insert("x-mq-language", MetadataValue::from_static("RUST"));
+        req.metadata_mut().insert("x-mq-language", MetadataValue::from_static(self.language));
         req.metadata_mut().insert("x-mq-protocol", MetadataValue::from_static("v2"));
         Ok(req)
     }
@@ -155,11 +156,23 @@ impl Client {
 
     /// Connects as `client_id` in `namespace` (empty: none).
     pub async fn connect_in(addr: SocketAddr, client_id: &str, namespace: &str) -> Client {
+        Self::connect_as(addr, client_id, namespace, "RUST").await
+    }
+
+    /// Connects as `client_id` in `namespace`, saying it is a `language` client
+    /// (`x-mq-language`: JAVA, PYTHON, HTTP for Node.js…).
+    pub async fn connect_as(
+        addr: SocketAddr,
+        client_id: &str,
+        namespace: &str,
+        language: &'static str,
+    ) -> Client {
         let channel =
             Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
         let headers = Headers {
             client_id: (!client_id.is_empty()).then(|| client_id.to_owned()),
             namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+            language,
         };
         Client { raw: MessagingServiceClient::with_interceptor(channel, headers) }
     }

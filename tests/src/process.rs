@@ -6,20 +6,34 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// `--metrics-listen 127.0.0.1:0` unless `extra` has its own: tests run side by side, and the
+/// default port is one.
+fn metrics_args(extra: &[&str]) -> &'static [&'static str] {
+    if extra.iter().any(|a| a.starts_with("--metrics-listen")) {
+        &[]
+    } else {
+        &["--metrics-listen", "127.0.0.1:0"]
+    }
+}
+
 /// A running `orbitmq standalone`. Killed (SIGKILL) on drop if still running.
 pub struct ServerProcess {
     /// The child process.
     pub child: Child,
     /// The address it printed in its `ready on` line.
     pub addr: std::net::SocketAddr,
+    /// Where it serves `/metrics` and `/health` (its `metrics on` line), unless disabled.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl ServerProcess {
     /// Runs `bin standalone --listen 127.0.0.1:0 --data-dir data_dir extra…`, with stderr in
-    /// `log` (or discarded), and waits for its `ready on` line.
+    /// `log` (or discarded), and waits for its `ready on` line. Metrics listen on a free port
+    /// too, unless `extra` says where.
     pub fn start(bin: &Path, data_dir: &Path, extra: &[&str], log: Option<&Path>) -> ServerProcess {
         let mut cmd = Command::new(bin);
-        cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(extra);
+        cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        cmd.args(metrics_args(extra)).args(extra);
         Self::spawn(cmd, log)
     }
 
@@ -37,6 +51,7 @@ impl ServerProcess {
             .arg(bin)
             .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(metrics_args(extra))
             .args(extra);
         Self::spawn(cmd, log)
     }
@@ -47,14 +62,18 @@ impl ServerProcess {
         let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
+        let mut metrics = None;
         let addr = loop {
             line.clear();
             assert!(out.read_line(&mut line).unwrap() > 0, "the server exited before it was ready");
+            if let Some(addr) = line.trim().strip_prefix("metrics on ") {
+                metrics = Some(addr.parse().unwrap());
+            }
             if let Some(addr) = line.trim().strip_prefix("ready on ") {
                 break addr.parse().unwrap();
             }
         };
-        ServerProcess { child, addr }
+        ServerProcess { child, addr, metrics }
     }
 
     /// The `orbitmq` binary `bin` under sync flush (acknowledged sends are on disk), stderr

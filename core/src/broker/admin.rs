@@ -301,38 +301,23 @@ impl Admin for AdminApi {
                 req.group
             )));
         }
-        let mut topics: Vec<String> = store
-            .consumer_offsets()
-            .groups()
-            .into_iter()
-            .filter(|(g, t)| *g == req.group && (req.topic.is_empty() || *t == req.topic))
-            .map(|(_, t)| t)
-            .collect();
         if !req.topic.is_empty() {
             self.broker.topic(&req.topic).map_err(|e| e.to_grpc())?;
-            if topics.is_empty() {
-                topics.push(req.topic.clone());
-            }
         }
-        let mut queues = Vec::new();
-        for topic in topics {
-            let Some(cfg) = store.topics().get(&topic) else { continue };
-            let committed = store.consumer_offsets().queues(&req.group, &topic);
-            for id in 0..cfg.read_queues {
-                let broker_offset = store.max_offset(&topic, id);
-                // Never consumed: it would start at the queue's first message still held.
-                let consumer_offset =
-                    committed.get(&id).copied().unwrap_or_else(|| store.min_offset(&topic, id));
-                queues.push(pb::QueueProgress {
-                    topic: topic.clone(),
-                    broker_name: self.broker.config().broker_name.clone(),
-                    queue_id: id,
-                    broker_offset,
-                    consumer_offset,
-                    lag: broker_offset.saturating_sub(consumer_offset),
-                });
-            }
-        }
+        let topic = (!req.topic.is_empty()).then_some(req.topic.as_str());
+        let queues: Vec<pb::QueueProgress> = self
+            .broker
+            .group_progress(&req.group, topic)
+            .into_iter()
+            .map(|q| pb::QueueProgress {
+                topic: q.topic,
+                broker_name: self.broker.config().broker_name.clone(),
+                queue_id: q.queue_id,
+                broker_offset: q.broker_offset,
+                consumer_offset: q.consumer_offset,
+                lag: q.lag,
+            })
+            .collect();
         let total_lag = queues.iter().map(|q| q.lag).sum();
         let dlq = dlq_topic(&req.group);
         let dead_letters = store.topics().get(&dlq).map_or(0, |c| {

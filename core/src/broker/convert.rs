@@ -119,6 +119,57 @@ pub fn message_type(m: &StoredMessage) -> MessageType {
     }
 }
 
+/// The body digest a consumer is sent, in the form its client checks.
+///
+/// Every official RocketMQ 5 client recomputes the digest of each message it receives and marks
+/// a mismatch `corrupted` (push consumers then fail it). Apache's proxy sends MD5, which costs
+/// ~1.5 µs per KiB on every delivery; CRC32 costs a few ns. All the clients check CRC32, but
+/// each compares it to a string of its own format, so CRC32 goes to the clients whose format
+/// is known (from `x-mq-language`) and MD5 to any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyDigest {
+    /// MD5, upper-case hex (what the proxy sends; every client checks it).
+    Md5,
+    /// CRC32 (IEEE) in upper-case hex without leading zeros: Java (`Long.toHexString`), Go
+    /// (`FormatInt(.., 16)`) and C# (`ToString("X")`).
+    Crc32Hex,
+    /// CRC32 in upper-case hex, 8 digits: Python (`format(crc, "08X")`), and OrbitMQ's clients.
+    Crc32Hex8,
+    /// CRC32 in decimal: Node.js (`${crc32(bytes)}`).
+    Crc32Decimal,
+}
+
+impl BodyDigest {
+    /// The digest a client of this `x-mq-language` checks cheapest.
+    pub fn for_language(language: &str) -> BodyDigest {
+        match language {
+            "JAVA" | "GOLANG" | "DOT_NET" => BodyDigest::Crc32Hex,
+            "PYTHON" | "RUST" => BodyDigest::Crc32Hex8,
+            // The Node.js client sends `HTTP`.
+            "HTTP" => BodyDigest::Crc32Decimal,
+            _ => BodyDigest::Md5,
+        }
+    }
+
+    /// The digest of `body`.
+    pub fn of(self, body: &[u8]) -> v2::Digest {
+        let (kind, checksum) = match self {
+            BodyDigest::Md5 => {
+                let digest = Md5::digest(body);
+                let hex = digest.iter().fold(String::with_capacity(32), |mut s, b| {
+                    let _ = write!(s, "{b:02X}");
+                    s
+                });
+                (DigestType::Md5, hex)
+            }
+            BodyDigest::Crc32Hex => (DigestType::Crc32, format!("{:X}", crc32fast::hash(body))),
+            BodyDigest::Crc32Hex8 => (DigestType::Crc32, format!("{:08X}", crc32fast::hash(body))),
+            BodyDigest::Crc32Decimal => (DigestType::Crc32, crc32fast::hash(body).to_string()),
+        };
+        v2::Digest { r#type: kind as i32, checksum }
+    }
+}
+
 /// What a consumer receives for a stored message.
 pub struct Delivered<'a> {
     /// The stored message.
@@ -129,6 +180,8 @@ pub struct Delivered<'a> {
     pub delivery_attempt: u32,
     /// Invisible time, ms, if handed out by pop.
     pub invisible_ms: Option<i64>,
+    /// How the body digest is computed and written.
+    pub digest: BodyDigest,
 }
 
 /// Builds the wire message for a delivery, system properties filled in as the proxy does.
@@ -140,11 +193,6 @@ pub fn to_wire(d: &Delivered<'_>) -> v2::Message {
         .filter(|(k, _)| !RESERVED_PROPERTIES.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let digest = Md5::digest(&m.body);
-    let checksum = digest.iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02X}");
-        s
-    });
     let born_host = m
         .properties
         .get(PROPERTY_BORN_HOST)
@@ -154,7 +202,7 @@ pub fn to_wire(d: &Delivered<'_>) -> v2::Message {
         tag: m.tag().map(str::to_owned),
         keys: m.keys().map(str::to_owned).collect(),
         message_id: m.message_id().unwrap_or_default().to_owned(),
-        body_digest: Some(v2::Digest { r#type: DigestType::Md5 as i32, checksum }),
+        body_digest: Some(d.digest.of(&m.body)),
         body_encoding: if m.flags & FLAG_COMPRESSED != 0 {
             Encoding::Gzip
         } else {
@@ -194,5 +242,34 @@ pub fn to_wire(d: &Delivered<'_>) -> v2::Message {
         user_properties,
         system_properties: Some(system_properties),
         body: m.body.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checksum(d: BodyDigest, body: &[u8]) -> (i32, String) {
+        let v2::Digest { r#type, checksum } = d.of(body);
+        (r#type, checksum)
+    }
+
+    /// The strings each official client computes itself (see `BodyDigest`'s variants):
+    /// "body 32" has a CRC32 below 0x10000000, where padded and unpadded hex differ.
+    #[test]
+    fn digests_in_each_clients_format() {
+        let (crc, md5) = (DigestType::Crc32 as i32, DigestType::Md5 as i32);
+        let lang = BodyDigest::for_language;
+        assert_eq!(checksum(lang("JAVA"), b"body 32"), (crc, "69373F6".to_owned()));
+        assert_eq!(checksum(lang("GOLANG"), b"123456789"), (crc, "CBF43926".to_owned()));
+        assert_eq!(checksum(lang("PYTHON"), b"body 32"), (crc, "069373F6".to_owned()));
+        assert_eq!(checksum(lang("HTTP"), b"body 32"), (crc, "110326774".to_owned()));
+        assert_eq!(checksum(lang("HTTP"), b"123456789"), (crc, "3421780262".to_owned()));
+        for unknown in ["", "CPP", "PHP"] {
+            assert_eq!(
+                checksum(lang(unknown), b"123456789"),
+                (md5, "25F9E794323B453885F5181F1B624D0B".to_owned())
+            );
+        }
     }
 }

@@ -91,6 +91,9 @@ impl Broker {
             puts.push(put);
         }
         self.store().put_batch(puts).await?;
+        for d in letters {
+            self.metrics().sent_to_dead_letters(&d.topic, group);
+        }
         Ok(())
     }
 

@@ -9,8 +9,10 @@ pub mod clients;
 pub mod convert;
 mod dead_letter;
 pub mod error;
+pub mod metrics;
 pub mod namespace;
 pub mod pop;
+pub mod progress;
 pub mod pull;
 mod receive;
 mod send;
@@ -175,6 +177,12 @@ struct Inner {
     background: std::sync::Once,
     /// Tells the background tasks to stop.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Counts for `/metrics`.
+    metrics: metrics::Metrics,
+    /// When the broker opened (`orbitmq_uptime`).
+    started: std::time::Instant,
+    /// Bytes the data directory takes, and when it was last walked (`rocketmq_storage_size`).
+    disk_usage: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Broker {
@@ -204,6 +212,9 @@ impl Broker {
                 connections: Arc::default(),
                 background: std::sync::Once::new(),
                 stop: tokio::sync::watch::channel(false).0,
+                metrics: metrics::Metrics::default(),
+                started: std::time::Instant::now(),
+                disk_usage: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -236,6 +247,25 @@ impl Broker {
     /// Open transactions.
     pub fn transactions(&self) -> &transaction::Transactions {
         &self.inner.transactions
+    }
+
+    /// The counts behind `/metrics`.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Bytes the data directory takes on disk (allocated blocks, as `du` counts them). Walks
+    /// the directory at most every 30 s.
+    pub fn disk_usage(&self) -> u64 {
+        let mut cached = lock(&self.inner.disk_usage);
+        if let Some((at, bytes)) = *cached
+            && at.elapsed() < std::time::Duration::from_secs(30)
+        {
+            return bytes;
+        }
+        let bytes = crate::storage::fs::disk_usage(&self.store().config().dir);
+        *cached = Some((std::time::Instant::now(), bytes));
+        bytes
     }
 
     /// The address clients reach this broker at (the store host).
@@ -438,7 +468,7 @@ impl Broker {
     }
 
     /// Whether the broker is shutting down.
-    pub(crate) fn is_stopping(&self) -> bool {
+    pub fn is_stopping(&self) -> bool {
         *self.inner.stop.borrow()
     }
 

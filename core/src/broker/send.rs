@@ -14,8 +14,8 @@ use crate::broker::topics::{PERM_WRITE, kind_of};
 use crate::broker::transaction::{HALF_TOPIC, PROPERTY_PRODUCER_GROUP};
 use crate::broker::{Broker, validate};
 use crate::protocol::v2::{self, Code, MessageType};
-use crate::storage::PutResult;
 use crate::storage::message::now_millis;
+use crate::storage::{PutMessage, PutResult};
 
 /// Where one sent message went.
 #[derive(Debug, Clone)]
@@ -35,7 +35,31 @@ enum Route {
     Half,
 }
 
+impl Route {
+    /// The message's type (RocketMQ's `message_type` label).
+    fn message_type(&self, put: &PutMessage) -> MessageType {
+        match self {
+            Route::Timer { .. } => MessageType::Delay,
+            Route::Half => MessageType::Transaction,
+            Route::Topic if put.properties.contains_key(PROPERTY_SHARDING_KEY) => MessageType::Fifo,
+            Route::Topic => MessageType::Normal,
+        }
+    }
+}
+
 impl Broker {
+    /// Counts stored `messages` of `topic` in the metrics, by type.
+    fn count_in(&self, topic: &str, types: &[MessageType], messages: &[v2::Message]) {
+        for kind in
+            [MessageType::Normal, MessageType::Fifo, MessageType::Delay, MessageType::Transaction]
+        {
+            if types.contains(&kind) {
+                let of_kind = types.iter().zip(messages).filter(|(t, _)| **t == kind);
+                self.metrics().messages_in(topic, kind, of_kind.map(|(_, m)| m.body.len()));
+            }
+        }
+    }
+
     /// Stores `messages` (all for one topic) and returns where each went, in order.
     pub async fn send(
         &self,
@@ -91,9 +115,12 @@ impl Broker {
             to.0.clone_into(&mut put.topic);
             put.queue_id = to.1;
         }
+        let types: Vec<MessageType> =
+            routes.iter().zip(&puts).map(|(route, put)| route.message_type(put)).collect();
         let pending = self.pending_send()?;
         let results = self.store().put_batch(puts).await?;
         drop(pending);
+        self.count_in(&topic.name, &types, messages);
         let mut sent = Vec::with_capacity(results.len());
         for ((put, route), m) in results.into_iter().zip(routes).zip(messages) {
             let id =

@@ -3,7 +3,7 @@
 //! the gRPC status stays OK). No behaviour lives here beyond that conversion.
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
-use crate::broker::convert::{Delivered, signed_duration_ms, timestamp, to_wire};
+use crate::broker::convert::{BodyDigest, Delivered, signed_duration_ms, timestamp, to_wire};
 use crate::broker::error::BrokerError;
 use crate::broker::pull::Pulled;
 use crate::broker::{Broker, namespace, validate};
@@ -159,6 +159,64 @@ fn access_point(broker: &Broker, given: Option<&v2::Endpoints>) -> v2::Endpoints
     })
 }
 
+/// A unary answer whose status says how the call went.
+trait Answer {
+    fn status(&self) -> Option<&v2::Status>;
+}
+
+macro_rules! answers {
+    ($($t:ty),* $(,)?) => {
+        $(impl Answer for $t {
+            fn status(&self) -> Option<&v2::Status> {
+                self.status.as_ref()
+            }
+        })*
+    };
+}
+
+answers!(
+    v2::QueryRouteResponse,
+    v2::HeartbeatResponse,
+    v2::SendMessageResponse,
+    v2::QueryAssignmentResponse,
+    v2::AckMessageResponse,
+    v2::ForwardMessageToDeadLetterQueueResponse,
+    v2::UpdateOffsetResponse,
+    v2::GetOffsetResponse,
+    v2::QueryOffsetResponse,
+    v2::EndTransactionResponse,
+    v2::NotifyClientTerminationResponse,
+    v2::ChangeInvisibleDurationResponse,
+    v2::RecallMessageResponse,
+);
+
+/// The code of a status (an absent one reads as OK, as clients read it).
+fn code_of(st: Option<&v2::Status>) -> Code {
+    st.map_or(Code::Ok, |s| Code::try_from(s.code).unwrap_or(Code::InternalError))
+}
+
+impl Messaging {
+    /// Counts messages delivered to `group` from the topic of `queue` (stored names).
+    fn count_out<'a>(
+        &self,
+        group: Option<&v2::Resource>,
+        queue: Option<&v2::MessageQueue>,
+        messages: impl Iterator<Item = &'a crate::storage::StoredMessage>,
+    ) {
+        let (Some(group), Some(topic)) = (group, queue.and_then(|q| q.topic.as_ref())) else {
+            return;
+        };
+        let (n, bytes) = messages.fold((0, 0), |(n, b), m| (n + 1, b + m.body.len() as u64));
+        self.broker.metrics().messages_out(&topic.name, &group.name, n, bytes);
+    }
+
+    /// Records a unary call in `rocketmq_rpc_latency` and answers it.
+    fn answered<R: Answer>(&self, method: &'static str, start: Instant, r: R) -> Response<R> {
+        self.broker.metrics().rpc(method, code_of(r.status()), false, start.elapsed());
+        Response::new(r)
+    }
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn once_stream<T: Send + 'static>(items: Vec<T>) -> BoxStream<T> {
@@ -171,6 +229,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::QueryRouteRequest>,
     ) -> Result<Response<v2::QueryRouteResponse>, Status> {
+        let start = Instant::now();
         let result = self.meta(&request).and_then(|meta| {
             let req = request.get_ref();
             let asked = req.topic.clone().unwrap_or_default();
@@ -185,18 +244,24 @@ impl MessagingService for Messaging {
             }
             Ok(queues)
         });
-        Ok(Response::new(match result {
-            Ok(message_queues) => v2::QueryRouteResponse { status: Some(ok()), message_queues },
-            Err(e) => {
-                v2::QueryRouteResponse { status: Some(err_status(&e)), message_queues: Vec::new() }
-            }
-        }))
+        Ok(self.answered(
+            "QueryRoute",
+            start,
+            match result {
+                Ok(message_queues) => v2::QueryRouteResponse { status: Some(ok()), message_queues },
+                Err(e) => v2::QueryRouteResponse {
+                    status: Some(err_status(&e)),
+                    message_queues: Vec::new(),
+                },
+            },
+        ))
     }
 
     async fn heartbeat(
         &self,
         request: Request<v2::HeartbeatRequest>,
     ) -> Result<Response<v2::HeartbeatResponse>, Status> {
+        let start = Instant::now();
         let st = match self.meta(&request) {
             Ok(_) => match request.get_ref().group.as_ref().filter(|g| !g.name.is_empty()) {
                 Some(g) => validate::group(&g.name).map_or_else(|e| err_status(&e), |()| ok()),
@@ -204,13 +269,14 @@ impl MessagingService for Messaging {
             },
             Err(e) => err_status(&e),
         };
-        Ok(Response::new(v2::HeartbeatResponse { status: Some(st) }))
+        Ok(self.answered("Heartbeat", start, v2::HeartbeatResponse { status: Some(st) }))
     }
 
     async fn send_message(
         &self,
         request: Request<v2::SendMessageRequest>,
     ) -> Result<Response<v2::SendMessageResponse>, Status> {
+        let start = Instant::now();
         let remote = request.remote_addr();
         let meta = self.meta(&request);
         let mut req = request.into_inner();
@@ -224,48 +290,53 @@ impl MessagingService for Messaging {
             Err(e) => Err(e),
         };
         let messages = &req.messages;
-        Ok(Response::new(match result {
-            Ok(sent) => v2::SendMessageResponse {
-                status: Some(ok()),
-                entries: sent
-                    .into_iter()
-                    .zip(messages)
-                    .map(|(sent, m)| v2::SendResultEntry {
-                        status: Some(ok()),
-                        message_id: m
-                            .system_properties
-                            .as_ref()
-                            .map(|s| s.message_id.clone())
-                            .unwrap_or_default(),
-                        transaction_id: sent.transaction_id,
-                        offset: sent.put.queue_offset as i64,
-                        recall_handle: sent.recall_handle,
-                    })
-                    .collect(),
+        Ok(self.answered(
+            "SendMessage",
+            start,
+            match result {
+                Ok(sent) => v2::SendMessageResponse {
+                    status: Some(ok()),
+                    entries: sent
+                        .into_iter()
+                        .zip(messages)
+                        .map(|(sent, m)| v2::SendResultEntry {
+                            status: Some(ok()),
+                            message_id: m
+                                .system_properties
+                                .as_ref()
+                                .map(|s| s.message_id.clone())
+                                .unwrap_or_default(),
+                            transaction_id: sent.transaction_id,
+                            offset: sent.put.queue_offset as i64,
+                            recall_handle: sent.recall_handle,
+                        })
+                        .collect(),
+                },
+                Err(e) => v2::SendMessageResponse {
+                    status: Some(err_status(&e)),
+                    // Java and Node read the entry's status: give every message the cause.
+                    entries: messages
+                        .iter()
+                        .map(|m| v2::SendResultEntry {
+                            status: Some(err_status(&e)),
+                            message_id: m
+                                .system_properties
+                                .as_ref()
+                                .map(|s| s.message_id.clone())
+                                .unwrap_or_default(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                },
             },
-            Err(e) => v2::SendMessageResponse {
-                status: Some(err_status(&e)),
-                // Java and Node read the entry's status: give every message the cause.
-                entries: messages
-                    .iter()
-                    .map(|m| v2::SendResultEntry {
-                        status: Some(err_status(&e)),
-                        message_id: m
-                            .system_properties
-                            .as_ref()
-                            .map(|s| s.message_id.clone())
-                            .unwrap_or_default(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            },
-        }))
+        ))
     }
 
     async fn query_assignment(
         &self,
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
+        let start = Instant::now();
         let result = self.meta(&request).and_then(|meta| {
             let req = request.get_ref();
             let group = namespace::stored_name(req.group.as_ref(), &meta.namespace);
@@ -318,13 +389,17 @@ impl MessagingService for Messaging {
             q.id = -1;
             Ok(vec![v2::Assignment { message_queue: Some(q) }])
         });
-        Ok(Response::new(match result {
-            Ok(assignments) => v2::QueryAssignmentResponse { status: Some(ok()), assignments },
-            Err(e) => v2::QueryAssignmentResponse {
-                status: Some(err_status(&e)),
-                assignments: Vec::new(),
+        Ok(self.answered(
+            "QueryAssignment",
+            start,
+            match result {
+                Ok(assignments) => v2::QueryAssignmentResponse { status: Some(ok()), assignments },
+                Err(e) => v2::QueryAssignmentResponse {
+                    status: Some(err_status(&e)),
+                    assignments: Vec::new(),
+                },
             },
-        }))
+        ))
     }
 
     type ReceiveMessageStream = BoxStream<v2::ReceiveMessageResponse>;
@@ -334,21 +409,34 @@ impl MessagingService for Messaging {
         request: Request<v2::ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
         use v2::receive_message_response::Content;
+        let start = Instant::now();
         let meta = self.meta(&request);
         let mut req = request.into_inner();
+        let mut digest = BodyDigest::Md5;
         let result = match meta {
             Ok(meta) => {
+                digest = BodyDigest::for_language(&meta.language);
                 namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
                 self.broker.receive(&req, &meta.client_id, meta.deadline).await
             }
             Err(e) => Err(e),
         };
         let mut out = Vec::new();
+        let code = match &result {
+            Ok(d) if d.is_empty() => Code::MessageNotFound,
+            Ok(_) => Code::Ok,
+            Err(e) => e.code,
+        };
         match result {
             Ok(deliveries) if deliveries.is_empty() => {
                 out.push(Content::Status(status(Code::MessageNotFound, "no new message")));
             }
             Ok(deliveries) => {
+                self.count_out(
+                    req.group.as_ref(),
+                    req.message_queue.as_ref(),
+                    deliveries.iter().map(|d| &d.message),
+                );
                 out.push(Content::Status(ok()));
                 for d in &deliveries {
                     out.push(Content::Message(to_wire(&Delivered {
@@ -356,12 +444,14 @@ impl MessagingService for Messaging {
                         receipt_handle: Some(d.receipt_handle.clone()),
                         delivery_attempt: d.delivery_attempt,
                         invisible_ms: Some(d.invisible_ms),
+                        digest,
                     })));
                 }
             }
             Err(e) => out.push(Content::Status(err_status(&e))),
         }
         out.push(Content::DeliveryTimestamp(timestamp(now_millis())));
+        self.broker.metrics().rpc("ReceiveMessage", code, true, start.elapsed());
         let items =
             out.into_iter().map(|c| v2::ReceiveMessageResponse { content: Some(c) }).collect();
         Ok(Response::new(once_stream(items)))
@@ -371,6 +461,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::AckMessageRequest>,
     ) -> Result<Response<v2::AckMessageResponse>, Status> {
+        let start = Instant::now();
         let req = request.get_ref();
         let checked = self.meta(&request).and_then(|meta| {
             let group = namespace::stored_name(req.group.as_ref(), &meta.namespace);
@@ -382,10 +473,11 @@ impl MessagingService for Messaging {
         let (group, topic) = match checked {
             Ok(gt) => gt,
             Err(e) => {
-                return Ok(Response::new(v2::AckMessageResponse {
-                    status: Some(err_status(&e)),
-                    entries: Vec::new(),
-                }));
+                return Ok(self.answered(
+                    "AckMessage",
+                    start,
+                    v2::AckMessageResponse { status: Some(err_status(&e)), entries: Vec::new() },
+                ));
             }
         };
         let entries: Vec<v2::AckMessageResultEntry> = req
@@ -402,16 +494,21 @@ impl MessagingService for Messaging {
                 ),
             })
             .collect();
-        Ok(Response::new(v2::AckMessageResponse {
-            status: Some(summary(entries.iter().filter_map(|e| e.status.as_ref()))),
-            entries,
-        }))
+        Ok(self.answered(
+            "AckMessage",
+            start,
+            v2::AckMessageResponse {
+                status: Some(summary(entries.iter().filter_map(|e| e.status.as_ref()))),
+                entries,
+            },
+        ))
     }
 
     async fn forward_message_to_dead_letter_queue(
         &self,
         request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<v2::ForwardMessageToDeadLetterQueueResponse>, Status> {
+        let start = Instant::now();
         let st = match self.meta(&request) {
             Ok(meta) => {
                 let req = request.get_ref();
@@ -429,7 +526,11 @@ impl MessagingService for Messaging {
             }
             Err(e) => err_status(&e),
         };
-        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse { status: Some(st) }))
+        Ok(self.answered(
+            "ForwardMessageToDeadLetterQueue",
+            start,
+            v2::ForwardMessageToDeadLetterQueueResponse { status: Some(st) },
+        ))
     }
 
     type PullMessageStream = BoxStream<v2::PullMessageResponse>;
@@ -439,10 +540,13 @@ impl MessagingService for Messaging {
         request: Request<v2::PullMessageRequest>,
     ) -> Result<Response<Self::PullMessageStream>, Status> {
         use v2::pull_message_response::Content;
+        let start = Instant::now();
         let meta = self.meta(&request);
         let mut req = request.into_inner();
+        let mut digest = BodyDigest::Md5;
         let result = match meta {
             Ok(meta) => {
+                digest = BodyDigest::for_language(&meta.language);
                 namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
                 self.broker.pull(&req, &meta.client_id, meta.deadline).await
             }
@@ -450,8 +554,14 @@ impl MessagingService for Messaging {
         };
         // Status first, then the messages, then where to pull next.
         let mut out = Vec::new();
+        let code = match &result {
+            Ok(Pulled::Found { .. }) => Code::Ok,
+            Ok(Pulled::NotFound { .. }) => Code::MessageNotFound,
+            Ok(Pulled::IllegalOffset { error, .. }) | Err(error) => error.code,
+        };
         match result {
             Ok(Pulled::Found { messages, next_offset }) => {
+                self.count_out(req.group.as_ref(), req.message_queue.as_ref(), messages.iter());
                 out.push(Content::Status(ok()));
                 for m in &messages {
                     out.push(Content::Message(to_wire(&Delivered {
@@ -459,6 +569,7 @@ impl MessagingService for Messaging {
                         receipt_handle: None,
                         delivery_attempt: m.reconsume_times.saturating_add(1),
                         invisible_ms: None,
+                        digest,
                     })));
                 }
                 out.push(Content::NextOffset(next_offset as i64));
@@ -473,6 +584,7 @@ impl MessagingService for Messaging {
             }
             Err(e) => out.push(Content::Status(err_status(&e))),
         }
+        self.broker.metrics().rpc("PullMessage", code, true, start.elapsed());
         let items = out.into_iter().map(|c| v2::PullMessageResponse { content: Some(c) }).collect();
         Ok(Response::new(once_stream(items)))
     }
@@ -481,6 +593,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::UpdateOffsetRequest>,
     ) -> Result<Response<v2::UpdateOffsetResponse>, Status> {
+        let start = Instant::now();
         let meta = self.meta(&request);
         let mut req = request.into_inner();
         let st = meta
@@ -489,29 +602,35 @@ impl MessagingService for Messaging {
                 self.broker.update_offset(&req)
             })
             .map_or_else(|e| err_status(&e), |()| ok());
-        Ok(Response::new(v2::UpdateOffsetResponse { status: Some(st) }))
+        Ok(self.answered("UpdateOffset", start, v2::UpdateOffsetResponse { status: Some(st) }))
     }
 
     async fn get_offset(
         &self,
         request: Request<v2::GetOffsetRequest>,
     ) -> Result<Response<v2::GetOffsetResponse>, Status> {
+        let start = Instant::now();
         let meta = self.meta(&request);
         let mut req = request.into_inner();
         let result = meta.and_then(|meta| {
             namespace::wrap_queue(&mut req.group, req.message_queue.as_mut(), &meta.namespace);
             self.broker.get_offset(&req)
         });
-        Ok(Response::new(match result {
-            Ok(offset) => v2::GetOffsetResponse { status: Some(ok()), offset: offset as i64 },
-            Err(e) => v2::GetOffsetResponse { status: Some(err_status(&e)), offset: 0 },
-        }))
+        Ok(self.answered(
+            "GetOffset",
+            start,
+            match result {
+                Ok(offset) => v2::GetOffsetResponse { status: Some(ok()), offset: offset as i64 },
+                Err(e) => v2::GetOffsetResponse { status: Some(err_status(&e)), offset: 0 },
+            },
+        ))
     }
 
     async fn query_offset(
         &self,
         request: Request<v2::QueryOffsetRequest>,
     ) -> Result<Response<v2::QueryOffsetResponse>, Status> {
+        let start = Instant::now();
         let meta = self.meta(&request);
         let mut req = request.into_inner();
         let result = meta.and_then(|meta| {
@@ -520,16 +639,21 @@ impl MessagingService for Messaging {
             }
             self.broker.query_offset(&req)
         });
-        Ok(Response::new(match result {
-            Ok(offset) => v2::QueryOffsetResponse { status: Some(ok()), offset: offset as i64 },
-            Err(e) => v2::QueryOffsetResponse { status: Some(err_status(&e)), offset: 0 },
-        }))
+        Ok(self.answered(
+            "QueryOffset",
+            start,
+            match result {
+                Ok(offset) => v2::QueryOffsetResponse { status: Some(ok()), offset: offset as i64 },
+                Err(e) => v2::QueryOffsetResponse { status: Some(err_status(&e)), offset: 0 },
+            },
+        ))
     }
 
     async fn end_transaction(
         &self,
         request: Request<v2::EndTransactionRequest>,
     ) -> Result<Response<v2::EndTransactionResponse>, Status> {
+        let start = Instant::now();
         let st = match self.meta(&request) {
             Ok(meta) => {
                 let req = request.get_ref();
@@ -549,7 +673,7 @@ impl MessagingService for Messaging {
             }
             Err(e) => err_status(&e),
         };
-        Ok(Response::new(v2::EndTransactionResponse { status: Some(st) }))
+        Ok(self.answered("EndTransaction", start, v2::EndTransactionResponse { status: Some(st) }))
     }
 
     type TelemetryStream = BoxStream<v2::TelemetryCommand>;
@@ -629,6 +753,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Result<Response<v2::NotifyClientTerminationResponse>, Status> {
+        let start = Instant::now();
         let st = match self.meta(&request) {
             Ok(meta) => {
                 let was = self.broker.clients().remove(&meta.client_id);
@@ -639,13 +764,18 @@ impl MessagingService for Messaging {
             }
             Err(e) => err_status(&e),
         };
-        Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(st) }))
+        Ok(self.answered(
+            "NotifyClientTermination",
+            start,
+            v2::NotifyClientTerminationResponse { status: Some(st) },
+        ))
     }
 
     async fn change_invisible_duration(
         &self,
         request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Result<Response<v2::ChangeInvisibleDurationResponse>, Status> {
+        let start = Instant::now();
         let req = request.get_ref();
         let result = self.meta(&request).and_then(|meta| {
             let group = &namespace::stored_name(req.group.as_ref(), &meta.namespace);
@@ -655,21 +785,26 @@ impl MessagingService for Messaging {
             let ms = change_invisible_ms(req.invisible_duration.as_ref())?;
             self.broker.pop().change_invisible(group, topic, &req.receipt_handle, ms)
         });
-        Ok(Response::new(match result {
-            Ok(receipt_handle) => {
-                v2::ChangeInvisibleDurationResponse { status: Some(ok()), receipt_handle }
-            }
-            Err(e) => v2::ChangeInvisibleDurationResponse {
-                status: Some(err_status(&e)),
-                receipt_handle: String::new(),
+        Ok(self.answered(
+            "ChangeInvisibleDuration",
+            start,
+            match result {
+                Ok(receipt_handle) => {
+                    v2::ChangeInvisibleDurationResponse { status: Some(ok()), receipt_handle }
+                }
+                Err(e) => v2::ChangeInvisibleDurationResponse {
+                    status: Some(err_status(&e)),
+                    receipt_handle: String::new(),
+                },
             },
-        }))
+        ))
     }
 
     async fn recall_message(
         &self,
         request: Request<v2::RecallMessageRequest>,
     ) -> Result<Response<v2::RecallMessageResponse>, Status> {
+        let start = Instant::now();
         let result = match self.meta(&request) {
             Ok(meta) => {
                 let req = request.get_ref();
@@ -681,13 +816,17 @@ impl MessagingService for Messaging {
             }
             Err(e) => Err(e),
         };
-        Ok(Response::new(match result {
-            Ok(message_id) => v2::RecallMessageResponse { status: Some(ok()), message_id },
-            Err(e) => v2::RecallMessageResponse {
-                status: Some(err_status(&e)),
-                message_id: String::new(),
+        Ok(self.answered(
+            "RecallMessage",
+            start,
+            match result {
+                Ok(message_id) => v2::RecallMessageResponse { status: Some(ok()), message_id },
+                Err(e) => v2::RecallMessageResponse {
+                    status: Some(err_status(&e)),
+                    message_id: String::new(),
+                },
             },
-        }))
+        ))
     }
 
     async fn sync_lite_subscription(

@@ -158,6 +158,7 @@ impl Broker {
         }
         store.topics().save()?;
         self.pop().forget_topic(topic);
+        self.metrics().forget_topic(topic);
         let offsets = store.consumer_offsets();
         for (group, t) in offsets.groups() {
             if t == topic {
@@ -182,6 +183,7 @@ impl Broker {
         }
         store.groups().save()?;
         self.pop().forget_group(group);
+        self.metrics().forget_group(group);
         let offsets = store.consumer_offsets();
         for (g, topic) in offsets.groups() {
             if g == group {

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::convert::{Delivered, PROPERTY_TRANSACTION_PREPARED, to_wire};
+use crate::broker::convert::{BodyDigest, Delivered, PROPERTY_TRANSACTION_PREPARED, to_wire};
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::lock;
 use crate::broker::settled::{Settled, StateFile};
@@ -294,6 +294,7 @@ impl Broker {
             }
         }
         self.transactions().ended(id, offset, resolution);
+        self.metrics().transaction_ended(&half.topic, resolution == TransactionResolution::Commit);
         let b = self.clone();
         tokio::task::spawn_blocking(move || b.transactions().save())
             .await
@@ -307,6 +308,7 @@ impl Broker {
     pub(crate) fn check_transactions(&self) {
         let (check, expired) = self.transactions().due_checks(self.config());
         for (offset, half) in expired {
+            self.metrics().transaction_ended(&half.topic, false);
             tracing::warn!(
                 topic = half.topic,
                 offset,
@@ -327,6 +329,8 @@ impl Broker {
                 receipt_handle: None,
                 delivery_attempt: 1,
                 invisible_ms: None,
+                // Rare (one per check): the digest every client accepts.
+                digest: BodyDigest::Md5,
             });
             if let Some(sys) = message.system_properties.as_mut() {
                 sys.message_type = v2::MessageType::Transaction as i32;

@@ -27,7 +27,7 @@ mod dispatch;
 pub mod error;
 #[cfg(test)]
 mod fault_tests;
-mod fs;
+pub(crate) mod fs;
 mod index;
 mod mapped;
 pub mod message;
@@ -810,6 +810,11 @@ impl MessageStore {
     /// CommitLog end: where the next record goes.
     pub fn commitlog_max_offset(&self) -> u64 {
         self.shared().log.write_pos()
+    }
+
+    /// CommitLog offset up to which the log is on disk.
+    pub fn commitlog_flushed_offset(&self) -> u64 {
+        self.shared().log.flushed_pos()
     }
 
     /// CommitLog offset up to which ConsumeQueues and the index are built.
