@@ -10,3 +10,4 @@ pub mod storage;
 #[cfg(feature = "broker")]
 pub mod broker;
 pub mod protocol;
+pub mod tls;
