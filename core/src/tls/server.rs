@@ -132,9 +132,9 @@ fn server_config(
 /// specific one, and the host name.
 pub fn self_signed_names(listen: SocketAddr) -> Vec<String> {
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    let ip = listen.ip();
-    if !ip.is_unspecified() && !ip.is_loopback() {
-        names.push(ip.to_string());
+    let ip = listen.ip().to_string();
+    if !listen.ip().is_unspecified() && !names.contains(&ip) {
+        names.push(ip);
     }
     let uname = rustix::system::uname();
     if let Ok(host) = uname.nodename().to_str()
@@ -171,6 +171,10 @@ mod tests {
         assert!(names.len() >= 5, "the host name is missing: {names:?}");
         let names = self_signed_names("0.0.0.0:8081".parse().unwrap());
         assert!(!names.iter().any(|x| x == "0.0.0.0"), "{names:?}");
+        let names = self_signed_names("127.0.0.2:8081".parse().unwrap());
+        assert!(names.iter().any(|x| x == "127.0.0.2"), "{names:?}");
+        let names = self_signed_names("127.0.0.1:8081".parse().unwrap());
+        assert_eq!(names.iter().filter(|x| *x == "127.0.0.1").count(), 1, "{names:?}");
     }
 
     #[test]
