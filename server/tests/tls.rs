@@ -94,6 +94,16 @@ fn required_refuses_plaintext_admin_with_a_clear_error() {
     assert!(err.contains("--tls required") && err.contains("with --tls"), "{err}");
     // The self-signed certificate serves a client that accepts any.
     ok(&admin(&endpoint, &["--tls", "topic", "list"]));
+    // bench too: produce and consume over TLS, a plaintext produce refused.
+    let bench = |args: &[&str]| orbitmq().args(["bench"]).args(args).output().unwrap();
+    let produce = ["produce", "--endpoints", &endpoint, "--topic", "bt", "--count", "50"];
+    let small = ["--batch", "5", "--inflight", "2", "--size", "16", "--connections", "1"];
+    let out = bench(&[&produce[..], &small, &["--tls"]].concat());
+    assert!(ok(&out).contains("\"msgs\":50"), "{}", String::from_utf8_lossy(&out.stdout));
+    let consume = ["consume", "--endpoints", &endpoint, "--topic", "bt", "--count", "50"];
+    let out = bench(&[&consume[..], &["--group", "bt", "--receivers", "1", "--tls"]].concat());
+    assert!(ok(&out).contains("\"msgs\":50"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!bench(&[&produce[..], &small].concat()).status.success());
     assert!(server.stop().success());
     let log = log(dir.path());
     assert!(log.contains("plaintext connection closed") && log.contains("--tls required"), "{log}");
