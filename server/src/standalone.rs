@@ -71,7 +71,7 @@ fn server_tls(
     tracing::info!(
         mode = %config.mode,
         names = %names.join(","),
-        took_ms = started.elapsed().as_secs_f64() * 1e3,
+        took = ?started.elapsed(),
         "TLS: serving a self-signed certificate generated at start (no --tls-cert/--tls-key); clients that verify certificates need a real one"
     );
     Ok(Some(tls))
