@@ -1,6 +1,7 @@
 //! `orbitmq admin …`: the operator CLI, mqadmin's concepts with modern flags. A gRPC client of
 //! the `orbitmq.v1.Admin` service that `orbitmq standalone` serves on its listen port
-//! (`--endpoints`, `ORBITMQ_ENDPOINTS`, default `127.0.0.1:8081`).
+//! (`--endpoints`, `ORBITMQ_ENDPOINTS`, default `127.0.0.1:8081`), in plaintext or, with
+//! `--tls` (`--tls-ca` to verify the server), over TLS.
 //!
 //! Without `--json` every command prints aligned tables (or a one-line confirmation for
 //! changes). With `--json` it prints exactly one JSON document (one line) on stdout. Failures
@@ -49,7 +50,9 @@ use base64::prelude::BASE64_STANDARD;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use orbitmq_core::protocol::admin::{self as pb, admin_client::AdminClient};
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::client_tls::{TlsArgs, TransportFailure};
 
 /// Where `orbitmq standalone` listens by default.
 const DEFAULT_ENDPOINTS: &str = "127.0.0.1:8081";
@@ -58,7 +61,10 @@ const MAX_RESPONSE: usize = 1 << 30;
 
 /// Flags shared by every admin command, and the command.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: orbitmq admin --endpoints 127.0.0.1:8081 topic list --json")]
+#[command(after_help = "Examples:
+  orbitmq admin --endpoints 127.0.0.1:8081 topic list --json
+  # over TLS, verifying the server's certificate (its name must match the endpoint's host)
+  orbitmq admin --endpoints localhost:8081 --tls-ca ca.pem topic list")]
 pub struct AdminArgs {
     /// Address of the orbitmq server (its --listen address).
     #[arg(
@@ -83,6 +89,8 @@ pub struct AdminArgs {
         help_heading = "Global options"
     )]
     namespace: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -386,7 +394,11 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    match rt.block_on(execute(args)) {
+    let hint = args.tls.hint();
+    let result = rt.block_on(execute(args)).map_err(|e| {
+        if e.downcast_ref::<TransportFailure>().is_some() { anyhow!("{e:#} ({hint})") } else { e }
+    });
+    match result {
         Ok(output) => {
             let mut out = std::io::stdout().lock();
             out.write_all(output.as_bytes())?;
@@ -412,7 +424,7 @@ async fn execute(mut args: AdminArgs) -> anyhow::Result<String> {
         }
         apply_namespace(&mut args.command, ns);
     }
-    let mut client = connect(&args.endpoints).await?;
+    let mut client = connect(&args.endpoints, &args.tls).await?;
     let json = args.json;
     match args.command {
         AdminCommand::Topic(c) => topic(&mut client, c, json).await,
@@ -458,41 +470,15 @@ fn apply_namespace(cmd: &mut AdminCommand, ns: &str) {
     }
 }
 
-async fn connect(endpoints: &str) -> anyhow::Result<Client> {
-    let url = if endpoints.contains("://") {
-        endpoints.to_owned()
-    } else {
-        format!("http://{endpoints}")
-    };
-    let endpoint = Endpoint::from_shared(url)
-        .map_err(|e| anyhow!("invalid --endpoints {endpoints:?}: {}", chain(&e)))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| anyhow!("cannot connect to orbitmq at {endpoints}: {}", chain(&e)))?;
+async fn connect(endpoints: &str, tls: &TlsArgs) -> anyhow::Result<Client> {
+    let channel = tls
+        .connect(endpoints, |e| {
+            e.connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30))
+        })
+        .await?;
     // Message queries return whole bodies (up to the broker's 4 MiB limit each, 64 messages by
     // default): far more than tonic's default 4 MiB per response.
     Ok(AdminClient::new(channel).max_decoding_message_size(MAX_RESPONSE))
-}
-
-/// An error and its causes, `: `-separated ("transport error: tcp connect error: Connection
-/// refused (os error 111)" loses its vague head).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        let s = err.to_string();
-        if !s.is_empty() && parts.last() != Some(&s) {
-            parts.push(s);
-        }
-        cur = err.source();
-    }
-    if parts.len() > 1 && parts[0] == "transport error" {
-        parts.remove(0);
-    }
-    parts.join(": ")
 }
 
 /// Turns a failed call into `<what>: <status message>`.
@@ -508,6 +494,9 @@ fn failed(what: String) -> impl FnOnce(tonic::Status) -> anyhow::Error {
             }
             (_, m) => m.to_owned(),
         };
+        if TransportFailure::is(&s) {
+            return TransportFailure(format!("{what}: {why}")).into();
+        }
         anyhow!("{what}: {why}")
     }
 }

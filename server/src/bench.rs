@@ -24,6 +24,8 @@ use orbitmq_core::protocol::v2::{self, messaging_service_client::MessagingServic
 use orbitmq_core::storage::{FlushDiskType, MessageStore, PutMessage, StoreConfig};
 use tonic::metadata::MetadataValue;
 
+use crate::client_tls::TlsArgs;
+
 const MIB: f64 = 1_048_576.0;
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +82,8 @@ pub struct ConsumeArgs {
     /// The server.
     #[arg(long, env = "ORBITMQ_ENDPOINTS", default_value = "127.0.0.1:8081")]
     endpoints: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Topic to consume.
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -145,6 +149,8 @@ pub struct ProduceArgs {
     /// The server.
     #[arg(long, env = "ORBITMQ_ENDPOINTS", default_value = "127.0.0.1:8081")]
     endpoints: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Topic to send to (created on first use when the server auto-creates topics).
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -336,16 +342,20 @@ fn with_client_id(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, ton
     Ok(req)
 }
 
-async fn connect(endpoints: &str, connections: usize) -> anyhow::Result<Arc<Vec<Client>>> {
+async fn connect(
+    endpoints: &str,
+    tls: &TlsArgs,
+    connections: usize,
+) -> anyhow::Result<Arc<Vec<Client>>> {
     let mut clients: Vec<Client> = Vec::new();
     for _ in 0..connections.max(1) {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{endpoints}"))?
-            .tcp_nodelay(true)
-            .initial_connection_window_size(16 << 20)
-            .initial_stream_window_size(4 << 20)
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to orbitmq at {endpoints}"))?;
+        let channel = tls
+            .connect(endpoints, |e| {
+                e.tcp_nodelay(true)
+                    .initial_connection_window_size(16 << 20)
+                    .initial_stream_window_size(4 << 20)
+            })
+            .await?;
         let interceptor: fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> =
             with_client_id;
         clients.push(MessagingServiceClient::with_interceptor(channel, interceptor));
@@ -354,10 +364,8 @@ async fn connect(endpoints: &str, connections: usize) -> anyhow::Result<Arc<Vec<
 }
 
 /// `--fifo`: makes sure `group` is a FIFO group, creating it if it does not exist.
-async fn ensure_fifo_group(endpoints: &str, group: &str) -> anyhow::Result<()> {
-    let mut admin = AdminClient::connect(format!("http://{endpoints}"))
-        .await
-        .with_context(|| format!("cannot connect to orbitmq's admin API at {endpoints}"))?;
+async fn ensure_fifo_group(endpoints: &str, tls: &TlsArgs, group: &str) -> anyhow::Result<()> {
+    let mut admin = AdminClient::new(tls.connect(endpoints, |e| e).await?);
     let groups = admin
         .list_groups(pb::ListGroupsRequest {})
         .await
@@ -446,9 +454,9 @@ fn add_lateness(result: &mut serde_json::Value, late: Vec<(i64, i64)>) {
 
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     if args.fifo {
-        ensure_fifo_group(&args.endpoints, &args.group).await?;
+        ensure_fifo_group(&args.endpoints, &args.tls, &args.group).await?;
     }
-    let clients = connect(&args.endpoints, args.connections).await?;
+    let clients = connect(&args.endpoints, &args.tls, args.connections).await?;
     let resource =
         |name: &str| v2::Resource { resource_namespace: String::new(), name: name.to_owned() };
     let (group, topic) = (resource(&args.group), resource(&args.topic));
@@ -521,7 +529,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
 
 async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let typing = Typing::from_args(&args)?;
-    let clients = connect(&args.endpoints, args.connections).await?;
+    let clients = connect(&args.endpoints, &args.tls, args.connections).await?;
     let body = body(args.load.size);
     let topic = v2::Resource { resource_namespace: String::new(), name: args.topic.clone() };
     let t = typing.clone();

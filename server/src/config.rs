@@ -6,6 +6,9 @@
 //! data_dir = "./orbitmq-data"
 //! flush_disk_type = "async"      # or "sync"
 //! metrics_listen = "127.0.0.1:5557"  # or "off"
+//! tls = "optional"               # or "off", "required"
+//! tls_cert = "/etc/orbitmq/cert.pem"   # both or neither; neither: self-signed at start
+//! tls_key = "/etc/orbitmq/key.pem"
 //!
 //! [broker]                       # orbitmq_core::broker::BrokerConfig
 //! auto_create_topics = true
@@ -23,6 +26,7 @@ use anyhow::Context;
 use clap::Args;
 use orbitmq_core::broker::BrokerConfig;
 use orbitmq_core::storage::{FlushDiskType, StoreConfig};
+use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
 
 /// Default client port, as the RocketMQ proxy's.
@@ -80,6 +84,21 @@ pub struct ServerArgs {
     /// `GET /health` (200 once serving); `off` disables it [default: 127.0.0.1:5557].
     #[arg(long, env = "ORBITMQ_METRICS_LISTEN", value_name = "HOST:PORT|off")]
     pub metrics_listen: Option<Listen>,
+    /// TLS on the client port. `optional`: TLS and plaintext on the same port (each
+    /// connection's first byte tells them apart; the official clients use TLS by default);
+    /// `required`: plaintext connections are closed; `off`: plaintext only [default: optional].
+    #[arg(long, env = "ORBITMQ_TLS", value_name = "off|optional|required", help_heading = "TLS")]
+    pub tls: Option<TlsMode>,
+    /// PEM certificate chain to serve, the server's own certificate first (with --tls-key).
+    /// Without --tls-cert and --tls-key, a self-signed certificate for localhost, the loopback
+    /// addresses, the listen IP and the host name is generated at each start, as Apache
+    /// RocketMQ's proxy does: enough for the official clients, which accept any certificate by
+    /// default, not for clients that verify.
+    #[arg(long, env = "ORBITMQ_TLS_CERT", value_name = "FILE", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ORBITMQ_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file.
@@ -90,6 +109,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     flush_disk_type: Option<FlushDiskType>,
     metrics_listen: Option<Listen>,
+    tls: Option<TlsMode>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     broker: Option<BrokerConfig>,
     store: Option<StoreConfig>,
 }
@@ -105,6 +127,17 @@ pub struct ServerConfig {
     pub broker: BrokerConfig,
     /// Storage settings (`dir`, `flush_disk_type` and `store_host` resolved).
     pub store: StoreConfig,
+    /// TLS on the client port.
+    pub tls: TlsConfig,
+}
+
+/// TLS on the client port: the mode, and the certificate and key files (none: self-signed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `off`, `optional` or `required`.
+    pub mode: TlsMode,
+    /// The PEM certificate chain and private key files.
+    pub files: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServerArgs {
@@ -136,7 +169,25 @@ impl ServerArgs {
             Some(l) => l,
             None => Listen::At(DEFAULT_METRICS_LISTEN.parse()?),
         };
-        Ok(ServerConfig { listen, metrics_listen, broker, store })
+        let tls = TlsConfig {
+            mode: self.tls.or(file.tls).unwrap_or_default(),
+            files: match (
+                self.tls_cert.clone().or(file.tls_cert),
+                self.tls_key.clone().or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                (Some(cert), None) => anyhow::bail!(
+                    "--tls-cert {} needs --tls-key (tls_key, ORBITMQ_TLS_KEY): the certificate's private key; give neither to serve a self-signed certificate",
+                    cert.display()
+                ),
+                (None, Some(key)) => anyhow::bail!(
+                    "--tls-key {} needs --tls-cert (tls_cert, ORBITMQ_TLS_CERT): the certificate it is the key of; give neither to serve a self-signed certificate",
+                    key.display()
+                ),
+            },
+        };
+        Ok(ServerConfig { listen, metrics_listen, broker, store, tls })
     }
 }
 
@@ -159,6 +210,9 @@ mod tests {
             flush_disk_type: None,
             auto_create_topics: None,
             metrics_listen: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -170,6 +224,7 @@ mod tests {
         assert_eq!(c.store.flush_disk_type, FlushDiskType::Async);
         assert!(c.broker.auto_create_topics);
         assert_eq!(c.metrics_listen, Listen::At("127.0.0.1:5557".parse().unwrap()));
+        assert_eq!(c.tls, TlsConfig { mode: TlsMode::Optional, files: None });
     }
 
     #[test]
@@ -189,6 +244,33 @@ mod tests {
         a.metrics_listen = None;
         let err = format!("{:#}", a.resolve().unwrap_err());
         assert!(err.contains("nowhere") && err.contains("off"), "{err}");
+    }
+
+    #[test]
+    fn tls_from_the_file_and_flags_and_both_files_or_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(&path, "tls = \"required\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n")
+            .unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        let c = a.resolve().unwrap();
+        assert_eq!(c.tls.mode, TlsMode::Required);
+        assert_eq!(c.tls.files, Some(("c.pem".into(), "k.pem".into())));
+        a.tls = Some(TlsMode::Off);
+        a.tls_cert = Some("flag.pem".into());
+        let c = a.resolve().unwrap();
+        assert_eq!(c.tls.mode, TlsMode::Off);
+        assert_eq!(c.tls.files, Some(("flag.pem".into(), "k.pem".into())));
+
+        let mut a = args();
+        a.tls_cert = Some("c.pem".into());
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("c.pem") && err.contains("needs --tls-key"), "{err}");
+        let mut a = args();
+        a.tls_key = Some("k.pem".into());
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("k.pem") && err.contains("needs --tls-cert"), "{err}");
     }
 
     #[test]

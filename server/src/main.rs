@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod client_tls;
 mod config;
 mod http;
 mod signal;

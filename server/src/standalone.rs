@@ -1,13 +1,16 @@
 //! `orbitmq standalone`: name server and broker in one process, the embedded default. Prints
 //! one `ready on <addr>` line once it accepts connections and stops cleanly (flush,
-//! checkpoint) on SIGTERM or Ctrl-C.
+//! checkpoint) on SIGTERM or Ctrl-C. TLS and plaintext share the client port unless
+//! `--tls off` or `--tls required` says otherwise.
 
 use std::io::Write;
 
 use anyhow::Context;
 use orbitmq_core::broker::Broker;
+use orbitmq_core::broker::listener::Listener;
+use orbitmq_core::tls::server::{ServerTls, TlsMode, self_signed_names};
 
-use crate::config::{Listen, ServerArgs};
+use crate::config::{Listen, ServerArgs, TlsConfig};
 use crate::http::{self, Health};
 use crate::signal::shutdown_signal;
 
@@ -31,17 +34,23 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
                 Some(tokio::spawn(http::serve(listener, health.clone(), stopped)))
             }
         };
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let tls = server_tls(&config.tls, config.listen)?;
+        let tcp = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {} (is another server using it?)", config.listen))?;
-        let addr = listener.local_addr()?;
+        let addr = tcp.local_addr()?;
+        let listener = match (&tls, config.tls.mode) {
+            (Some(tls), mode) => Listener::with_tls(tcp, tls, mode == TlsMode::Required),
+            (None, _) => Listener::from(tcp),
+        };
         // Port 0 picks a free port: ids and routes must carry the real one.
         config.store.store_host = addr;
         let dir = config.store.dir.clone();
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config.broker, config.store))
+        let (broker_config, store_config) = (config.broker, config.store);
+        let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config, store_config))
             .await?
             .with_context(|| format!("opening the data directory {}", dir.display()))?;
-        tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, "orbitmq standalone started");
+        tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, tls = %config.tls.mode, "orbitmq standalone started");
         let serving = broker.serve(listener, shutdown_signal());
         health.ready(&broker);
         println_flushed(&format!("ready on {addr}"))?;
@@ -63,4 +72,33 @@ fn println_flushed(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()
+}
+
+/// The certificate to serve: the configured files, or (as Apache's proxy does) a self-signed
+/// one generated now; `None` with `--tls off`.
+fn server_tls(
+    config: &TlsConfig,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<Option<ServerTls>> {
+    if config.mode == TlsMode::Off {
+        if let Some((cert, _)) = &config.files {
+            tracing::warn!(cert = %cert.display(), "--tls off: the TLS certificate is not used");
+        }
+        return Ok(None);
+    }
+    if let Some((cert, key)) = &config.files {
+        let tls = ServerTls::from_pem_files(cert, key).context("loading the TLS certificate")?;
+        tracing::info!(mode = %config.mode, cert = %cert.display(), "TLS: serving the configured certificate");
+        return Ok(Some(tls));
+    }
+    let names = self_signed_names(listen);
+    let started = std::time::Instant::now();
+    let tls = ServerTls::self_signed(&names).context("generating a self-signed TLS certificate")?;
+    tracing::info!(
+        mode = %config.mode,
+        names = %names.join(","),
+        took = ?started.elapsed(),
+        "TLS: serving a self-signed certificate generated at start (no --tls-cert/--tls-key); clients that verify certificates need a real one"
+    );
+    Ok(Some(tls))
 }

@@ -7,6 +7,7 @@ pub mod process;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use orbitmq_core::broker::listener::Listener;
 use orbitmq_core::broker::{Broker, BrokerConfig};
 use orbitmq_core::protocol::v2::messaging_service_client::MessagingServiceClient;
 use orbitmq_core::protocol::v2::{self, Code};
@@ -41,6 +42,26 @@ impl TestBroker {
     /// Starts a broker on the data in `dir` (as left by [`TestBroker::stop_keeping_data`]).
     pub async fn start_in(dir: tempfile::TempDir, config: BrokerConfig) -> TestBroker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener.into(), dir, config)
+    }
+
+    /// Starts a broker with default settings serving TLS with `tls` and, unless `required`,
+    /// plaintext, on one port.
+    pub async fn start_tls(
+        tls: &orbitmq_core::tls::server::ServerTls,
+        required: bool,
+    ) -> TestBroker {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = Listener::with_tls(tcp, tls, required);
+        Self::start_on(listener, tempfile::tempdir().unwrap(), BrokerConfig::default())
+    }
+
+    /// Starts a broker on `listener`, over the data in `dir` (inside a Tokio runtime).
+    pub fn start_on(
+        listener: Listener,
+        dir: tempfile::TempDir,
+        config: BrokerConfig,
+    ) -> TestBroker {
         let addr = listener.local_addr().unwrap();
         let store =
             StoreConfig { segment_size: 8 << 20, store_host: addr, ..StoreConfig::new(dir.path()) };
@@ -169,6 +190,20 @@ impl Client {
     ) -> Client {
         let channel =
             Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        Self::on_channel_as(channel, client_id, namespace, language)
+    }
+
+    /// A client as `client_id` over `channel` (a TLS one, say).
+    pub fn on_channel(channel: Channel, client_id: &str) -> Client {
+        Self::on_channel_as(channel, client_id, "", "RUST")
+    }
+
+    fn on_channel_as(
+        channel: Channel,
+        client_id: &str,
+        namespace: &str,
+        language: &'static str,
+    ) -> Client {
         let headers = Headers {
             client_id: (!client_id.is_empty()).then(|| client_id.to_owned()),
             namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod convert;
 mod dead_letter;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod namespace;
 pub mod pop;
@@ -396,47 +397,18 @@ impl Broker {
         });
     }
 
-    /// Serves the client and admin gRPC services on `listener` until `shutdown` resolves.
+    /// Serves the client and admin gRPC services on `listener` until `shutdown` resolves: a
+    /// [`TcpListener`](tokio::net::TcpListener) for plaintext only, or a
+    /// [`Listener::with_tls`](listener::Listener::with_tls) for TLS (and plaintext) on one port.
     pub async fn serve(
         &self,
-        listener: tokio::net::TcpListener,
+        listener: impl Into<listener::Listener>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::result::Result<(), tonic::transport::Error> {
-        use tokio_stream::StreamExt as _;
         self.start_background();
-        // Beyond `max_connections`, a connection is closed as soon as it is accepted (each
-        // costs buffers and HTTP/2 state); the log says so at most once a second.
-        let counter = Arc::clone(&self.inner.connections);
-        let max = self.config().max_connections;
-        let mut refused = 0u64;
-        let mut last_warn: Option<std::time::Instant> = None;
-        let incoming =
-            tokio_stream::wrappers::TcpListenerStream::new(listener).filter_map(move |conn| {
-                let stream = match conn {
-                    Ok(s) => s,
-                    Err(e) => return Some(Err(e)),
-                };
-                let Ok(slot) = Slot::take(&counter, max) else {
-                    refused += 1;
-                    if last_warn.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
-                        last_warn = Some(std::time::Instant::now());
-                        tracing::warn!(
-                            peer = ?stream.peer_addr().ok(),
-                            refused,
-                            max_connections = max,
-                            "connection refused: max_connections reached ([broker] max_connections)"
-                        );
-                    }
-                    return None;
-                };
-                // Nagle's algorithm would hold a response's last small write for the client's
-                // delayed ACK (40 ms): the server builder's own `tcp_nodelay` only covers
-                // listeners it binds.
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-                }
-                Some(Ok(Counted { io: stream, _slot: slot }))
-            });
+        let incoming = listener
+            .into()
+            .incoming(Arc::clone(&self.inner.connections), self.config().max_connections);
         tonic::transport::Server::builder()
             // Large windows: many concurrent sends of large batches on one connection would
             // otherwise stall on HTTP/2 flow control (64 KiB by default).
@@ -478,66 +450,5 @@ impl Broker {
         async move {
             let _ = stop.wait_for(|s| *s).await;
         }
-    }
-}
-
-/// An accepted connection, counted against `max_connections` until it closes.
-#[derive(Debug)]
-struct Counted {
-    io: tokio::net::TcpStream,
-    _slot: Slot,
-}
-
-impl tokio::io::AsyncRead for Counted {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Counted {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-impl tonic::transport::server::Connected for Counted {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
     }
 }

@@ -18,8 +18,8 @@ public class Quickstart {
         String topic = "quickstart";
         String run = UUID.randomUUID().toString().substring(0, 8); // tells this run's messages from older ones
         ClientServiceProvider provider = ClientServiceProvider.loadService();
-        ClientConfiguration config = ClientConfiguration.newBuilder().setEndpoints(endpoint)
-            .enableSsl(false).build(); // orbitmq standalone serves plain gRPC, no TLS
+        // TLS by default, accepting the server's self-signed certificate
+        ClientConfiguration config = ClientConfiguration.newBuilder().setEndpoints(endpoint).build();
 
         Producer producer = provider.newProducerBuilder().setClientConfiguration(config).setTopics(topic).build();
         Set<String> sent = new HashSet<>();

@@ -41,8 +41,8 @@ public class Transaction {
         String topic = "tx-payments"; // auto-created by the server (as MIXED: it accepts transaction messages)
         String run = UUID.randomUUID().toString().substring(0, 8); // tells this run's messages from older ones
         ClientServiceProvider provider = ClientServiceProvider.loadService();
-        ClientConfiguration config = ClientConfiguration.newBuilder().setEndpoints(endpoint)
-            .enableSsl(false).build(); // orbitmq standalone serves plain gRPC, no TLS
+        // TLS by default, accepting the server's self-signed certificate
+        ClientConfiguration config = ClientConfiguration.newBuilder().setEndpoints(endpoint).build();
 
         SimpleConsumer consumer = provider.newSimpleConsumerBuilder().setClientConfiguration(config)
             .setConsumerGroup("tx-payments-group").setAwaitDuration(Duration.ofSeconds(5))

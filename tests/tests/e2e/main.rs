@@ -10,5 +10,6 @@ mod limits;
 mod namespace;
 mod pull;
 mod route;
+mod tls;
 mod transaction;
 mod validation;
