@@ -56,8 +56,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
         println_flushed(&format!("ready on {addr}"))?;
         serving.await.context("serving")?;
         tracing::info!("shutting down: flushing and checkpointing");
-        let b = broker.clone();
-        tokio::task::spawn_blocking(move || b.close()).await?.context("closing the store")?;
+        broker.close().await.context("closing the store")?;
         let _ = stop_http.send(());
         if let Some(h) = http {
             h.await?.context("serving metrics")?;

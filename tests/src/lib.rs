@@ -130,8 +130,7 @@ impl TestBroker {
         if let Some(s) = self.server.take() {
             let _ = s.await;
         }
-        let b = self.broker.clone();
-        tokio::task::spawn_blocking(move || b.close()).await.unwrap().unwrap();
+        self.broker.close().await.unwrap();
     }
 }
 

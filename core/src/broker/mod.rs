@@ -274,9 +274,17 @@ impl Broker {
         self.store().config().store_host
     }
 
-    /// Stops the background work, saves the consumption state, flushes and closes the store.
-    /// Blocking.
-    pub fn close(&self) -> Result<()> {
+    /// Stops the background work, saves the consumption state, flushes and closes the store,
+    /// on the blocking pool (the store's threads are joined and its files synced).
+    pub async fn close(&self) -> Result<()> {
+        let b = self.clone();
+        tokio::task::spawn_blocking(move || b.close_blocking()).await.map_err(|e| {
+            BrokerError::new(crate::protocol::v2::Code::InternalServerError, e.to_string())
+        })?
+    }
+
+    /// [`Broker::close`] for threads that may block (not a runtime's).
+    pub fn close_blocking(&self) -> Result<()> {
         self.inner.stop.send_replace(true);
         let saved = self.save_state();
         self.store().close()?;

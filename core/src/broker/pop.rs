@@ -175,6 +175,10 @@ struct QueueState {
     /// ms: a receive skips the queue's inflight scan until then.
     #[serde(skip)]
     next_due: i64,
+    /// The receive reading this queue's fresh messages now, outside the lock (its token).
+    /// Others skip the queue meanwhile; a reset replaces the state, and the read is dropped.
+    #[serde(skip)]
+    reader: Option<u64>,
 }
 
 impl QueueState {
@@ -215,6 +219,28 @@ struct TopicState {
 
 /// (consumer group, topic).
 type GroupTopic = (String, String);
+
+/// A queue claimed by a receive reading it outside the lock: released on drop if the read
+/// ended early (an error or a panic), so the queue is never left claimed.
+struct Claim<'a> {
+    state: &'a Mutex<TopicState>,
+    queue_id: u32,
+    token: u64,
+    released: bool,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Some(qs) = lock(self.state).queues.get_mut(&self.queue_id)
+            && qs.reader == Some(self.token)
+        {
+            qs.reader = None;
+        }
+    }
+}
 
 /// A message handed out by [`Pop::receive`].
 #[derive(Debug, Clone)]
@@ -457,7 +483,7 @@ impl Pop {
         let elsewhere = self.inflight_elsewhere(spec.group, spec.topic);
         let state = self.state(spec.group, spec.topic);
         let mut guard = lock(&state);
-        let st = &mut *guard;
+        let mut st = &mut *guard;
         let now = now_millis();
         let mut out = Received::default();
         let renew = spec.auto_renew_client.map(|c| (c.to_owned(), now + AUTO_RENEW_MAX_MS));
@@ -507,7 +533,15 @@ impl Pop {
             // The group stopped being FIFO: what it read ahead goes out without waiting.
             self.hand_out_held(st, spec, now, renew.as_ref(), &mut HashSet::new(), &mut out);
         }
-        self.read_fresh(st, spec, now, renew.as_ref(), &mut busy, &mut out)?;
+        if spec.fifo {
+            // What is free depends on the parked read-ahead: FIFO reads stay under the lock.
+            self.read_fresh(st, spec, now, renew.as_ref(), &mut busy, &mut out)?;
+        } else {
+            drop(guard);
+            self.read_fresh_unlocked(&state, spec, now, renew.as_ref(), &mut out)?;
+            guard = lock(&state);
+            st = &mut *guard;
+        }
         if let Some(id) = spec.attempt_id.filter(|id| !id.is_empty()) {
             remember_attempt(st, id, &out.deliveries, now + spec.invisible_ms);
         }
@@ -693,6 +727,66 @@ impl Pop {
                 if read_all || !spec.fifo {
                     break;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// New messages of a non-FIFO group, round-robin over the readable queues, read from the
+    /// store without the state's lock: each queue is claimed (one reader at a time; a claimed
+    /// queue is skipped), read, and its messages handed out under the lock again. Sends,
+    /// acks and other receives of the group go on while the store is read.
+    fn read_fresh_unlocked(
+        &self,
+        state: &Mutex<TopicState>,
+        spec: &ReceiveSpec<'_>,
+        now: i64,
+        renew: Option<&(String, i64)>,
+        out: &mut Received,
+    ) -> Result<()> {
+        let queues = spec.read_queues.max(1);
+        let start = {
+            let mut st = lock(state);
+            st.cursor = st.cursor.wrapping_add(1);
+            st.cursor.wrapping_sub(1) % queues
+        };
+        for i in 0..queues {
+            let room = spec.batch.saturating_sub(out.deliveries.len());
+            if room == 0 {
+                break;
+            }
+            let queue_id = (start + i) % queues;
+            let min = self.store.min_offset(spec.topic, queue_id);
+            let token = self.next_seq();
+            let from = {
+                let mut st = lock(state);
+                let qs = st
+                    .queues
+                    .entry(queue_id)
+                    .or_insert_with(|| self.initial(spec.group, spec.topic, queue_id));
+                if qs.reader.is_some() {
+                    continue;
+                }
+                if qs.next < min {
+                    qs.drop_below(min);
+                }
+                qs.reader = Some(token);
+                qs.next
+            };
+            let mut claim = Claim { state, queue_id, token, released: false };
+            let got = self.store.get_messages(spec.topic, queue_id, from, room, spec.filter);
+            let mut st = lock(state);
+            claim.released = true;
+            let Some(qs) = st.queues.get_mut(&queue_id).filter(|qs| qs.reader == Some(token))
+            else {
+                // Reset while read: the read is stale.
+                continue;
+            };
+            qs.reader = None;
+            let got = got?;
+            qs.next = qs.next.max(got.next_offset);
+            for message in got.messages {
+                out.deliveries.push(self.hand_out(qs, queue_id, message, None, spec, now, renew));
             }
         }
         Ok(())

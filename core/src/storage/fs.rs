@@ -114,6 +114,13 @@ impl DataFile {
         self.file.write_all_at(data, pos).map_err(StorageError::io("write", &self.path))
     }
 
+    /// A second descriptor of the same open file (`dup`): syncs through it cover writes made
+    /// through the first, so a sync can run without the lock that guards the writes.
+    pub(crate) fn try_clone(&self) -> Result<Self> {
+        let file = self.file.try_clone().map_err(StorageError::io("dup", &self.path))?;
+        Ok(DataFile { file, path: self.path.clone() })
+    }
+
     /// Makes the file's data durable (`fdatasync`: data and the size, not the times).
     pub(crate) fn sync_data(&self) -> Result<()> {
         #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use crate::storage::commitlog::record::{u32_at, u64_at};
 use crate::storage::error::{Result, StorageError};
-use crate::storage::fs::{self, fsync_dir, remove_file};
+use crate::storage::fs::{self, DataFile, fsync_dir, remove_file};
 use crate::storage::mapped::{MappedFile, list_offset_files, offset_file_name};
 
 const MAGIC: u32 = 0x4F52_4931; // "ORI1"
@@ -192,11 +192,33 @@ impl Index {
 
     /// The CommitLog offset after which messages are not yet indexed durably is tracked by the
     /// store's checkpoint; this makes what was added durable.
+    ///
+    /// The `fdatasync`s run without the index lock, through second descriptors, so dispatch
+    /// (which adds keys under it) and lookups do not wait for the disk. A file written again
+    /// meanwhile is dirty again, for the next flush.
     pub(crate) fn flush(&self) -> Result<()> {
-        let mut files = self.lock();
-        for f in files.iter_mut().filter(|f| f.dirty) {
-            f.file.sync()?;
-            f.dirty = false;
+        let pending: Vec<(u64, DataFile)> = {
+            let mut files = self.lock();
+            let mut pending = Vec::new();
+            for f in files.iter_mut().filter(|f| f.dirty) {
+                if let Some(handle) = f.file.sync_handle()? {
+                    pending.push((f.base, handle));
+                }
+                f.dirty = false;
+            }
+            pending
+        };
+        for (i, (_, handle)) in pending.iter().enumerate() {
+            if let Err(e) = handle.sync_data() {
+                // Not durable: dirty again, from this file on.
+                let mut files = self.lock();
+                for (base, _) in &pending[i..] {
+                    if let Some(f) = files.iter_mut().find(|f| f.base == *base) {
+                        f.dirty = true;
+                    }
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -148,6 +148,12 @@ impl MappedFile {
         }
     }
 
+    /// A descriptor to [`DataFile::sync_data`] the file through without holding whatever
+    /// guards its writes; `None` once sealed (nothing written since its last sync).
+    pub(crate) fn sync_handle(&self) -> Result<Option<DataFile>> {
+        self.file.as_ref().map(DataFile::try_clone).transpose()
+    }
+
     /// Drops everything from `pos` to the end of the file: the file is cut to `pos` and grown
     /// back, so the tail reads as zeros without writing them. Recovery only.
     pub(crate) fn zero_from(&self, pos: usize) -> Result<()> {

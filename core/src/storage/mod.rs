@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc::error::TrySendError;
 
 pub use background::RetentionReport;
 use checkpoint::Checkpoint;
@@ -836,7 +837,8 @@ impl MessageStore {
     }
 
     /// Stops the threads after the queued appends, flushes, checkpoints and marks the shutdown
-    /// clean. Blocks for as long as that takes; later calls do nothing.
+    /// clean. Blocks for as long as that takes (call it from `spawn_blocking` in async code,
+    /// as `Broker::close` does); later calls do nothing.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
@@ -848,7 +850,16 @@ impl Handle {
             return Ok(());
         }
         let s = &self.shared;
-        let _ = self.tx.try_send(Request::Stop).or_else(|_| self.tx.blocking_send(Request::Stop));
+        // Not `blocking_send`: it panics on a runtime's thread, and the last handle may well be
+        // dropped on one. A full channel drains as the append thread works.
+        loop {
+            match self.tx.try_send(Request::Stop) {
+                Err(TrySendError::Full(_)) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(()) | Err(TrySendError::Closed(_)) => break,
+            }
+        }
         let mut threads = std::mem::take(
             &mut *self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         );
