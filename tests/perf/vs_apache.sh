@@ -103,7 +103,8 @@ fi
 
 log "building the load program (tests/perf/apache-load)..."
 LOAD_DIR=$HERE/apache-load
-(cd "$LOAD_DIR" && mvn -q -B -Dstyle.color=never compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt >&2)
+(cd "$LOAD_DIR" && mvn -q -B compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) \
+  >"$WORK/mvn.log" 2>&1 || { cat "$WORK/mvn.log" >&2; die "mvn could not build tests/perf/apache-load"; }
 LOAD_CP="$LOAD_DIR/target/classes:$(cat "$LOAD_DIR/target/classpath.txt")"
 log "orbitmq: $ORBITMQ_BIN; apache runner: $APACHE_DIR; work dir $WORK"
 
