@@ -22,7 +22,7 @@
 #        ORBITMQ_BIN (default: builds target/release/orbitmq with cargo), WORK (a temp dir,
 #        removed at the end unless given), KEEP_WORK=1 (keep it).
 # Needs redis-server and redis-benchmark 7.x: installs the Debian packages redis-server and
-# redis-tools with apt-get when they are missing (run as root). Takes about 4 minutes.
+# redis-tools with apt-get when they are missing (run as root). Takes about 2 minutes.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../.."
