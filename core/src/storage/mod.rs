@@ -852,13 +852,8 @@ impl Handle {
         let s = &self.shared;
         // Not `blocking_send`: it panics on a runtime's thread, and the last handle may well be
         // dropped on one. A full channel drains as the append thread works.
-        loop {
-            match self.tx.try_send(Request::Stop) {
-                Err(TrySendError::Full(_)) => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Ok(()) | Err(TrySendError::Closed(_)) => break,
-            }
+        while let Err(TrySendError::Full(_)) = self.tx.try_send(Request::Stop) {
+            std::thread::sleep(Duration::from_millis(1));
         }
         let mut threads = std::mem::take(
             &mut *self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
