@@ -21,6 +21,9 @@ cargo fmt --all --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --profile ci -- -D warnings
 
+step "orbitmq-core with each feature alone; the client-only tree has no server parts"
+tests/features.sh
+
 step "cargo test (workspace)"
 cargo test --workspace --profile ci
 

@@ -1,10 +1,17 @@
 //! OrbitMQ core: the storage engine, routing, broker and client logic behind the `orbitmq` server
 //! and every language SDK.
 //!
-//! Features: `broker` compiles the storage engine (and, later, the broker); `client` the client SDK.
-//! Bindings depend on `client` only, so wheels and `.node` files never compile storage.
-//! `tls` (the TLS client connector) is always there; its server side (`tls::server`:
-//! certificates, the self-signed one) comes with `broker`.
+//! Features:
+//! - `client` (default): the client SDK. The bindings depend on `orbitmq-core` with
+//!   `default-features = false, features = ["client"]`, so wheels, `.node` files and the Kotlin and Swift
+//!   library never compile storage, the HTTP/2 server or signal handling (`tests/features.sh`
+//!   checks the client-only dependency tree).
+//! - `broker`: the storage engine, the broker and its gRPC server (tonic's `server` and
+//!   `router`); the `orbitmq` binary enables it.
+//!
+//! Always there, shared by both halves: [`protocol`] (the generated wire code and its time
+//! conversions) and [`tls`] (the TLS client connector; its server side, `tls::server`, comes
+//! with `broker`).
 
 #[cfg(feature = "broker")]
 pub mod storage;

@@ -20,6 +20,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use orbitmq_core::protocol::admin::{self as pb, admin_client::AdminClient};
+use orbitmq_core::protocol::time::{now_ms, timestamp_ms};
 use orbitmq_core::protocol::v2::{self, messaging_service_client::MessagingServiceClient};
 use orbitmq_core::storage::{FlushDiskType, MessageStore, PutMessage, StoreConfig};
 use tonic::metadata::MetadataValue;
@@ -273,18 +274,6 @@ impl Typing {
         }
         out
     }
-}
-
-/// Wall-clock time, ms since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Milliseconds of a protobuf timestamp.
-fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
-    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<()> {

@@ -382,9 +382,7 @@ pub fn resource(name: &str) -> v2::Resource {
 }
 
 /// A protobuf duration.
-pub fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
-}
+pub use orbitmq_core::protocol::time::from_std as duration;
 
 /// A well-formed message as the official clients build it.
 pub fn message(topic: &str, id: &str, body: &str) -> v2::Message {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::broker::BrokerConfig;
 use crate::broker::error::{BrokerError, Limit};
+use crate::protocol::time::from_std;
 use crate::protocol::v2::{
     self, ClientType, CustomizedBackoff, ExponentialBackoff, Metric, RetryPolicy, Settings,
     retry_policy, settings::PubSub,
@@ -224,10 +225,6 @@ impl Clients {
     }
 }
 
-fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
-}
-
 /// RocketMQ's default retry delays for consumers (delay levels 3..18).
 const CONSUMER_BACKOFF_SECS: [u64; 18] =
     [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200];
@@ -249,8 +246,8 @@ pub fn merged_settings(
             s.backoff_policy = Some(RetryPolicy {
                 max_attempts: 3,
                 strategy: Some(retry_policy::Strategy::ExponentialBackoff(ExponentialBackoff {
-                    initial: Some(duration(Duration::from_millis(10))),
-                    max: Some(duration(Duration::from_secs(1))),
+                    initial: Some(from_std(Duration::from_millis(10))),
+                    max: Some(from_std(Duration::from_secs(1))),
                     multiplier: 2.0,
                 })),
             });
@@ -260,20 +257,20 @@ pub fn merged_settings(
                 group.map_or(config.max_delivery_attempts, |g| g.max_delivery_attempts);
             sub.fifo = Some(group.is_some_and(|g| g.fifo));
             sub.receive_batch_size = Some(32);
-            sub.long_polling_timeout = Some(duration(Duration::from_secs(20)));
+            sub.long_polling_timeout = Some(from_std(Duration::from_secs(20)));
             // Node's push consumer understands only exponential back-off; the others follow
             // the proxy's customised RocketMQ delay levels.
             let strategy = if is_node(language) {
                 retry_policy::Strategy::ExponentialBackoff(ExponentialBackoff {
-                    initial: Some(duration(Duration::from_secs(1))),
-                    max: Some(duration(Duration::from_secs(7200))),
+                    initial: Some(from_std(Duration::from_secs(1))),
+                    max: Some(from_std(Duration::from_secs(7200))),
                     multiplier: 2.0,
                 })
             } else {
                 retry_policy::Strategy::CustomizedBackoff(CustomizedBackoff {
                     next: CONSUMER_BACKOFF_SECS
                         .iter()
-                        .map(|s| duration(Duration::from_secs(*s)))
+                        .map(|s| from_std(Duration::from_secs(*s)))
                         .collect(),
                 })
             };

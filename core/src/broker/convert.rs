@@ -10,6 +10,7 @@ use md5::{Digest as _, Md5};
 
 use crate::broker::dead_letter::{PROPERTY_DLQ_ORIGIN_MESSAGE_ID, PROPERTY_DLQ_ORIGIN_TOPIC};
 use crate::broker::validate::RESERVED_PROPERTIES;
+use crate::protocol::time::{duration, timestamp, timestamp_ms};
 use crate::protocol::v2::{self, DigestType, Encoding, MessageType};
 use crate::storage::message::{KEY_SEPARATOR, PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
 use crate::storage::{PutMessage, StoredMessage};
@@ -27,39 +28,6 @@ pub const PROPERTY_TRANSACTION_PREPARED: &str = "TRAN_MSG";
 
 /// Record flag: the body is gzip-compressed (RocketMQ's `COMPRESSED_FLAG`).
 pub const FLAG_COMPRESSED: u32 = 0x1;
-
-/// Milliseconds of a protobuf timestamp.
-pub fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
-    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)
-}
-
-/// A protobuf timestamp from milliseconds.
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-/// Milliseconds of a protobuf duration (negative ones count as 0).
-pub fn duration_ms(d: &prost_types::Duration) -> i64 {
-    d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos) / 1_000_000).max(0)
-}
-
-/// Milliseconds of a protobuf duration, sign kept; `None` if it is not a valid Duration
-/// (nanos outside ±999,999,999, or seconds and nanos of opposite signs), as protobuf's
-/// `Durations.toMillis` refuses it.
-pub fn signed_duration_ms(d: &prost_types::Duration) -> Option<i64> {
-    let valid_nanos = d.nanos.unsigned_abs() < 1_000_000_000;
-    let same_sign = d.seconds == 0 || d.nanos == 0 || (d.seconds < 0) == (d.nanos < 0);
-    (valid_nanos && same_sign)
-        .then(|| d.seconds.saturating_mul(1000).saturating_add(i64::from(d.nanos) / 1_000_000))
-}
-
-/// A protobuf duration from milliseconds.
-pub fn duration(ms: i64) -> prost_types::Duration {
-    prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 }
-}
 
 /// Builds what the store appends from a validated wire message.
 pub fn to_put(msg: &v2::Message, queue_id: u32, remote: Option<SocketAddr>) -> PutMessage {

@@ -198,7 +198,7 @@ impl Broker {
                         "query_offset_policy TIMESTAMP requires a timestamp",
                     )
                 })?;
-                let ms = crate::broker::convert::timestamp_ms(ts);
+                let ms = crate::protocol::time::timestamp_ms(ts);
                 Ok(store.offset_for_timestamp(q.topic, q.queue_id, ms))
             }
             Err(_) => Err(BrokerError::new(

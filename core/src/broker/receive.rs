@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use futures_util::future::{FutureExt, select_all};
 
-use crate::broker::convert::duration_ms;
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::pop::{AUTO_RENEW_INVISIBLE_MS, Delivery, ReceiveSpec};
 use crate::broker::topics::PERM_READ;
 use crate::broker::{Broker, validate};
+use crate::protocol::time::duration_ms;
 use crate::protocol::v2::{self, Code, FilterType, settings::PubSub};
 use crate::storage::TagFilter;
 use crate::storage::message::now_millis;

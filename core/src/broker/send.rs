@@ -5,14 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use crate::broker::convert::{
-    PROPERTY_SHARDING_KEY, PROPERTY_TIMER_DELIVER_MS, timestamp_ms, to_put,
-};
+use crate::broker::convert::{PROPERTY_SHARDING_KEY, PROPERTY_TIMER_DELIVER_MS, to_put};
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::timer::{self, PROPERTY_REAL_QID, PROPERTY_REAL_TOPIC, TIMER_TOPIC};
 use crate::broker::topics::{PERM_WRITE, kind_of};
 use crate::broker::transaction::{HALF_TOPIC, PROPERTY_PRODUCER_GROUP};
 use crate::broker::{Broker, validate};
+use crate::protocol::time::timestamp_ms;
 use crate::protocol::v2::{self, Code, MessageType};
 use crate::storage::message::now_millis;
 use crate::storage::{PutMessage, PutResult};

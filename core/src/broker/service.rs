@@ -11,10 +11,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
-use crate::broker::convert::{BodyDigest, Delivered, signed_duration_ms, timestamp, to_wire};
+use crate::broker::convert::{BodyDigest, Delivered, to_wire};
 use crate::broker::error::BrokerError;
 use crate::broker::pull::Pulled;
 use crate::broker::{Broker, namespace, validate};
+use crate::protocol::time::{signed_duration_ms, timestamp};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
 use crate::storage::message::now_millis;

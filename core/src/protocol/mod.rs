@@ -1,6 +1,12 @@
-//! Generated protocol code: `apache.rocketmq.v2` (the client protocol the official RocketMQ 5
-//! clients speak) and `orbitmq.v1` (our admin API). Built from `core/proto` by `build.rs`.
-#![allow(
+//! The wire protocols, shared by the broker and the client SDK: the generated code for
+//! `apache.rocketmq.v2` (the client protocol the official RocketMQ 5 clients speak) and
+//! `orbitmq.v1` (our admin API), built from `core/proto` by `build.rs`, and the conversions
+//! between protobuf's time types and ours ([`time`]).
+
+pub mod time;
+
+/// `apache.rocketmq.v2`.
+#[allow(
     missing_docs,
     clippy::all,
     clippy::pedantic,
@@ -8,13 +14,19 @@
     unused_qualifications,
     rust_2018_idioms
 )]
-
-/// `apache.rocketmq.v2`.
 pub mod v2 {
     tonic::include_proto!("apache.rocketmq.v2");
 }
 
 /// `orbitmq.v1`.
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    clippy::clone_on_ref_ptr,
+    unused_qualifications,
+    rust_2018_idioms
+)]
 pub mod admin {
     tonic::include_proto!("orbitmq.v1");
 }

@@ -28,7 +28,7 @@ async fn a_delay_message_arrives_at_its_time_not_before() {
     let s = sys(&got[0]);
     assert_eq!(s.message_type, v2::MessageType::Delay as i32);
     assert_eq!(
-        s.delivery_timestamp.as_ref().map(orbitmq_core::broker::convert::timestamp_ms),
+        s.delivery_timestamp.as_ref().map(orbitmq_core::protocol::time::timestamp_ms),
         Some(at)
     );
     assert_eq!(s.message_id, "01D1");
