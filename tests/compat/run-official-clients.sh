@@ -114,7 +114,9 @@ if [ -z "${ORBITMQ_ENDPOINT:-}" ]; then
   work=$(mktemp -d -t orbitmq-compat-XXXXXX)
   server_log=$work/server.log
   port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  "$ORBITMQ_BIN" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" >"$server_log" 2>&1 </dev/null &
+  # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
+  "$ORBITMQ_BIN" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" \
+    --metrics-listen 127.0.0.1:0 >"$server_log" 2>&1 </dev/null &
   server_pid=$!
   addr=
   for _ in $(seq 1 300); do

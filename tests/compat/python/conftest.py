@@ -69,7 +69,9 @@ def endpoint():
     log_path = Path(data_dir) / "server.log"
     listen = f"127.0.0.1:{_free_port()}"
     log = open(log_path, "wb")
-    proc = subprocess.Popen([binary, "standalone", "--listen", listen, "--data-dir", str(Path(data_dir) / "data")],
+    # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
+    proc = subprocess.Popen([binary, "standalone", "--listen", listen, "--data-dir", str(Path(data_dir) / "data"),
+                             "--metrics-listen", "127.0.0.1:0"],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         addr = None

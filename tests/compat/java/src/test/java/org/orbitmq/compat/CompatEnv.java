@@ -79,8 +79,9 @@ public final class CompatEnv {
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
+        // Metrics on a free port: the default 127.0.0.1:5557 may be taken by a running server.
         Process proc = new ProcessBuilder(bin, "standalone", "--listen", "127.0.0.1:" + port, "--data-dir",
-            dir.resolve("data").toString())
+            dir.resolve("data").toString(), "--metrics-listen", "127.0.0.1:0")
             .redirectErrorStream(true).redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE)
             .start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
