@@ -15,6 +15,7 @@ Server contract (shared with the Node and Java suites, see tests/compat/README.m
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -271,7 +272,22 @@ def wait_settings(client, what):
 
 
 def start(client, what):
-    """Starts a client (bounded) and waits for its settings reply."""
-    run_with_timeout(client.startup, 30, f"{what}.startup()")
+    """Starts a client (bounded) and waits for its settings reply.
+
+    The official client opens its Telemetry stream inside ``startup()``, from the calling thread,
+    and grpc.aio looks that thread's event loop up when it creates the call. In a helper thread
+    there is none, so the stream fails ("There is no current event loop in thread ...") whenever
+    the client's own io-loop thread has not created it first: a race that lost once in CI under
+    load, leaving the client without settings. The client's channels all live on its class-level
+    io loop, so the helper thread gets that loop as its current one, as the io-loop thread has."""
+    from rocketmq.v5.client.connection.rpc_client import RpcClient
+
+    def startup():
+        loop = RpcClient.get_channel_io_loop()
+        if loop is not None:
+            asyncio.set_event_loop(loop)
+        client.startup()
+
+    run_with_timeout(startup, 30, f"{what}.startup()")
     wait_settings(client, what)
     return client
