@@ -79,6 +79,7 @@ pub fn resource(stored: &str) -> Resource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::v2::Code;
 
     #[test]
     fn wraps_as_apache_stores_names() {

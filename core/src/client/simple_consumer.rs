@@ -4,6 +4,7 @@
 //! after the group's max attempts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -69,7 +70,11 @@ impl SimpleConsumerBuilder {
             session.subscribe(&t, f);
         }
         Ok(SimpleConsumer {
-            inner: Arc::new(Inner { session, await_duration: self.await_duration }),
+            inner: Arc::new(Inner {
+                session,
+                await_duration: self.await_duration,
+                cursor: AtomicUsize::new(0),
+            }),
         })
     }
 }
@@ -77,6 +82,7 @@ impl SimpleConsumerBuilder {
 struct Inner {
     session: Arc<Session>,
     await_duration: Duration,
+    cursor: AtomicUsize,
 }
 
 /// Receives and acknowledges messages of a consumer group. Cheap to clone.
@@ -166,8 +172,7 @@ impl SimpleConsumer {
             );
         }
         // A topic, then one of its readable queues, in turn.
-        let first = s.route(&subs[0].0).await?;
-        let (topic, filter) = &subs[first.next(subs.len())];
+        let (topic, filter) = &subs[self.inner.cursor.fetch_add(1, Ordering::Relaxed) % subs.len()];
         let route = s.route(topic).await.map_err(|e| e.with_operation("receive"))?;
         let queues = route.readable();
         if queues.is_empty() {

@@ -193,7 +193,10 @@ async fn transactions_commit_roll_back_and_are_checked_back_when_left_open() {
     ids.sort();
     assert_eq!(
         ids,
-        [("commit".to_owned(), by_checker.message_id), ("committed".to_owned(), committed.message_id)]
+        [
+            ("commit".to_owned(), by_checker.message_id),
+            ("committed".to_owned(), committed.message_id)
+        ]
     );
     assert!(checker.0.load(Ordering::SeqCst) >= 2, "both open transactions were checked");
     p.shutdown().await;
