@@ -18,5 +18,7 @@ pub mod storage;
 
 #[cfg(feature = "broker")]
 pub mod broker;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod protocol;
 pub mod tls;

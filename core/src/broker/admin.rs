@@ -244,7 +244,7 @@ impl Admin for AdminApi {
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::GroupResponse>, Status> {
         let g = request.into_inner();
-        validate::group(&g.name).map_err(|e| e.to_grpc())?;
+        validate::group(&g.name).map_err(|e| BrokerError::from(e).to_grpc())?;
         let existing = self.broker.store().groups().get(&g.name);
         let created = existing.is_none();
         if created {
@@ -402,7 +402,7 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::ResetOffsetResponse>, Status> {
         let r = request.into_inner();
         let store = self.broker.store();
-        validate::group(&r.group).map_err(|e| e.to_grpc())?;
+        validate::group(&r.group).map_err(|e| BrokerError::from(e).to_grpc())?;
         if store.groups().get(&r.group).is_none() {
             return Err(Status::not_found(format!("consumer group {:?} does not exist", r.group)));
         }

@@ -9,9 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use md5::{Digest as _, Md5};
 
 use crate::broker::dead_letter::{PROPERTY_DLQ_ORIGIN_MESSAGE_ID, PROPERTY_DLQ_ORIGIN_TOPIC};
-use crate::broker::validate::RESERVED_PROPERTIES;
 use crate::protocol::time::{duration, timestamp, timestamp_ms};
 use crate::protocol::v2::{self, DigestType, Encoding, MessageType};
+use crate::protocol::validate::RESERVED_PROPERTIES;
 use crate::storage::message::{KEY_SEPARATOR, PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
 use crate::storage::{PutMessage, StoredMessage};
 

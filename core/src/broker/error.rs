@@ -8,6 +8,12 @@ use crate::storage::StorageError;
 /// Result alias for broker operations.
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 
+impl From<crate::protocol::validate::Invalid> for BrokerError {
+    fn from(e: crate::protocol::validate::Invalid) -> Self {
+        BrokerError { code: e.code, message: e.message }
+    }
+}
+
 /// A refused or failed broker operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} ({}): {message}", code.as_str_name(), *code as i32)]

@@ -22,7 +22,8 @@ mod settled;
 pub mod timer;
 pub mod topics;
 pub mod transaction;
-pub mod validate;
+/// The name and message-field rules, shared with the client SDK.
+pub use crate::protocol::validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

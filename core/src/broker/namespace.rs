@@ -3,8 +3,8 @@
 //! `NS%group`, `%RETRY%NS%group`, `%DLQ%NS%group`. The gRPC edge wraps every name it receives
 //! and unwraps every name it sends back, so the broker below only sees stored names.
 
-use crate::broker::error::{BrokerError, Result};
-use crate::protocol::v2::{Code, MessageQueue, Resource};
+use crate::broker::error::Result;
+use crate::protocol::v2::{MessageQueue, Resource};
 
 /// Separates a namespace from a name.
 pub const SEPARATOR: char = '%';
@@ -13,15 +13,7 @@ const DLQ_PREFIX: &str = "%DLQ%";
 
 /// Checks a namespace: empty (none), or letters, digits, `_` and `-`.
 pub fn validate(namespace: &str) -> Result<()> {
-    if namespace.len() > 64
-        || !namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(BrokerError::new(
-            Code::BadRequest,
-            format!("namespace {namespace:?} must be at most 64 letters, digits, '_' or '-'"),
-        ));
-    }
-    Ok(())
+    Ok(crate::protocol::validate::namespace(namespace)?)
 }
 
 /// The stored name of `name` in `namespace`.
@@ -87,6 +79,7 @@ pub fn resource(stored: &str) -> Resource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::v2::Code;
 
     #[test]
     fn wraps_as_apache_stores_names() {

@@ -265,7 +265,9 @@ impl MessagingService for Messaging {
         let start = Instant::now();
         let st = match self.meta(&request) {
             Ok(_) => match request.get_ref().group.as_ref().filter(|g| !g.name.is_empty()) {
-                Some(g) => validate::group(&g.name).map_or_else(|e| err_status(&e), |()| ok()),
+                Some(g) => {
+                    validate::group(&g.name).map_or_else(|e| err_status(&e.into()), |()| ok())
+                }
                 None => ok(),
             },
             Err(e) => err_status(&e),
@@ -521,7 +523,7 @@ impl MessagingService for Messaging {
                             .forward_to_dead_letter_queue(&group, &topic, &req.receipt_handle)
                             .await
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 };
                 result.map_or_else(|e| err_status(&e), |()| ok())
             }
@@ -668,7 +670,7 @@ impl MessagingService for Messaging {
                     .unwrap_or(v2::TransactionResolution::Unspecified);
                 match validate::topic(&topic) {
                     Ok(()) => self.broker.end_transaction(&topic, id, resolution).await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 }
                 .map_or_else(|e| err_status(&e), |()| ok())
             }
@@ -812,7 +814,7 @@ impl MessagingService for Messaging {
                 let topic = namespace::stored_name(req.topic.as_ref(), &meta.namespace);
                 match validate::topic(&topic) {
                     Ok(()) => self.broker.recall(&topic, &req.recall_handle).await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 }
             }
             Err(e) => Err(e),

@@ -1,9 +1,11 @@
 //! The wire protocols, shared by the broker and the client SDK: the generated code for
 //! `apache.rocketmq.v2` (the client protocol the official RocketMQ 5 clients speak) and
 //! `orbitmq.v1` (our admin API), built from `core/proto` by `build.rs`, and the conversions
-//! between protobuf's time types and ours ([`time`]).
+//! between protobuf's time types and ours ([`time`]), and RocketMQ's rules for names and message
+//! fields ([`validate`]).
 
 pub mod time;
+pub mod validate;
 
 /// `apache.rocketmq.v2`.
 #[allow(

@@ -1,11 +1,32 @@
-//! Input validation, as the reference proxy does it (`GrpcValidator`, `SendMessageActivity`,
-//! `Validators`): each rule answers its own RocketMQ code and checks happen before any state
-//! changes.
+//! RocketMQ's rules for names and message fields, as the reference proxy checks them
+//! (`GrpcValidator`, `SendMessageActivity`, `Validators`). Each rule answers its own RocketMQ
+//! code. The broker checks every request with them before any state changes; the client SDK
+//! checks every message with them before any network call, so a bad message fails the same way
+//! against either.
 
 use std::collections::HashMap;
 
-use crate::broker::error::{BrokerError, Result};
 use crate::protocol::v2::Code;
+
+/// A value that breaks a rule: the RocketMQ code for it, and what is wrong, for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// The RocketMQ status code a server answers for it.
+    pub code: Code,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Invalid {
+    /// A broken rule: `code` and why.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Invalid { code, message: message.into() }
+    }
+}
+
+/// The result of a check.
+pub type Result<T> = std::result::Result<T, Invalid>;
 
 /// Longest topic name.
 pub const MAX_TOPIC_LEN: usize = 127;
@@ -104,7 +125,7 @@ fn has_control(s: &str) -> bool {
 
 /// A topic name a client may use.
 pub fn topic(name: &str) -> Result<()> {
-    let bad = |m: String| Err(BrokerError::new(Code::IllegalTopic, m));
+    let bad = |m: String| Err(Invalid::new(Code::IllegalTopic, m));
     if name.trim().is_empty() {
         return bad("topic name is empty".into());
     }
@@ -124,7 +145,7 @@ pub fn topic(name: &str) -> Result<()> {
 
 /// A consumer group name a client may use.
 pub fn group(name: &str) -> Result<()> {
-    let bad = |m: String| Err(BrokerError::new(Code::IllegalConsumerGroup, m));
+    let bad = |m: String| Err(Invalid::new(Code::IllegalConsumerGroup, m));
     if name.trim().is_empty() {
         return bad("consumer group name is empty".into());
     }
@@ -142,9 +163,22 @@ pub fn group(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A namespace (empty means none): at most 64 letters, digits, '_' or '-'.
+pub fn namespace(namespace: &str) -> Result<()> {
+    if namespace.len() > 64
+        || !namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Invalid::new(
+            Code::BadRequest,
+            format!("namespace {namespace:?} must be at most 64 letters, digits, '_' or '-'"),
+        ));
+    }
+    Ok(())
+}
+
 /// A message tag (empty means "no tag").
 pub fn tag(tag: &str) -> Result<()> {
-    let bad = |m: &str| Err(BrokerError::new(Code::IllegalMessageTag, m));
+    let bad = |m: &str| Err(Invalid::new(Code::IllegalMessageTag, m));
     if tag.is_empty() {
         return Ok(());
     }
@@ -163,20 +197,17 @@ pub fn tag(tag: &str) -> Result<()> {
 /// A message key.
 pub fn key(key: &str) -> Result<()> {
     if !key.is_empty() && key.trim().is_empty() {
-        return Err(BrokerError::new(Code::IllegalMessageKey, "key cannot be whitespace only"));
+        return Err(Invalid::new(Code::IllegalMessageKey, "key cannot be whitespace only"));
     }
     if has_control(key) {
-        return Err(BrokerError::new(
-            Code::IllegalMessageKey,
-            "key cannot contain control characters",
-        ));
+        return Err(Invalid::new(Code::IllegalMessageKey, "key cannot contain control characters"));
     }
     Ok(())
 }
 
 /// A message group (FIFO sharding key); empty means none.
 pub fn message_group(group: &str) -> Result<()> {
-    let bad = |m: String| Err(BrokerError::new(Code::IllegalMessageGroup, m));
+    let bad = |m: String| Err(Invalid::new(Code::IllegalMessageGroup, m));
     if group.is_empty() {
         return Ok(());
     }
@@ -198,7 +229,7 @@ pub fn user_properties<S: std::hash::BuildHasher>(
     tag: &str,
     keys: &[String],
 ) -> Result<()> {
-    let too_large = |m: String| Err(BrokerError::new(Code::MessagePropertiesTooLarge, m));
+    let too_large = |m: String| Err(Invalid::new(Code::MessagePropertiesTooLarge, m));
     if props.len() > MAX_USER_PROPERTIES {
         return too_large(format!(
             "{} user properties, at most {MAX_USER_PROPERTIES}",
@@ -210,25 +241,25 @@ pub fn user_properties<S: std::hash::BuildHasher>(
         // Apache's Message.putUserProperty refuses a blank name; an empty key would also
         // collide with the separators of RocketMQ's properties string.
         if k.trim().is_empty() {
-            return Err(BrokerError::new(
+            return Err(Invalid::new(
                 Code::IllegalMessagePropertyKey,
                 format!("property key {k:?} is empty or whitespace only"),
             ));
         }
         if RESERVED_PROPERTIES.contains(&k.as_str()) {
-            return Err(BrokerError::new(
+            return Err(Invalid::new(
                 Code::IllegalMessagePropertyKey,
                 format!("property {k:?} is used by the system"),
             ));
         }
         if has_control(k) {
-            return Err(BrokerError::new(
+            return Err(Invalid::new(
                 Code::IllegalMessagePropertyKey,
                 format!("the key of property {k:?} cannot contain control characters"),
             ));
         }
         if has_control(v) {
-            return Err(BrokerError::new(
+            return Err(Invalid::new(
                 Code::IllegalMessagePropertyKey,
                 format!("the value of property {k:?} cannot contain control characters"),
             ));

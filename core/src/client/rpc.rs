@@ -1,0 +1,327 @@
+//! Calls to servers: one gRPC channel per endpoint (plaintext or TLS, connected on first use),
+//! the metadata every request carries (client id, language, namespace, date-time and, with
+//! credentials, the `MQv2-HMAC-SHA1` signature), a timeout on every call, and the in-body status
+//! of every answer turned into an [`Error`]. An endpoint whose connection fails is isolated for a
+//! while, so the callers that can choose another endpoint do.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::client::config::ClientConfig;
+use crate::client::error::{Error, ErrorKind, Result};
+use crate::protocol::v2::messaging_service_client::MessagingServiceClient;
+
+/// How long an endpoint whose connection failed is avoided.
+pub(crate) const ISOLATION: Duration = Duration::from_secs(30);
+
+/// The generated client over one endpoint's channel.
+pub(crate) type Stub = MessagingServiceClient<Channel>;
+
+/// The SDK's version, sent as `x-mq-client-version`.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Connections and request metadata, shared by everything one client handle does.
+pub(crate) struct Rpc {
+    config: ClientConfig,
+    client_id: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    channels: Mutex<HashMap<String, Channel>>,
+    isolated: Mutex<HashMap<String, Instant>>,
+    requests: AtomicU64,
+}
+
+impl Rpc {
+    /// Checks `config` and prepares TLS; connects nothing yet.
+    pub(crate) fn new(config: ClientConfig) -> Result<Rpc> {
+        config.validate()?;
+        let tls = config.tls.client_config()?;
+        Ok(Rpc {
+            config,
+            client_id: client_id(),
+            tls,
+            channels: Mutex::new(HashMap::new()),
+            isolated: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// The generated client for `endpoint` (`host:port`), on its channel.
+    pub(crate) fn stub(&self, endpoint: &str) -> Result<Stub> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(ch) = channels.get(endpoint) {
+            return Ok(MessagingServiceClient::new(ch.clone()));
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let ep = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+            .map_err(|e| Error::bad_request(format!("endpoint {endpoint:?}: {e}")))?
+            .connect_timeout(self.config.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        let ch = match &self.tls {
+            Some(tls) => crate::tls::connect_lazy(&ep, Arc::clone(tls)),
+            None => ep.connect_lazy(),
+        };
+        channels.insert(endpoint.to_owned(), ch.clone());
+        Ok(MessagingServiceClient::new(ch))
+    }
+
+    /// A request carrying `message`, the client's metadata and the timeout `timeout`.
+    pub(crate) fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(message);
+        self.sign(req.metadata_mut());
+        req.set_timeout(timeout);
+        req
+    }
+
+    /// Adds the metadata the official clients send to `meta`.
+    pub(crate) fn sign(&self, meta: &mut MetadataMap) {
+        let ascii = |s: &str| AsciiMetadataValue::try_from(s).ok();
+        if let Some(v) = ascii(&self.client_id) {
+            meta.insert("x-mq-client-id", v);
+        }
+        meta.insert("x-mq-language", AsciiMetadataValue::from_static("RUST"));
+        meta.insert("x-mq-protocol", AsciiMetadataValue::from_static("v2"));
+        meta.insert("x-mq-client-version", AsciiMetadataValue::from_static(VERSION));
+        let id = self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(v) = ascii(&format!("{}-{id}", self.client_id)) {
+            meta.insert("x-mq-request-id", v);
+        }
+        if !self.config.namespace.is_empty()
+            && let Some(v) = ascii(&self.config.namespace)
+        {
+            meta.insert("x-mq-namespace", v);
+        }
+        let date = date_time(std::time::SystemTime::now());
+        if let Some(c) = &self.config.credentials {
+            if let Some(v) = ascii(&authorization(&c.access_key, &c.secret_key, &date)) {
+                meta.insert("authorization", v);
+            }
+            if let Some(v) = c.security_token.as_deref().and_then(ascii) {
+                meta.insert("x-mq-session-token", v);
+            }
+        }
+        if let Some(v) = ascii(&date) {
+            meta.insert("x-mq-date-time", v);
+        }
+    }
+
+    /// Calls `endpoint` with `message` through `call`, within the request timeout plus
+    /// `extra` (a long poll's time), and returns the answer or the error it stands for.
+    /// `operation` names the call in errors.
+    pub(crate) async fn call<Req, Resp, F, Fut>(
+        &self,
+        operation: &'static str,
+        endpoint: &str,
+        extra: Duration,
+        message: Req,
+        call: F,
+    ) -> Result<Resp>
+    where
+        F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let timeout = self.config.request_timeout + extra;
+        let stub = self.stub(endpoint).map_err(|e| e.with_operation(operation))?;
+        let req = self.request(message, timeout);
+        let answer = tokio::time::timeout(timeout, call(stub, req)).await;
+        let fail = |e: Error| e.with_operation(operation).with_endpoint(endpoint);
+        match answer {
+            Err(_) => Err(fail(Error::new(
+                ErrorKind::Timeout,
+                format!("no answer within {} ms", timeout.as_millis()),
+            ))),
+            Ok(Err(status)) => {
+                let e = Error::from(status.clone());
+                if e.kind() == ErrorKind::Unavailable {
+                    self.isolate(endpoint);
+                }
+                Err(fail(if e.kind() == ErrorKind::Unavailable {
+                    Error::new(ErrorKind::Unavailable, format!("cannot reach {endpoint}"))
+                        .with_source(status)
+                } else {
+                    e
+                }))
+            }
+            Ok(Ok(resp)) => {
+                self.restore(endpoint);
+                Ok(resp.into_inner())
+            }
+        }
+    }
+
+    /// Avoids `endpoint` for [`ISOLATION`].
+    pub(crate) fn isolate(&self, endpoint: &str) {
+        let mut isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
+        isolated.insert(endpoint.to_owned(), Instant::now() + ISOLATION);
+    }
+
+    fn restore(&self, endpoint: &str) {
+        let mut isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
+        if !isolated.is_empty() {
+            isolated.remove(endpoint);
+        }
+    }
+
+    /// Whether `endpoint` is being avoided.
+    pub(crate) fn is_isolated(&self, endpoint: &str) -> bool {
+        let isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
+        isolated.get(endpoint).is_some_and(|until| *until > Instant::now())
+    }
+}
+
+/// `host@pid@index@time` (base 36), as the official clients make it: unique per client object.
+fn client_id() -> String {
+    static INDEX: AtomicU64 = AtomicU64::new(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.is_ascii())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let index = INDEX.fetch_add(1, Ordering::Relaxed);
+    format!("{host}@{}@{index}@{}", std::process::id(), base36(nanos))
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `yyyyMMdd'T'HHmmss'Z'` in UTC, the `x-mq-date-time` the signature covers.
+pub(crate) fn date_time(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The `authorization` header: `MQv2-HMAC-SHA1 Credential=AK, SignedHeaders=x-mq-date-time,
+/// Signature=HEX`, the signature being HMAC-SHA1 of the date-time keyed by the secret.
+pub(crate) fn authorization(access_key: &str, secret_key: &str, date_time: &str) -> String {
+    format!(
+        "MQv2-HMAC-SHA1 Credential={access_key}, SignedHeaders=x-mq-date-time, Signature={}",
+        signature(secret_key, date_time)
+    )
+}
+
+/// Upper-case hex HMAC-SHA1 of `data` keyed by `secret`, as the Java client sends it.
+pub(crate) fn signature(secret: &str, data: &str) -> String {
+    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()) else {
+        // HMAC takes a key of any length; this cannot happen.
+        return String::new();
+    };
+    mac.update(data.as_bytes());
+    hex_upper(&mac.finalize().into_bytes())
+}
+
+/// Upper-case hex of `bytes`.
+pub(crate) fn hex_upper(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02X}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_time_is_utc_in_the_signed_format() {
+        let at = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(date_time(at(0)), "19700101T000000Z");
+        // 2023-09-13T06:30:59Z, the example in the official Node client.
+        assert_eq!(date_time(at(1_694_586_659)), "20230913T063059Z");
+        // A leap day.
+        assert_eq!(date_time(at(1_709_164_800)), "20240229T000000Z");
+    }
+
+    #[test]
+    fn signature_is_hmac_sha1_of_the_date_time() {
+        // RFC 2202 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            signature("Jefe", "what do ya want for nothing?"),
+            "EFFCDF6AE5EB2FA2D27416D5F184DF9C259A7C79"
+        );
+        let auth = authorization("AK", "Jefe", "what do ya want for nothing?");
+        assert_eq!(
+            auth,
+            "MQv2-HMAC-SHA1 Credential=AK, SignedHeaders=x-mq-date-time, \
+             Signature=EFFCDF6AE5EB2FA2D27416D5F184DF9C259A7C79"
+        );
+    }
+
+    #[test]
+    fn requests_carry_the_official_clients_metadata() {
+        let config = ClientConfig::new("127.0.0.1:1")
+            .namespace("ns")
+            .credentials(crate::client::Credentials::new("AK", "SK"));
+        let rpc = Rpc::new(config).unwrap();
+        let req = rpc.request((), Duration::from_secs(1));
+        let m = req.metadata();
+        let get = |k| m.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert_eq!(get("x-mq-client-id"), rpc.client_id());
+        assert_eq!(rpc.client_id().split('@').count(), 4);
+        assert_eq!(get("x-mq-language"), "RUST");
+        assert_eq!(get("x-mq-namespace"), "ns");
+        let date = get("x-mq-date-time");
+        assert_eq!(get("authorization"), authorization("AK", "SK", &date));
+        assert_eq!(
+            m.get("grpc-timeout").map(|v| v.to_str().unwrap().to_owned()),
+            Some("1000000u".into())
+        );
+        let other = Rpc::new(ClientConfig::new("127.0.0.1:1")).unwrap();
+        assert_ne!(other.client_id(), rpc.client_id(), "two clients, one id");
+        assert!(
+            other.request((), Duration::from_secs(1)).metadata().get("authorization").is_none()
+        );
+    }
+}
