@@ -16,6 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
+use crate::protocol::admin::admin_client::AdminClient;
 use crate::protocol::v2::messaging_service_client::MessagingServiceClient;
 
 /// How long an endpoint whose connection failed is avoided.
@@ -23,6 +24,9 @@ pub(crate) const ISOLATION: Duration = Duration::from_secs(30);
 
 /// The generated client over one endpoint's channel.
 pub(crate) type Stub = MessagingServiceClient<Channel>;
+/// The generated admin client over one endpoint's channel.
+#[allow(dead_code)] // The admin client (next) uses it.
+pub(crate) type AdminStub = AdminClient<Channel>;
 
 /// The SDK's version, sent as `x-mq-client-version`.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -66,9 +70,14 @@ impl Rpc {
 
     /// The generated client for `endpoint` (`host:port`), on its channel.
     pub(crate) fn stub(&self, endpoint: &str) -> Result<Stub> {
+        Ok(MessagingServiceClient::new(self.channel(endpoint)?))
+    }
+
+    /// The channel to `endpoint`, made (connecting lazily) on first use.
+    pub(crate) fn channel(&self, endpoint: &str) -> Result<Channel> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(ch) = channels.get(endpoint) {
-            return Ok(MessagingServiceClient::new(ch.clone()));
+            return Ok(ch.clone());
         }
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let ep = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
@@ -82,7 +91,7 @@ impl Rpc {
             None => ep.connect_lazy(),
         };
         channels.insert(endpoint.to_owned(), ch.clone());
-        Ok(MessagingServiceClient::new(ch))
+        Ok(ch)
     }
 
     /// A request carrying `message`, the client's metadata and the timeout `timeout`.
@@ -140,8 +149,41 @@ impl Rpc {
         F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
     {
+        self.call_on(MessagingServiceClient::new, operation, endpoint, extra, message, call).await
+    }
+
+    /// [`Rpc::call`] on the `orbitmq.v1` admin service.
+    #[allow(dead_code)] // The admin client (next) calls it.
+    pub(crate) async fn call_admin<Req, Resp, F, Fut>(
+        &self,
+        operation: &'static str,
+        endpoint: &str,
+        message: Req,
+        call: F,
+    ) -> Result<Resp>
+    where
+        F: FnOnce(AdminStub, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.call_on(AdminClient::new, operation, endpoint, Duration::ZERO, message, call).await
+    }
+
+    /// Calls `endpoint` through the generated client `make` builds on its channel.
+    async fn call_on<S, Req, Resp, F, Fut>(
+        &self,
+        make: fn(Channel) -> S,
+        operation: &'static str,
+        endpoint: &str,
+        extra: Duration,
+        message: Req,
+        call: F,
+    ) -> Result<Resp>
+    where
+        F: FnOnce(S, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+    {
         let timeout = self.config.request_timeout + extra;
-        let stub = self.stub(endpoint).map_err(|e| e.with_operation(operation))?;
+        let stub = self.channel(endpoint).map(make).map_err(|e| e.with_operation(operation))?;
         let req = self.request(message, timeout);
         let answer = tokio::time::timeout(timeout, call(stub, req)).await;
         let fail = |e: Error| e.with_operation(operation).with_endpoint(endpoint);
