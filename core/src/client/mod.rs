@@ -33,7 +33,9 @@
 mod config;
 mod error;
 mod model;
+mod pop;
 mod producer;
+mod push_consumer;
 mod rpc;
 mod session;
 mod simple_consumer;
@@ -48,4 +50,5 @@ pub use model::{
 pub use producer::{
     Producer, ProducerBuilder, Transaction, TransactionChecker, TransactionResolution,
 };
+pub use push_consumer::{MessageListener, PushConsumer, PushConsumerBuilder};
 pub use simple_consumer::{DEFAULT_AWAIT_DURATION, SimpleConsumer, SimpleConsumerBuilder};

@@ -87,7 +87,7 @@ pub(crate) fn endpoint_of(q: &v2::MessageQueue) -> Option<String> {
 pub(crate) struct ServerSettings {
     pub(crate) max_body_size: usize,
     pub(crate) max_attempts: u32,
-    pub(crate) backoff: Vec<Duration>,
+    pub(crate) backoff: Backoff,
     pub(crate) fifo: bool,
     pub(crate) receive_batch_size: u32,
 }
@@ -97,7 +97,11 @@ impl Default for ServerSettings {
         ServerSettings {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             max_attempts: 3,
-            backoff: vec![Duration::from_millis(10), Duration::from_secs(1)],
+            backoff: Backoff::Exponential {
+                initial: Duration::from_millis(10),
+                max: Duration::from_secs(1),
+                multiplier: 2.0,
+            },
             fifo: false,
             receive_batch_size: 32,
         }
@@ -125,11 +129,12 @@ impl ServerSettings {
             match &policy.strategy {
                 Some(v2::retry_policy::Strategy::ExponentialBackoff(e)) => {
                     let initial = e.initial.as_ref().map_or(Duration::from_millis(10), to_std);
-                    let max = e.max.as_ref().map_or(Duration::from_secs(1), to_std);
-                    self.backoff = vec![initial, max];
+                    let max = e.max.as_ref().map_or(Duration::from_secs(1), to_std).max(initial);
+                    let multiplier = if e.multiplier >= 1.0 { e.multiplier } else { 2.0 };
+                    self.backoff = Backoff::Exponential { initial, max, multiplier };
                 }
                 Some(v2::retry_policy::Strategy::CustomizedBackoff(c)) if !c.next.is_empty() => {
-                    self.backoff = c.next.iter().map(to_std).collect();
+                    self.backoff = Backoff::Custom(c.next.iter().map(to_std).collect());
                 }
                 _ => {}
             }
@@ -138,9 +143,37 @@ impl ServerSettings {
 
     /// The pause before retry `attempt` (1: the first retry) of a send.
     pub(crate) fn send_backoff(&self, attempt: u32) -> Duration {
-        let initial = self.backoff.first().copied().unwrap_or(Duration::from_millis(10));
-        let max = self.backoff.last().copied().unwrap_or(Duration::from_secs(1)).max(initial);
-        initial.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(max)
+        self.backoff.after(attempt)
+    }
+}
+
+/// A server's retry back-off policy.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Backoff {
+    /// `initial`, times `multiplier` per attempt, at most `max`.
+    Exponential { initial: Duration, max: Duration, multiplier: f32 },
+    /// The pause by attempt (RocketMQ's delay levels); the last one repeats.
+    Custom(Vec<Duration>),
+}
+
+impl Backoff {
+    /// The pause after failed attempt `attempt` (1: the first).
+    pub(crate) fn after(&self, attempt: u32) -> Duration {
+        let attempt = attempt.max(1);
+        match self {
+            Backoff::Exponential { initial, max, multiplier } => {
+                let factor =
+                    f64::from(*multiplier).powi(i32::try_from(attempt - 1).unwrap_or(64).min(64));
+                Duration::try_from_secs_f64(initial.as_secs_f64() * factor)
+                    .unwrap_or(*max)
+                    .min(*max)
+            }
+            Backoff::Custom(levels) => levels
+                .get(attempt as usize - 1)
+                .or(levels.last())
+                .copied()
+                .unwrap_or(Duration::from_secs(1)),
+        }
     }
 }
 
@@ -258,6 +291,11 @@ impl Session {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Stops the background tasks now, without waiting or saying goodbye (a dropped handle).
+    pub(crate) fn cancel(&self) {
+        self.cancel.cancel();
     }
 
     /// Fails once the handle was shut down.

@@ -12,9 +12,9 @@ use tokio::runtime::Handle;
 use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::model::{FilterExpression, MessageView};
-use crate::client::session::{Session, endpoint_of};
-use crate::protocol::time::from_std;
-use crate::protocol::v2::{self, receive_message_response::Content};
+use crate::client::pop::{self, Receive};
+use crate::client::session::Session;
+use crate::protocol::v2;
 
 /// How long a receive waits for messages when there are none, by default.
 pub const DEFAULT_AWAIT_DURATION: Duration = Duration::from_secs(20);
@@ -183,95 +183,25 @@ impl SimpleConsumer {
             .with_operation("receive"));
         }
         let mut queue = queues[route.next(queues.len())].clone();
-        let endpoint = endpoint_of(&queue).ok_or_else(|| {
-            Error::new(ErrorKind::Internal, "a route names a broker without an address")
-        })?;
         queue.topic = Some(s.resource(topic));
-        let wait = self.inner.await_duration;
-        let req = v2::ReceiveMessageRequest {
-            group: s.group_resource(),
-            message_queue: Some(queue),
-            filter_expression: Some(filter.to_wire()),
-            batch_size: max as i32,
-            invisible_duration: Some(from_std(invisible_duration)),
-            auto_renew: false,
-            long_polling_timeout: Some(from_std(wait)),
-            attempt_id: None,
-        };
-        let mut stream =
-            s.rpc
-                .call("receive", &endpoint, wait, req, |mut c, r| async move {
-                    c.receive_message(r).await
-                })
-                .await?;
-        let mut out = Vec::new();
-        let deadline = tokio::time::Instant::now() + s.rpc.config().request_timeout + wait;
-        loop {
-            let next = tokio::time::timeout_at(deadline, stream.message()).await;
-            let item = match next {
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        "the receive stream did not end in time",
-                    )
-                    .with_operation("receive")
-                    .with_endpoint(endpoint));
-                }
-                Ok(Err(status)) => {
-                    return Err(Error::from(status)
-                        .with_operation("receive")
-                        .with_endpoint(endpoint));
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(item))) => item,
-            };
-            match item.content {
-                Some(Content::Status(st)) => {
-                    // MESSAGE_NOT_FOUND after a long poll is an empty answer, not a failure.
-                    let code = v2::Code::try_from(st.code).unwrap_or(v2::Code::Unspecified);
-                    if code != v2::Code::MessageNotFound
-                        && let Some(e) = Error::from_status(&st)
-                    {
-                        return Err(e.with_operation("receive").with_endpoint(endpoint));
-                    }
-                }
-                Some(Content::Message(m)) => out.push(MessageView::from_wire(m, &endpoint)?),
-                Some(Content::DeliveryTimestamp(_)) | None => {}
-            }
-        }
-        Ok(out)
+        pop::receive(
+            s,
+            Receive {
+                queue,
+                filter,
+                batch: max,
+                invisible: Some(invisible_duration),
+                auto_renew: false,
+                wait: self.inner.await_duration,
+            },
+        )
+        .await
     }
 
     /// Acknowledges `message`: consumed, not to be redelivered.
     pub async fn ack(&self, message: &MessageView) -> Result<()> {
-        let s = &self.inner.session;
-        s.check_open()?;
-        if message.receipt_handle.is_empty() {
-            return Err(Error::bad_request(
-                "the message has no receipt handle (was it received here?)",
-            )
-            .with_operation("ack"));
-        }
-        let req = v2::AckMessageRequest {
-            group: s.group_resource(),
-            topic: Some(s.resource(&message.topic)),
-            entries: vec![v2::AckMessageEntry {
-                message_id: message.message_id.clone(),
-                receipt_handle: message.receipt_handle.clone(),
-                lite_topic: None,
-            }],
-        };
-        let resp = s
-            .rpc
-            .call("ack", &message.endpoint, Duration::ZERO, req, |mut c, r| async move {
-                c.ack_message(r).await
-            })
-            .await?;
-        let status = resp.entries.first().and_then(|e| e.status.clone()).or(resp.status);
-        match status.as_ref().and_then(Error::from_status) {
-            Some(e) => Err(e.with_operation("ack").with_endpoint(message.endpoint.as_str())),
-            None => Ok(()),
-        }
+        self.inner.session.check_open()?;
+        pop::ack(&self.inner.session, message).await
     }
 
     /// Makes `message` invisible for `duration` from now (to keep working on it, or to have it
@@ -282,34 +212,10 @@ impl SimpleConsumer {
         message: &mut MessageView,
         duration: Duration,
     ) -> Result<String> {
-        let s = &self.inner.session;
-        s.check_open()?;
-        let req = v2::ChangeInvisibleDurationRequest {
-            group: s.group_resource(),
-            topic: Some(s.resource(&message.topic)),
-            receipt_handle: message.receipt_handle.clone(),
-            invisible_duration: Some(from_std(duration)),
-            message_id: message.message_id.clone(),
-            lite_topic: None,
-            suspend: None,
-        };
-        let resp = s
-            .rpc
-            .call(
-                "change invisible duration",
-                &message.endpoint,
-                Duration::ZERO,
-                req,
-                |mut c, r| async move { c.change_invisible_duration(r).await },
-            )
-            .await?;
-        if let Some(e) = resp.status.as_ref().and_then(Error::from_status) {
-            return Err(e
-                .with_operation("change invisible duration")
-                .with_endpoint(message.endpoint.as_str()));
-        }
-        message.receipt_handle.clone_from(&resp.receipt_handle);
-        Ok(resp.receipt_handle)
+        self.inner.session.check_open()?;
+        let handle = pop::change_invisible(&self.inner.session, message, duration).await?;
+        message.receipt_handle.clone_from(&handle);
+        Ok(handle)
     }
 
     /// Stops the consumer; unacknowledged messages come back after their invisible time.

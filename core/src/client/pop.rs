@@ -1,0 +1,172 @@
+//! Pop consumption as simple and push consumers share it: `ReceiveMessage` on one queue (or "any
+//! queue" of a broker), `AckMessage`, `ChangeInvisibleDuration` and
+//! `ForwardMessageToDeadLetterQueue`.
+
+use std::time::Duration;
+
+use crate::client::error::{Error, ErrorKind, Result};
+use crate::client::model::{FilterExpression, MessageView};
+use crate::client::session::{Session, endpoint_of};
+use crate::protocol::time::from_std;
+use crate::protocol::v2::{self, receive_message_response::Content};
+
+/// One ReceiveMessage.
+pub(crate) struct Receive<'a> {
+    /// The queue (its topic already a resource of the session's namespace); id -1 is any
+    /// queue of its broker.
+    pub(crate) queue: v2::MessageQueue,
+    pub(crate) filter: &'a FilterExpression,
+    pub(crate) batch: u32,
+    /// `None` with `auto_renew`: the server's own invisible time, renewed while the client
+    /// lives.
+    pub(crate) invisible: Option<Duration>,
+    pub(crate) auto_renew: bool,
+    /// Long polling time.
+    pub(crate) wait: Duration,
+}
+
+/// Receives up to `r.batch` messages from `r.queue`'s broker; an empty list when the long
+/// poll ended without any.
+pub(crate) async fn receive(s: &Session, r: Receive<'_>) -> Result<Vec<MessageView>> {
+    let endpoint = endpoint_of(&r.queue).ok_or_else(|| {
+        Error::new(ErrorKind::Internal, "a route names a broker without an address")
+    })?;
+    let req = v2::ReceiveMessageRequest {
+        group: s.group_resource(),
+        message_queue: Some(r.queue),
+        filter_expression: Some(r.filter.to_wire()),
+        batch_size: i32::try_from(r.batch).unwrap_or(32),
+        invisible_duration: r.invisible.map(from_std),
+        auto_renew: r.auto_renew,
+        long_polling_timeout: Some(from_std(r.wait)),
+        attempt_id: None,
+    };
+    let wait = r.wait;
+    let mut stream = s
+        .rpc
+        .call("receive", &endpoint, wait, req, |mut c, r| async move { c.receive_message(r).await })
+        .await?;
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + s.rpc.config().request_timeout + wait;
+    loop {
+        let item = match tokio::time::timeout_at(deadline, stream.message()).await {
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "the receive stream did not end in time",
+                )
+                .with_operation("receive")
+                .with_endpoint(endpoint));
+            }
+            Ok(Err(status)) => {
+                return Err(Error::from(status).with_operation("receive").with_endpoint(endpoint));
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(item))) => item,
+        };
+        match item.content {
+            Some(Content::Status(st)) => {
+                // MESSAGE_NOT_FOUND after a long poll is an empty answer, not a failure.
+                let code = v2::Code::try_from(st.code).unwrap_or(v2::Code::Unspecified);
+                if code != v2::Code::MessageNotFound
+                    && let Some(e) = Error::from_status(&st)
+                {
+                    return Err(e.with_operation("receive").with_endpoint(endpoint));
+                }
+            }
+            Some(Content::Message(m)) => out.push(MessageView::from_wire(m, &endpoint)?),
+            Some(Content::DeliveryTimestamp(_)) | None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Acknowledges `message`.
+pub(crate) async fn ack(s: &Session, message: &MessageView) -> Result<()> {
+    if message.receipt_handle.is_empty() {
+        return Err(Error::bad_request(
+            "the message has no receipt handle (was it received here?)",
+        )
+        .with_operation("ack"));
+    }
+    let req = v2::AckMessageRequest {
+        group: s.group_resource(),
+        topic: Some(s.resource(&message.topic)),
+        entries: vec![v2::AckMessageEntry {
+            message_id: message.message_id.clone(),
+            receipt_handle: message.receipt_handle.clone(),
+            lite_topic: None,
+        }],
+    };
+    let resp = s
+        .rpc
+        .call("ack", &message.endpoint, Duration::ZERO, req, |mut c, r| async move {
+            c.ack_message(r).await
+        })
+        .await?;
+    let status = resp.entries.first().and_then(|e| e.status.clone()).or(resp.status);
+    match status.as_ref().and_then(Error::from_status) {
+        Some(e) => Err(e.with_operation("ack").with_endpoint(message.endpoint.as_str())),
+        None => Ok(()),
+    }
+}
+
+/// Makes `message` invisible for `duration` from now; returns its new receipt handle.
+pub(crate) async fn change_invisible(
+    s: &Session,
+    message: &MessageView,
+    duration: Duration,
+) -> Result<String> {
+    let req = v2::ChangeInvisibleDurationRequest {
+        group: s.group_resource(),
+        topic: Some(s.resource(&message.topic)),
+        receipt_handle: message.receipt_handle.clone(),
+        invisible_duration: Some(from_std(duration)),
+        message_id: message.message_id.clone(),
+        lite_topic: None,
+        suspend: None,
+    };
+    let resp = s
+        .rpc
+        .call(
+            "change invisible duration",
+            &message.endpoint,
+            Duration::ZERO,
+            req,
+            |mut c, r| async move { c.change_invisible_duration(r).await },
+        )
+        .await?;
+    if let Some(e) = resp.status.as_ref().and_then(Error::from_status) {
+        return Err(e
+            .with_operation("change invisible duration")
+            .with_endpoint(message.endpoint.as_str()));
+    }
+    Ok(resp.receipt_handle)
+}
+
+/// Moves `message` to the group's dead-letter queue.
+pub(crate) async fn forward_to_dlq(
+    s: &Session,
+    message: &MessageView,
+    max_attempts: u32,
+) -> Result<()> {
+    let req = v2::ForwardMessageToDeadLetterQueueRequest {
+        group: s.group_resource(),
+        topic: Some(s.resource(&message.topic)),
+        receipt_handle: message.receipt_handle.clone(),
+        message_id: message.message_id.clone(),
+        delivery_attempt: i32::try_from(message.delivery_attempt).unwrap_or(i32::MAX),
+        max_delivery_attempts: i32::try_from(max_attempts).unwrap_or(i32::MAX),
+        lite_topic: None,
+    };
+    let resp = s
+        .rpc
+        .call("forward to DLQ", &message.endpoint, Duration::ZERO, req, |mut c, r| async move {
+            c.forward_message_to_dead_letter_queue(r).await
+        })
+        .await?;
+    match resp.status.as_ref().and_then(Error::from_status) {
+        Some(e) => Err(e.with_operation("forward to DLQ").with_endpoint(message.endpoint.as_str())),
+        None => Ok(()),
+    }
+}
