@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::clients::{is_consumer, merged_settings, ok, settings_group};
@@ -18,6 +19,7 @@ use crate::broker::{Broker, namespace, validate};
 use crate::protocol::time::{signed_duration_ms, timestamp};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
+use crate::protocol::{HEADER_OFFSET_MSG_IDS, HEADER_QUEUE_IDS};
 use crate::storage::message::now_millis;
 
 /// The client-facing gRPC service.
@@ -293,7 +295,26 @@ impl MessagingService for Messaging {
             Err(e) => Err(e),
         };
         let messages = &req.messages;
-        Ok(self.answered(
+        // OrbitMQ's own extension, in headers the official clients ignore: each entry's
+        // offset_msg_id (store host + CommitLog offset) and, for messages stored in their own
+        // topic, queue id.
+        let extension = result.as_ref().ok().map(|sent| {
+            let store = self.broker.store();
+            let ids: Vec<String> =
+                sent.iter().map(|s| store.offset_msg_id(s.put.commitlog_offset)).collect();
+            let queues: Vec<String> = sent
+                .iter()
+                .map(|s| {
+                    if s.transaction_id.is_empty() && s.recall_handle.is_empty() {
+                        s.put.queue_id.to_string()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect();
+            (ids.join(","), queues.join(","))
+        });
+        let mut response = self.answered(
             "SendMessage",
             start,
             match result {
@@ -332,7 +353,17 @@ impl MessagingService for Messaging {
                         .collect(),
                 },
             },
-        ))
+        );
+        if let Some((ids, queues)) = extension {
+            let meta = response.metadata_mut();
+            if let Ok(v) = MetadataValue::try_from(ids) {
+                meta.insert(HEADER_OFFSET_MSG_IDS, v);
+            }
+            if let Ok(v) = MetadataValue::try_from(queues) {
+                meta.insert(HEADER_QUEUE_IDS, v);
+            }
+        }
+        Ok(response)
     }
 
     async fn query_assignment(
@@ -425,6 +456,13 @@ impl MessagingService for Messaging {
             Err(e) => Err(e),
         };
         let mut out = Vec::new();
+        let offset_ids = result.as_ref().ok().filter(|d| !d.is_empty()).map(|d| {
+            let store = self.broker.store();
+            d.iter()
+                .map(|d| store.offset_msg_id(d.message.commitlog_offset))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
         let code = match &result {
             Ok(d) if d.is_empty() => Code::MessageNotFound,
             Ok(_) => Code::Ok,
@@ -457,7 +495,11 @@ impl MessagingService for Messaging {
         self.broker.metrics().rpc("ReceiveMessage", code, true, start.elapsed());
         let items =
             out.into_iter().map(|c| v2::ReceiveMessageResponse { content: Some(c) }).collect();
-        Ok(Response::new(once_stream(items)))
+        let mut response = Response::new(once_stream(items));
+        if let Some(v) = offset_ids.and_then(|ids| MetadataValue::try_from(ids).ok()) {
+            response.metadata_mut().insert(HEADER_OFFSET_MSG_IDS, v);
+        }
+        Ok(response)
     }
 
     async fn ack_message(

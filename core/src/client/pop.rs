@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::model::{FilterExpression, MessageView};
 use crate::client::session::{Session, endpoint_of};
+use crate::protocol::HEADER_OFFSET_MSG_IDS;
 use crate::protocol::time::from_std;
 use crate::protocol::v2::{self, receive_message_response::Content};
 
@@ -42,10 +43,18 @@ pub(crate) async fn receive(s: &Session, r: Receive<'_>) -> Result<Vec<MessageVi
         attempt_id: None,
     };
     let wait = r.wait;
-    let mut stream = s
+    let response = s
         .rpc
-        .call("receive", &endpoint, wait, req, |mut c, r| async move { c.receive_message(r).await })
+        .call_response("receive", &endpoint, wait, req, |mut c, r| async move {
+            c.receive_message(r).await
+        })
         .await?;
+    let offset_ids = response
+        .metadata()
+        .get(HEADER_OFFSET_MSG_IDS)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>());
+    let mut stream = response.into_inner();
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + s.rpc.config().request_timeout + wait;
     loop {
@@ -76,6 +85,11 @@ pub(crate) async fn receive(s: &Session, r: Receive<'_>) -> Result<Vec<MessageVi
             }
             Some(Content::Message(m)) => out.push(MessageView::from_wire(m, &endpoint)?),
             Some(Content::DeliveryTimestamp(_)) | None => {}
+        }
+    }
+    if let Some(ids) = offset_ids.filter(|ids| ids.len() == out.len()) {
+        for (m, id) in out.iter_mut().zip(ids) {
+            m.offset_msg_id = Some(id);
         }
     }
     Ok(out)

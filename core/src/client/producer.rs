@@ -18,8 +18,10 @@ use tokio::sync::mpsc;
 use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::model::{Message, MessageType, MessageView, SendReceipt};
+use crate::client::rpc::header_list;
 use crate::client::session::{CommandHandler, Session, endpoint_of};
 use crate::protocol::v2::{self, telemetry_command::Command};
+use crate::protocol::{HEADER_OFFSET_MSG_IDS, HEADER_QUEUE_IDS};
 
 /// What a transaction checker decides for a half message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -306,10 +308,13 @@ impl Producer {
         let req = v2::SendMessageRequest { messages: batch };
         let resp = s
             .rpc
-            .call("send", endpoint, Duration::ZERO, req, |mut c, r| async move {
+            .call_response("send", endpoint, Duration::ZERO, req, |mut c, r| async move {
                 c.send_message(r).await
             })
             .await?;
+        let offset_ids = header_list(resp.metadata(), HEADER_OFFSET_MSG_IDS, n);
+        let queue_ids = header_list(resp.metadata(), HEADER_QUEUE_IDS, n);
+        let resp = resp.into_inner();
         let fail = |e: Error| e.with_operation("send").with_endpoint(endpoint);
         if resp.entries.len() != n {
             if let Some(e) = resp.status.as_ref().and_then(Error::from_status) {
@@ -321,15 +326,18 @@ impl Producer {
             )));
         }
         let mut receipts = Vec::with_capacity(n);
-        for entry in resp.entries {
+        for (i, entry) in resp.entries.into_iter().enumerate() {
             if let Some(e) = entry.status.as_ref().and_then(Error::from_status) {
                 return Err(fail(e));
             }
             receipts.push(SendReceipt {
                 message_id: entry.message_id,
-                offset_msg_id: None,
+                offset_msg_id: offset_ids
+                    .as_ref()
+                    .map(|ids| ids[i].clone())
+                    .filter(|id| !id.is_empty()),
                 topic: topic.to_owned(),
-                queue_id: None,
+                queue_id: queue_ids.as_ref().and_then(|q| q[i].parse().ok()),
                 queue_offset: entry.offset,
                 transaction_id: Some(entry.transaction_id).filter(|t| !t.is_empty()),
                 recall_handle: Some(entry.recall_handle).filter(|h| !h.is_empty()),

@@ -149,6 +149,24 @@ impl Rpc {
         F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
     {
+        self.call_on(MessagingServiceClient::new, operation, endpoint, extra, message, call)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// [`Rpc::call`], keeping the response's metadata (OrbitMQ's extension headers).
+    pub(crate) async fn call_response<Req, Resp, F, Fut>(
+        &self,
+        operation: &'static str,
+        endpoint: &str,
+        extra: Duration,
+        message: Req,
+        call: F,
+    ) -> Result<tonic::Response<Resp>>
+    where
+        F: FnOnce(Stub, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+    {
         self.call_on(MessagingServiceClient::new, operation, endpoint, extra, message, call).await
     }
 
@@ -165,7 +183,9 @@ impl Rpc {
         F: FnOnce(AdminStub, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        self.call_on(AdminClient::new, operation, endpoint, Duration::ZERO, message, call).await
+        self.call_on(AdminClient::new, operation, endpoint, Duration::ZERO, message, call)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// Calls `endpoint` through the generated client `make` builds on its channel.
@@ -177,7 +197,7 @@ impl Rpc {
         extra: Duration,
         message: Req,
         call: F,
-    ) -> Result<Resp>
+    ) -> Result<tonic::Response<Resp>>
     where
         F: FnOnce(S, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
@@ -206,7 +226,7 @@ impl Rpc {
             }
             Ok(Ok(resp)) => {
                 self.restore(endpoint);
-                Ok(resp.into_inner())
+                Ok(resp)
             }
         }
     }
@@ -229,6 +249,14 @@ impl Rpc {
         let isolated = self.isolated.lock().unwrap_or_else(PoisonError::into_inner);
         isolated.get(endpoint).is_some_and(|until| *until > Instant::now())
     }
+}
+
+/// The comma-separated values of header `name` of `meta`, `n` of them, or `None` (absent,
+/// unreadable or a different count): an OrbitMQ extension header.
+pub(crate) fn header_list(meta: &MetadataMap, name: &str, n: usize) -> Option<Vec<String>> {
+    let v = meta.get(name)?.to_str().ok()?;
+    let list: Vec<String> = v.split(',').map(str::to_owned).collect();
+    (list.len() == n).then_some(list)
 }
 
 /// `host@pid@index@time` (base 36), as the official clients make it: unique per client object.

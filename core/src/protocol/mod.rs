@@ -7,6 +7,15 @@
 pub mod time;
 pub mod validate;
 
+/// OrbitMQ's response header on `SendMessage` and `ReceiveMessage`: the `offset_msg_id` (store
+/// host + CommitLog offset) of each entry or message, comma-separated, in order. The official
+/// clients ignore it; the OrbitMQ SDK fills `offset_msg_id` from it (absent from Apache's
+/// proxy: `None`).
+pub const HEADER_OFFSET_MSG_IDS: &str = "x-orbitmq-offset-msg-ids";
+/// OrbitMQ's response header on `SendMessage`: each entry's queue id, comma-separated, empty
+/// for delay and transaction messages (stored in a system queue first).
+pub const HEADER_QUEUE_IDS: &str = "x-orbitmq-queue-ids";
+
 /// `apache.rocketmq.v2`.
 #[allow(
     missing_docs,

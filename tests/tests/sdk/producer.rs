@@ -39,6 +39,12 @@ async fn a_sent_message_arrives_whole_with_its_tag_keys_and_properties() {
     assert_eq!(m.keys, ["order-1", "customer-7"]);
     assert_eq!(m.properties.get("region").map(String::as_str), Some("eu"));
     assert_eq!(m.delivery_attempt, 1);
+    // OrbitMQ also says where the message is stored: its offset_msg_id finds it.
+    assert_eq!(r.queue_id, Some(m.queue_id));
+    let offset_id = r.offset_msg_id.clone().expect("OrbitMQ reports the offset_msg_id");
+    assert_eq!(m.offset_msg_id.as_deref(), Some(offset_id.as_str()));
+    let stored = tb.broker.store().read_by_offset_msg_id(&offset_id).unwrap();
+    assert_eq!(stored.message_id(), Some(r.message_id.as_str()));
     assert!(m.born_timestamp > 0 && m.store_timestamp >= m.born_timestamp - 1000);
     c.ack(m).await.unwrap();
     p.shutdown().await;
