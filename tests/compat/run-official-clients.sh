@@ -6,7 +6,8 @@
 # Usage: tests/compat/run-official-clients.sh [python] [node] [java] [examples]     (default: all four)
 #
 # The `examples` suite runs the README's quickstarts and the message-type examples (examples/official/
-# {python,node,java}) unchanged, each bounded by EXAMPLE_TIMEOUT, and fails if any of them exits non-zero.
+# {python,node,java}, and the Rust SDK's examples/rust, built with cargo) unchanged, each bounded by
+# EXAMPLE_TIMEOUT, and fails if any of them exits non-zero.
 #
 # Environment:
 #   ORBITMQ_ENDPOINT  host:port of a running server to test. Unset: start ONE
@@ -32,6 +33,7 @@ SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 EXAMPLE_TIMEOUT=${EXAMPLE_TIMEOUT:-120}
 VENV=$REPO/target/venv-official
 EXAMPLES=$REPO/examples/official
+RUST_EXAMPLES=${CARGO_TARGET_DIR:-$REPO/target}/ci/examples
 EXAMPLES_CLASSPATH=$REPO/target/official-examples-java.classpath
 
 suites=("$@")
@@ -79,6 +81,8 @@ install_examples() {
   (cd "$EXAMPLES/java" && mvn -q -B -Dstyle.color=never dependency:build-classpath \
     -Dmdep.outputFile="$EXAMPLES_CLASSPATH") || return 1
   [ -s "$EXAMPLES_CLASSPATH" ] || { echo "empty classpath in $EXAMPLES_CLASSPATH" >&2; return 1; }
+  # The Rust SDK's examples (examples/rust), built as a user builds them.
+  cargo build -q -p orbitmq-examples --examples --profile ci || return 1
 }
 
 declare -A result took
@@ -151,8 +155,9 @@ run_examples() {
   # group with `$ORBITMQ_BIN admin`), each bounded by EXAMPLE_TIMEOUT; all of them run even if one fails. The
   # quickstarts first, then the message-type examples.
   local bad=() name start rc
-  for name in python/quickstart.py node/quickstart.mjs java/Quickstart.java \
-    python/fifo.py python/delay_and_recall.py python/transaction.py java/Transaction.java; do
+  for name in python/quickstart.py node/quickstart.mjs java/Quickstart.java rust/quickstart \
+    python/fifo.py python/delay_and_recall.py python/transaction.py java/Transaction.java \
+    rust/push_consumer rust/delay_and_recall rust/transaction; do
     printf -- '--- example: %s\n' "$name"
     start=$(now)
     case $name in
@@ -160,6 +165,7 @@ run_examples() {
       node/*) (cd "$EXAMPLES/node" && timeout -k 10 "$EXAMPLE_TIMEOUT" node "${name#node/}");;
       java/*) (cd "$EXAMPLES/java" &&
         timeout -k 10 "$EXAMPLE_TIMEOUT" java -cp "$(cat "$EXAMPLES_CLASSPATH")" "${name#java/}");;
+      rust/*) timeout -k 10 "$EXAMPLE_TIMEOUT" "$RUST_EXAMPLES/${name#rust/}";;
     esac
     rc=$?
     echo "--- example: $name exited $rc after $(( $(now) - start )) s"
