@@ -33,7 +33,9 @@
 mod config;
 mod error;
 mod model;
+mod offset_store;
 mod producer;
+mod pull_consumer;
 mod rpc;
 mod session;
 mod simple_consumer;
@@ -45,7 +47,12 @@ pub use model::{
     ConsumeResult, ConsumerModel, FilterExpression, Message, MessageBuilder, MessageQueue,
     MessageType, MessageView, SendReceipt,
 };
+pub use offset_store::OffsetStore;
 pub use producer::{
     Producer, ProducerBuilder, Transaction, TransactionChecker, TransactionResolution,
+};
+pub use pull_consumer::{
+    DEFAULT_AUTO_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, PullConsumer, PullConsumerBuilder,
+    REBALANCE_INTERVAL,
 };
 pub use simple_consumer::{DEFAULT_AWAIT_DURATION, SimpleConsumer, SimpleConsumerBuilder};
