@@ -206,9 +206,9 @@ async fn seeks_move_the_position() {
     let c = PullConsumer::builder(config(&tb), "seek-g").build().unwrap();
     let queues = c.queues("seek").await.unwrap();
     let q = MessageQueue { topic: "seek".into(), broker: "broker-a".into(), queue_id: 0 };
-    assert_eq!(queues, [q.clone()]);
+    assert_eq!(queues, std::slice::from_ref(&q));
     c.assign(queues).await.unwrap();
-    assert_eq!(c.assignment(), [q.clone()]);
+    assert_eq!(c.assignment(), std::slice::from_ref(&q));
     assert_eq!(ids(&poll_n(&c, 10, Duration::from_secs(5)).await), all);
     assert_eq!(c.position(&q), Some(10));
 
