@@ -33,8 +33,10 @@
 mod config;
 mod error;
 mod model;
+mod offset_store;
 mod pop;
 mod producer;
+mod pull_consumer;
 mod push_consumer;
 mod rpc;
 mod session;
@@ -47,8 +49,13 @@ pub use model::{
     ConsumeResult, ConsumerModel, FilterExpression, Message, MessageBuilder, MessageQueue,
     MessageType, MessageView, SendReceipt,
 };
+pub use offset_store::OffsetStore;
 pub use producer::{
     Producer, ProducerBuilder, Transaction, TransactionChecker, TransactionResolution,
+};
+pub use pull_consumer::{
+    DEFAULT_AUTO_COMMIT_INTERVAL, DEFAULT_MAX_BATCH, PullConsumer, PullConsumerBuilder,
+    REBALANCE_INTERVAL,
 };
 pub use push_consumer::{MessageListener, PushConsumer, PushConsumerBuilder};
 pub use simple_consumer::{DEFAULT_AWAIT_DURATION, SimpleConsumer, SimpleConsumerBuilder};

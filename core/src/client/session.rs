@@ -699,3 +699,15 @@ pub(crate) fn endpoints_of(endpoint: &str) -> v2::Endpoints {
         addresses: vec![v2::Address { host: host.to_owned(), port: port.parse().unwrap_or(0) }],
     }
 }
+
+impl Session {
+    /// The endpoint asked for what is not tied to one broker (QueryAssignment).
+    pub(crate) fn access_point(&self) -> Result<String> {
+        self.access_endpoint()
+    }
+
+    /// A token cancelled when the session shuts down, for a handle's own background tasks.
+    pub(crate) fn cancelled(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
