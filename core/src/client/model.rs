@@ -354,6 +354,18 @@ impl FilterExpression {
         FilterExpression::Tag(if tags.is_empty() { "*".to_owned() } else { tags.join(" || ") })
     }
 
+    /// Whether a message tagged `tag` passes (SQL expressions are the server's to evaluate:
+    /// they pass here).
+    #[must_use]
+    pub fn matches_tag(&self, tag: Option<&str>) -> bool {
+        let FilterExpression::Tag(expr) = self else { return true };
+        let expr = expr.trim();
+        if expr.is_empty() || expr == "*" {
+            return true;
+        }
+        tag.is_some_and(|tag| expr.split("||").map(str::trim).any(|t| t == tag))
+    }
+
     pub(crate) fn to_wire(&self) -> v2::FilterExpression {
         match self {
             FilterExpression::Tag(e) => {
@@ -454,6 +466,9 @@ mod tests {
     #[test]
     fn tag_filters() {
         assert_eq!(FilterExpression::tags(["A", "B"]), FilterExpression::Tag("A || B".into()));
+        let ab = FilterExpression::tags(["A", "B"]);
+        assert!(ab.matches_tag(Some("B")) && !ab.matches_tag(Some("C")) && !ab.matches_tag(None));
+        assert!(FilterExpression::all().matches_tag(None));
         assert_eq!(FilterExpression::tags(Vec::<String>::new()), FilterExpression::all());
     }
 }

@@ -453,6 +453,11 @@ impl PullConsumer {
         self.seek_queue(queue, v2::QueryOffsetPolicy::End, "seek to end").await
     }
 
+    /// Stops the background work now, without committing or waiting (a dropped owner).
+    pub(crate) fn cancel(&self) {
+        self.inner.session.cancel();
+    }
+
     /// Commits (when auto-commit is on) and stops the consumer; the group's other members
     /// take its queues over.
     pub async fn shutdown(&self) {

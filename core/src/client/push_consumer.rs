@@ -9,6 +9,14 @@
 //! the messages of one assignment are consumed one at a time, in order, and a failed one is
 //! retried in place (with the back-off) before the next, then dead-lettered after max attempts.
 //!
+//! Broadcasting consumption (every member gets every message) runs on `PullMessage` over every
+//! readable queue of the subscribed topics, with the positions kept in a local offset store
+//! (one per member: by default `~/.orbitmq/offsets/<instance>/`, where RocketMQ keeps its
+//! `~/.rocketmq_offsets`), committed after each batch is consumed (at least once). As in
+//! RocketMQ, a broadcast message whose listener fails is not redelivered: it is logged and
+//! skipped. Tag filters apply on the client; a new member starts where a new group would.
+//! Apache's proxy has no `PullMessage`: there, broadcasting fails with `UNSUPPORTED`.
+//!
 //! At most `max_cached_messages` messages are held (received and not yet acknowledged);
 //! receiving pauses while the cache is full. `shutdown` stops receiving, lets the listener
 //! calls in flight finish and settles them, then leaves.
@@ -25,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::model::{ConsumeResult, ConsumerModel, FilterExpression, MessageView};
+use crate::client::offset_store::OffsetStore;
 use crate::client::pop::{self, Receive};
+use crate::client::pull_consumer::PullConsumer;
 use crate::client::session::{Session, endpoint_of, endpoints_of};
 use crate::protocol::v2;
 
@@ -52,10 +62,29 @@ pub struct PushConsumerBuilder {
     consumption_threads: usize,
     max_cached_messages: usize,
     model: ConsumerModel,
+    offset_store: Option<OffsetStore>,
+    instance: String,
     runtime: Option<Handle>,
 }
 
 impl PushConsumerBuilder {
+    /// Broadcasting: where this member keeps its positions (default: a local store in
+    /// `~/.orbitmq/offsets/<instance name>/`). Only a local store fits broadcasting: the
+    /// broker keeps one position per group, and broadcasting members each need their own.
+    #[must_use]
+    pub fn offset_store(mut self, store: OffsetStore) -> PushConsumerBuilder {
+        self.offset_store = Some(store);
+        self
+    }
+
+    /// Broadcasting: the name of this member on its machine (default `default`), which
+    /// keeps its positions apart from another member's in the default offset store.
+    #[must_use]
+    pub fn instance_name(mut self, name: impl Into<String>) -> PushConsumerBuilder {
+        self.instance = name.into();
+        self
+    }
+
     /// Subscribes to `topic` with `filter`.
     #[must_use]
     pub fn subscribe(
@@ -102,9 +131,36 @@ impl PushConsumerBuilder {
         self
     }
 
+    /// The pull consumer broadcasting runs on: this member's own local offset store, positions
+    /// committed after each consumed batch (no auto-commit).
+    fn broadcast_pull(&self) -> Result<PullConsumer> {
+        if self.subscriptions.iter().any(|(_, f)| matches!(f, FilterExpression::Sql(_))) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "broadcasting filters by tag on the client: SQL filters are not supported",
+            ));
+        }
+        let store = match &self.offset_store {
+            Some(OffsetStore::Broker) => {
+                return Err(Error::bad_request(
+                    "broadcasting keeps positions per member: use OffsetStore::Local, not Broker",
+                ));
+            }
+            Some(local) => local.clone(),
+            None => OffsetStore::Local(default_offset_dir(&self.instance)?),
+        };
+        let mut b = PullConsumer::builder(self.config.clone(), self.group.clone())
+            .offset_store(store)
+            .auto_commit_interval(Duration::ZERO);
+        if let Some(h) = &self.runtime {
+            b = b.runtime(h.clone());
+        }
+        b.build()
+    }
+
     /// The consumer, not started yet.
     pub fn build(self) -> Result<PushConsumer> {
-        let listener = self.listener.ok_or_else(|| {
+        let listener = self.listener.clone().ok_or_else(|| {
             Error::bad_request("a push consumer needs a listener (PushConsumerBuilder::listener)")
         })?;
         if self.consumption_threads == 0 || self.consumption_threads > 1024 {
@@ -116,15 +172,14 @@ impl PushConsumerBuilder {
         if self.max_cached_messages == 0 {
             return Err(Error::bad_request("max_cached_messages must be above 0"));
         }
-        if self.model == ConsumerModel::Broadcasting {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "broadcasting push consumers are not built yet; use clustering",
-            ));
-        }
         for (t, _) in &self.subscriptions {
             crate::protocol::validate::topic(t)?;
         }
+        let broadcast = if self.model == ConsumerModel::Broadcasting {
+            Some(self.broadcast_pull()?)
+        } else {
+            None
+        };
         let session = Session::new(
             self.config,
             v2::ClientType::PushConsumer,
@@ -136,7 +191,11 @@ impl PushConsumerBuilder {
             session.subscribe(&t, f);
         }
         let stop = CancellationToken::new();
-        let guard = Arc::new(DropGuard { stop: stop.clone(), session: Arc::downgrade(&session) });
+        let guard = Arc::new(DropGuard {
+            stop: stop.clone(),
+            session: Arc::downgrade(&session),
+            pull: broadcast.clone(),
+        });
         Ok(PushConsumer {
             _guard: guard,
             inner: Arc::new(Inner {
@@ -149,12 +208,15 @@ impl PushConsumerBuilder {
                 max_cached: self.max_cached_messages,
                 stop,
                 loops: Mutex::new(HashMap::new()),
+                broadcast,
             }),
         })
     }
 }
 
 struct Inner {
+    /// Broadcasting: the pull consumer reading every queue for this member.
+    broadcast: Option<PullConsumer>,
     session: Arc<Session>,
     listener: Arc<dyn MessageListener>,
     threads: usize,
@@ -183,6 +245,7 @@ pub struct PushConsumer {
 struct DropGuard {
     stop: CancellationToken,
     session: std::sync::Weak<Session>,
+    pull: Option<PullConsumer>,
 }
 
 impl Drop for DropGuard {
@@ -190,6 +253,9 @@ impl Drop for DropGuard {
         self.stop.cancel();
         if let Some(s) = self.session.upgrade() {
             s.cancel();
+        }
+        if let Some(p) = &self.pull {
+            p.cancel();
         }
     }
 }
@@ -214,12 +280,17 @@ impl PushConsumer {
             consumption_threads: 20,
             max_cached_messages: 1024,
             model: ConsumerModel::Clustering,
+            offset_store: None,
+            instance: "default".to_owned(),
             runtime: None,
         }
     }
 
     /// Connects and starts consuming.
     pub async fn start(&self) -> Result<()> {
+        if let Some(pull) = &self.inner.broadcast {
+            return self.start_broadcast(pull).await;
+        }
         let s = &self.inner.session;
         s.start().await?;
         rebalance(&self.inner).await?;
@@ -253,6 +324,9 @@ impl PushConsumer {
         crate::protocol::validate::topic(topic)?;
         s.route(topic).await.map_err(|e| e.with_operation("subscribe"))?;
         s.subscribe(topic, filter);
+        if let Some(pull) = &self.inner.broadcast {
+            return assign_all(&self.inner, pull).await;
+        }
         s.sync_settings();
         // A changed filter applies to new receive loops: restart this topic's.
         self.stop_loops(|t| t == topic);
@@ -284,7 +358,22 @@ impl PushConsumer {
             all.forget();
         }
         inner.consuming.close();
+        if let Some(pull) = &inner.broadcast {
+            if let Err(e) = pull.commit().await {
+                tracing::warn!(error = %e, "committing broadcast positions at shutdown failed");
+            }
+            pull.shutdown().await;
+        }
         inner.session.shutdown().await;
+    }
+
+    async fn start_broadcast(&self, pull: &PullConsumer) -> Result<()> {
+        pull.start().await?;
+        assign_all(&self.inner, pull).await?;
+        let inner = Arc::clone(&self.inner);
+        let pull = pull.clone();
+        self.inner.session.spawn(broadcast_loop(inner, pull));
+        Ok(())
     }
 
     fn stop_loops(&self, which: impl Fn(&str) -> bool) {
@@ -364,6 +453,94 @@ async fn query_assignment(inner: &Inner, topic: &str) -> Result<Vec<v2::MessageQ
             q
         })
         .collect())
+}
+
+/// `~/.orbitmq/offsets/<instance>`: where a broadcasting member keeps its positions by
+/// default, as RocketMQ keeps them under `~/.rocketmq_offsets`.
+fn default_offset_dir(instance: &str) -> Result<std::path::PathBuf> {
+    if instance.is_empty()
+        || !instance.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        || instance.starts_with('.')
+    {
+        return Err(Error::bad_request(format!(
+            "instance name {instance:?} must be letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let home =
+        std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).ok_or_else(|| {
+            Error::bad_request("no home directory for the offset store: give offset_store(..)")
+        })?;
+    Ok(std::path::PathBuf::from(home).join(".orbitmq").join("offsets").join(instance))
+}
+
+/// Broadcasting: reads every readable queue of every subscribed topic.
+async fn assign_all(inner: &Inner, pull: &PullConsumer) -> Result<()> {
+    let mut queues = Vec::new();
+    for (topic, _) in inner.session.subscriptions() {
+        queues.extend(pull.queues(&topic).await?);
+    }
+    if queues != pull.assignment() {
+        pull.assign(queues).await?;
+    }
+    Ok(())
+}
+
+/// Broadcasting: polls every queue, hands each message passing its topic's filter to the
+/// listener, and commits the positions once the whole batch is consumed.
+async fn broadcast_loop(inner: Arc<Inner>, pull: PullConsumer) {
+    let mut last_assign = tokio::time::Instant::now();
+    loop {
+        let polled = tokio::select! {
+            () = inner.stop.cancelled() => break,
+            p = pull.poll(LONG_POLL) => p,
+        };
+        let messages = match polled {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::Closed => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "broadcast poll failed; retrying in 1 s");
+                tokio::select! {
+                    () = inner.stop.cancelled() => break,
+                    () = tokio::time::sleep(RECEIVE_RETRY) => {}
+                }
+                continue;
+            }
+        };
+        let filters: HashMap<String, FilterExpression> =
+            inner.session.subscriptions().into_iter().collect();
+        let mut running = Vec::new();
+        for m in messages {
+            if !filters.get(&m.topic).is_none_or(|f| f.matches_tag(m.tag.as_deref())) {
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&inner.consuming).acquire_owned().await else { break };
+            inner.held.fetch_add(1, Ordering::Relaxed);
+            let inner2 = Arc::clone(&inner);
+            running.push(tokio::spawn(async move {
+                let id = m.message_id.clone();
+                if call_listener(&inner2, m).await == ConsumeResult::Failure {
+                    tracing::warn!(
+                        message_id = id,
+                        "a broadcast message failed; as in RocketMQ it is not redelivered"
+                    );
+                }
+                inner2.held.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            }));
+        }
+        for r in running {
+            let _ = r.await;
+        }
+        if let Err(e) = pull.commit().await {
+            tracing::warn!(error = %e, "committing broadcast positions failed");
+        }
+        if last_assign.elapsed() >= ASSIGNMENT_REFRESH {
+            last_assign = tokio::time::Instant::now();
+            if let Err(e) = assign_all(&inner, &pull).await {
+                tracing::warn!(error = %e, "refreshing the broadcast queues failed");
+            }
+        }
+    }
 }
 
 /// Receives from one assignment until stopped, handing messages to the listener.

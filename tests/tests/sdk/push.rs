@@ -243,3 +243,60 @@ async fn a_push_consumer_needs_a_listener_and_sane_limits() {
     assert!(e.message().contains("consumption_threads"), "{e}");
     tb.stop().await;
 }
+
+fn broadcaster(tb: &TestBroker, dir: &std::path::Path, listener: Arc<Recorder>) -> PushConsumer {
+    PushConsumer::builder(config(tb), "everyone")
+        .subscribe("news", FilterExpression::tags(["keep"]))
+        .listener(listener)
+        .model(orbitmq_core::client::ConsumerModel::Broadcasting)
+        .offset_store(orbitmq_core::client::OffsetStore::Local(dir.to_owned()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcasting_gives_every_member_everything_and_a_restart_resumes() {
+    let tb = TestBroker::start().await;
+    let p = producer(&tb, &["news"]).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let recorders: Vec<Arc<Recorder>> = (0..3).map(|_| Arc::new(Recorder::default())).collect();
+    let mut members = Vec::new();
+    for (d, r) in dirs.iter().zip(&recorders) {
+        let c = broadcaster(&tb, d.path(), Arc::clone(r));
+        c.start().await.unwrap();
+        members.push(c);
+    }
+    let want: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+    for (i, body) in want.iter().enumerate() {
+        p.send(Message::builder("news").body(body.clone()).tag("keep").build()).await.unwrap();
+        if i % 5 == 0 {
+            p.send(Message::builder("news").body("noise").tag("drop").build()).await.unwrap();
+        }
+    }
+    let wanted: HashSet<String> = want.iter().cloned().collect();
+    for r in &recorders {
+        until("every member has all 20", || r.bodies().len() >= 20).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for r in &recorders {
+        let got = r.bodies();
+        assert_eq!(got.len(), 20, "each message once, no filtered one: {got:?}");
+        assert_eq!(got.into_iter().collect::<HashSet<_>>(), wanted);
+    }
+    // Member 0 leaves and comes back on its own offsets: only what was sent meanwhile arrives.
+    let first = members.remove(0);
+    first.shutdown().await;
+    p.send(Message::builder("news").body("later").tag("keep").build()).await.unwrap();
+    let again = Arc::new(Recorder::default());
+    let back = broadcaster(&tb, dirs[0].path(), Arc::clone(&again));
+    back.start().await.unwrap();
+    until("the message sent while away", || !again.bodies().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(again.bodies(), ["later"], "resumed after its committed positions");
+    back.shutdown().await;
+    for m in members {
+        m.shutdown().await;
+    }
+    p.shutdown().await;
+    tb.stop().await;
+}
