@@ -1,7 +1,7 @@
-//! `orbitmq admin …`: the operator CLI, mqadmin's concepts with modern flags. A gRPC client of
-//! the `orbitmq.v1.Admin` service that `orbitmq standalone` serves on its listen port
-//! (`--endpoints`, `ORBITMQ_ENDPOINTS`, default `127.0.0.1:8081`), in plaintext or, with
-//! `--tls` (`--tls-ca` to verify the server), over TLS.
+//! `orbitmq admin …`: the operator CLI, mqadmin's concepts with modern flags. Flags and output
+//! over the client SDK's [`Admin`], which calls the `orbitmq.v1.Admin` service that `orbitmq
+//! standalone` serves on its listen port (`--endpoints`, `ORBITMQ_ENDPOINTS`, default
+//! `127.0.0.1:8081`), in plaintext or, with `--tls` (`--tls-ca` to verify the server), over TLS.
 //!
 //! Without `--json` every command prints aligned tables (or a one-line confirmation for
 //! changes). With `--json` it prints exactly one JSON document (one line) on stdout. Failures
@@ -48,16 +48,18 @@ use anyhow::{Context, anyhow};
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use orbitmq_core::protocol::admin::{self as pb, admin_client::AdminClient};
+use orbitmq_core::client::{
+    self, Admin, ClientConfig, ClientTls, ErrorKind, GroupCreated, GroupOptions, QueueOffsetReset,
+    StoredMessage, TopicConfig,
+};
 use serde::Serialize;
-use tonic::transport::Channel;
 
-use crate::client_tls::{TlsArgs, TransportFailure};
+use crate::client_tls::{TlsArgs, chain};
 
 /// Where `orbitmq standalone` listens by default.
 const DEFAULT_ENDPOINTS: &str = "127.0.0.1:8081";
-/// Largest response accepted, bytes.
-const MAX_RESPONSE: usize = 1 << 30;
+/// How long one admin call may take (message look-ups return whole bodies).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Flags shared by every admin command, and the command.
 #[derive(Debug, Args)]
@@ -394,11 +396,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let hint = args.tls.hint();
-    let result = rt.block_on(execute(args)).map_err(|e| {
-        if e.downcast_ref::<TransportFailure>().is_some() { anyhow!("{e:#} ({hint})") } else { e }
-    });
-    match result {
+    match rt.block_on(execute(args)) {
         Ok(output) => {
             let mut out = std::io::stdout().lock();
             out.write_all(output.as_bytes())?;
@@ -415,89 +413,414 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
 }
 
-type Client = AdminClient<Channel>;
-
-async fn execute(mut args: AdminArgs) -> anyhow::Result<String> {
-    if let Some(ns) = args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        if !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(anyhow!("--namespace {ns:?} may only hold letters, digits, '_' and '-'"));
-        }
-        apply_namespace(&mut args.command, ns);
+async fn execute(args: AdminArgs) -> anyhow::Result<String> {
+    let ns = args.namespace.clone().unwrap_or_default();
+    if !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(anyhow!("--namespace {ns:?} may only hold letters, digits, '_' and '-'"));
     }
-    let mut client = connect(&args.endpoints, &args.tls).await?;
+    // `https://host:port` (a URL, as before) implies TLS.
+    let https = args.endpoints.starts_with("https://");
+    let endpoints = args.endpoints.trim_start_matches("https://").trim_start_matches("http://");
+    let tls = ClientTls::from_flags(args.tls.tls || https, args.tls.tls_ca.clone());
+    let config = ClientConfig::new(endpoints)
+        .namespace(ns.clone())
+        .request_timeout(REQUEST_TIMEOUT)
+        .tls(tls.clone());
+    let admin = Admin::new(config).map_err(|e| anyhow!("invalid flags: {}", e.message()))?;
+    let cli = Cli { admin, ns, endpoints: endpoints.to_owned(), tls, hint: args.tls.hint() };
     let json = args.json;
     match args.command {
-        AdminCommand::Topic(c) => topic(&mut client, c, json).await,
-        AdminCommand::Group(GroupCommand::Create(g)) => group_create(&mut client, g, json).await,
-        AdminCommand::Group(GroupCommand::List) => group_list(&mut client, json).await,
-        AdminCommand::Consumer(ConsumerCommand::Progress(p)) => {
-            progress(&mut client, p, json).await
-        }
-        AdminCommand::Message(m) => message(&mut client, m, json).await,
-        AdminCommand::Offset(OffsetCommand::Reset(r)) => reset(&mut client, r, json).await,
+        AdminCommand::Topic(c) => cli.topic(c, json).await,
+        AdminCommand::Group(GroupCommand::Create(g)) => cli.group_create(g, json).await,
+        AdminCommand::Group(GroupCommand::List) => cli.group_list(json).await,
+        AdminCommand::Consumer(ConsumerCommand::Progress(p)) => cli.progress(p, json).await,
+        AdminCommand::Message(m) => cli.message(m, json).await,
+        AdminCommand::Offset(OffsetCommand::Reset(r)) => cli.reset(r, json).await,
     }
 }
 
-/// Rewrites every topic and group name of `cmd` to its stored name in namespace `ns`.
-fn apply_namespace(cmd: &mut AdminCommand, ns: &str) {
-    let wrap = |name: &mut String| *name = orbitmq_core::broker::namespace::wrap(ns, name);
-    match cmd {
-        AdminCommand::Topic(t) => match t {
-            TopicCommand::Create(c) => wrap(&mut c.topic),
-            TopicCommand::Update(u) => wrap(&mut u.topic),
-            TopicCommand::Delete(n) | TopicCommand::Route(n) | TopicCommand::Status(n) => {
-                wrap(&mut n.topic);
+/// The admin client and what its failures are explained with.
+struct Cli {
+    admin: Admin,
+    ns: String,
+    endpoints: String,
+    tls: ClientTls,
+    hint: &'static str,
+}
+
+impl Cli {
+    /// `name` as the server stores it (in `--namespace`), as the output shows names.
+    fn stored(&self, name: &str) -> String {
+        orbitmq_core::protocol::namespace::wrap(&self.ns, name)
+    }
+
+    /// Turns a failed call into `<what>: <why>`; an unreachable server into `cannot connect`,
+    /// with the hint for a client and server that disagree on TLS.
+    fn failed(&self, what: impl std::fmt::Display) -> impl FnOnce(client::Error) -> anyhow::Error {
+        move |e| {
+            if e.kind() != ErrorKind::Unavailable {
+                return anyhow!("{what}: {}", e.message());
             }
-            TopicCommand::List(_) => {}
-        },
-        AdminCommand::Group(GroupCommand::Create(g)) => wrap(&mut g.group),
-        AdminCommand::Group(GroupCommand::List) => {}
-        AdminCommand::Consumer(ConsumerCommand::Progress(p)) => {
-            wrap(&mut p.group);
-            if let Some(t) = p.topic.as_mut() {
-                wrap(t);
+            // The transport's error under the SDK's status: "tcp connect error: Connection
+            // refused", "invalid peer certificate: UnknownIssuer", …
+            let transport = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<tonic::Status>())
+                .and_then(std::error::Error::source);
+            let why = transport.map_or_else(|| e.message().to_owned(), chain);
+            let over = if matches!(self.tls, ClientTls::Off) { "" } else { " over TLS" };
+            let msg =
+                format!("{what}: cannot connect to orbitmq at {}{over}: {why}", self.endpoints);
+            // Refused: nobody listens, whatever the protocol. Anything else (a closed
+            // connection, a failed handshake) may be plaintext meeting TLS or the reverse.
+            if why.contains("Connection refused") {
+                anyhow!(msg)
+            } else {
+                anyhow!("{msg} ({})", self.hint)
             }
-        }
-        AdminCommand::Message(m) => match m {
-            MessageCommand::ByKey(k) => wrap(&mut k.topic),
-            MessageCommand::ByOffset(o) => wrap(&mut o.topic),
-            MessageCommand::ById(_) => {}
-        },
-        AdminCommand::Offset(OffsetCommand::Reset(r)) => {
-            wrap(&mut r.group);
-            wrap(&mut r.topic);
         }
     }
-}
 
-async fn connect(endpoints: &str, tls: &TlsArgs) -> anyhow::Result<Client> {
-    let channel = tls
-        .connect(endpoints, |e| {
-            e.connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30))
-        })
-        .await?;
-    // Message queries return whole bodies (up to the broker's 4 MiB limit each, 64 messages by
-    // default): far more than tonic's default 4 MiB per response.
-    Ok(AdminClient::new(channel).max_decoding_message_size(MAX_RESPONSE))
-}
+    async fn topic(&self, cmd: TopicCommand, json: bool) -> anyhow::Result<String> {
+        match cmd {
+            TopicCommand::Create(c) => self.topic_create(c, json).await,
+            TopicCommand::Update(u) => self.topic_update(u, json).await,
+            TopicCommand::Delete(d) => self.topic_delete(d, json).await,
+            TopicCommand::List(l) => self.topic_list(l, json).await,
+            TopicCommand::Route(r) => self.topic_route(r, json).await,
+            TopicCommand::Status(s) => self.topic_status(s, json).await,
+        }
+    }
 
-/// Turns a failed call into `<what>: <status message>`.
-fn failed(what: String) -> impl FnOnce(tonic::Status) -> anyhow::Error {
-    move |s| {
-        let why = match (s.code(), s.message()) {
-            (tonic::Code::Unimplemented, "") => {
-                "the server does not serve orbitmq.v1.Admin (is it an orbitmq server?)".to_owned()
-            }
-            (code, "") => format!("{code:?}"),
-            (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, m) => {
-                format!("{m} ({:?})", s.code())
-            }
-            (_, m) => m.to_owned(),
+    async fn topic_create(&self, c: TopicCreate, json: bool) -> anyhow::Result<String> {
+        let what = format!("creating topic {:?}", c.topic);
+        let t = TopicConfig {
+            name: c.topic,
+            read_queues: c.read_queues,
+            write_queues: c.write_queues,
+            perm: c.perm,
+            message_type: c.message_type.wire().to_owned(),
         };
-        if TransportFailure::is(&s) {
-            return TransportFailure(format!("{what}: {why}")).into();
+        let t = self.admin.create_topic(t).await.map_err(self.failed(what))?;
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                topic: TopicConfig,
+            }
+            return to_json(&Out { topic: t });
         }
-        anyhow!("{what}: {why}")
+        Ok(format!("created topic {}: {}", t.name, describe_topic(&t)))
+    }
+
+    async fn topic_update(&self, u: TopicUpdate, json: bool) -> anyhow::Result<String> {
+        let what = format!("updating topic {:?}", u.topic);
+        let old = self.admin.topic(&u.topic).await.map_err(self.failed(&what))?;
+        let new = TopicConfig {
+            name: old.name.clone(),
+            read_queues: u.read_queues.unwrap_or(old.read_queues),
+            write_queues: u.write_queues.unwrap_or(old.write_queues),
+            perm: u.perm.unwrap_or(old.perm),
+            message_type: u
+                .message_type
+                .map_or_else(|| old.message_type.clone(), |m| m.wire().to_owned()),
+        };
+        let new = self.admin.update_topic(new).await.map_err(self.failed(&what))?;
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                topic: TopicConfig,
+                previous: TopicConfig,
+            }
+            return to_json(&Out { topic: new, previous: old });
+        }
+        let mut changes = Vec::new();
+        if old.read_queues != new.read_queues {
+            changes.push(format!("read queues {} -> {}", old.read_queues, new.read_queues));
+        }
+        if old.write_queues != new.write_queues {
+            changes.push(format!("write queues {} -> {}", old.write_queues, new.write_queues));
+        }
+        if old.perm != new.perm {
+            changes.push(format!("perm {} -> {}", old.perm, new.perm));
+        }
+        if old.message_type != new.message_type {
+            changes.push(format!("type {} -> {}", old.message_type, new.message_type));
+        }
+        if changes.is_empty() {
+            changes.push("nothing changed".to_owned());
+        }
+        let (name, now) = (&new.name, describe_topic(&new));
+        Ok(format!("updated topic {name}: {} (now {now})", changes.join(", ")))
+    }
+
+    async fn topic_delete(&self, d: TopicName, json: bool) -> anyhow::Result<String> {
+        let what = format!("deleting topic {:?}", d.topic);
+        self.admin.delete_topic(&d.topic).await.map_err(self.failed(what))?;
+        let topic = self.stored(&d.topic);
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                topic: String,
+                deleted: bool,
+            }
+            return to_json(&Out { topic, deleted: true });
+        }
+        Ok(format!("deleted topic {topic}"))
+    }
+
+    async fn topic_list(&self, l: TopicList, json: bool) -> anyhow::Result<String> {
+        let topics = self
+            .admin
+            .list_topics(l.include_system)
+            .await
+            .map_err(self.failed("listing topics"))?;
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                topics: Vec<TopicConfig>,
+            }
+            return to_json(&Out { topics });
+        }
+        let mut table =
+            Table::new(&[("TOPIC", L), ("READ", R), ("WRITE", R), ("PERM", L), ("TYPE", L)]);
+        for t in &topics {
+            table.row(vec![
+                t.name.clone(),
+                t.read_queues.to_string(),
+                t.write_queues.to_string(),
+                format!("{} ({})", t.perm, perm_name(t.perm)),
+                t.message_type.clone(),
+            ]);
+        }
+        Ok(table.render_or("no topics"))
+    }
+
+    async fn topic_route(&self, r: TopicName, json: bool) -> anyhow::Result<String> {
+        let what = format!("getting the route of topic {:?}", r.topic);
+        let route = self.admin.topic_route(&r.topic).await.map_err(self.failed(what))?;
+        if json {
+            return to_json(&route);
+        }
+        let mut table = Table::new(&[
+            ("QUEUE", R),
+            ("BROKER", L),
+            ("BROKER_ID", R),
+            ("ADDRESS", L),
+            ("PERM", L),
+        ]);
+        for q in &route.queues {
+            table.row(vec![
+                q.queue_id.to_string(),
+                q.broker_name.clone(),
+                q.broker_id.to_string(),
+                q.address.clone(),
+                q.perm.clone(),
+            ]);
+        }
+        Ok(format!("topic {}\n{}", route.topic, table.render_or("no queues")))
+    }
+
+    async fn topic_status(&self, s: TopicName, json: bool) -> anyhow::Result<String> {
+        let what = format!("getting the status of topic {:?}", s.topic);
+        let status = self.admin.topic_status(&s.topic).await.map_err(self.failed(what))?;
+        if json {
+            return to_json(&status);
+        }
+        let mut table = Table::new(&[
+            ("QUEUE", R),
+            ("BROKER", L),
+            ("MIN_OFFSET", R),
+            ("MAX_OFFSET", R),
+            ("MESSAGES", R),
+            ("LAST_STORE_TIME", L),
+        ]);
+        let mut total = 0;
+        for q in &status.queues {
+            let messages = q.max_offset.saturating_sub(q.min_offset);
+            total += messages;
+            table.row(vec![
+                q.queue_id.to_string(),
+                q.broker_name.clone(),
+                q.min_offset.to_string(),
+                q.max_offset.to_string(),
+                messages.to_string(),
+                format_time(q.last_store_timestamp),
+            ]);
+        }
+        let queues = table.render_or("no queues");
+        Ok(format!("topic {}\n{queues}\nmessages held: {total}", status.topic))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // group, consumer, offset
+
+    async fn group_create(&self, g: GroupCreate, json: bool) -> anyhow::Result<String> {
+        let what = format!("creating consumer group {:?}", g.group);
+        let options = GroupOptions {
+            fifo: g.fifo.then_some(true),
+            max_delivery_attempts: g.max_attempts,
+            consume_from: g.consume_from.map(|c| c.as_str().to_owned()),
+        };
+        let made = self.admin.create_group(&g.group, options).await.map_err(self.failed(what))?;
+        if json {
+            return to_json(&made);
+        }
+        let GroupCreated { group, created } = made;
+        Ok(format!(
+            "{} consumer group {}: fifo {}, max delivery attempts {}, consume from {}",
+            if created { "created" } else { "updated" },
+            group.name,
+            group.fifo,
+            group.max_delivery_attempts,
+            group.consume_from
+        ))
+    }
+
+    async fn group_list(&self, json: bool) -> anyhow::Result<String> {
+        let groups =
+            self.admin.list_groups().await.map_err(self.failed("listing consumer groups"))?;
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                groups: Vec<client::GroupConfig>,
+            }
+            return to_json(&Out { groups });
+        }
+        let mut table =
+            Table::new(&[("GROUP", L), ("FIFO", L), ("MAX_ATTEMPTS", R), ("CONSUME_FROM", L)]);
+        for g in &groups {
+            table.row(vec![
+                g.name.clone(),
+                g.fifo.to_string(),
+                g.max_delivery_attempts.to_string(),
+                g.consume_from.clone(),
+            ]);
+        }
+        Ok(table.render_or("no consumer groups"))
+    }
+
+    async fn progress(&self, p: Progress, json: bool) -> anyhow::Result<String> {
+        let what = format!("getting the progress of consumer group {:?}", p.group);
+        let progress = self
+            .admin
+            .consumer_progress(&p.group, p.topic.as_deref())
+            .await
+            .map_err(self.failed(what))?;
+        if json {
+            return to_json(&progress);
+        }
+        let mut table = Table::new(&[
+            ("TOPIC", L),
+            ("BROKER", L),
+            ("QUEUE", R),
+            ("BROKER_OFFSET", R),
+            ("CONSUMER_OFFSET", R),
+            ("LAG", R),
+        ]);
+        for q in &progress.queues {
+            table.row(vec![
+                q.topic.clone(),
+                q.broker_name.clone(),
+                q.queue_id.to_string(),
+                q.broker_offset.to_string(),
+                q.consumer_offset.to_string(),
+                q.lag.to_string(),
+            ]);
+        }
+        Ok(format!(
+            "consumer group {}\n{}\ntotal lag: {}, in flight: {}, dead letters: {} (topic %DLQ%{})",
+            progress.group,
+            table.render_or("no consumer offsets"),
+            progress.total_lag,
+            progress.inflight,
+            progress.dead_letters,
+            progress.group
+        ))
+    }
+
+    async fn reset(&self, r: Reset, json: bool) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct Out {
+            group: String,
+            topic: String,
+            timestamp: i64,
+            queues: Vec<QueueOffsetReset>,
+        }
+        let what = format!("resetting the offsets of group {:?} on topic {:?}", r.group, r.topic);
+        let queues = self
+            .admin
+            .reset_offset(&r.group, &r.topic, r.to_time)
+            .await
+            .map_err(self.failed(what))?;
+        let (group, topic) = (self.stored(&r.group), self.stored(&r.topic));
+        if json {
+            return to_json(&Out { group, topic, timestamp: r.to_time, queues });
+        }
+        let moved = queues.iter().filter(|q| q.old_offset != q.new_offset).count();
+        Ok(format!(
+            "reset consumer group {group} on topic {topic} to {} ({} ms): {} queues, {moved} moved",
+            format_time(r.to_time),
+            r.to_time,
+            queues.len()
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // message
+
+    async fn message(&self, cmd: MessageCommand, json: bool) -> anyhow::Result<String> {
+        let found = match cmd {
+            MessageCommand::ById(b) => {
+                let what = format!("querying message id {:?}", b.id);
+                self.admin.query_message_by_id(&b.id).await.map_err(self.failed(what))?
+            }
+            MessageCommand::ByKey(k) => {
+                let what = format!("querying key {:?} of topic {:?}", k.key, k.topic);
+                self.admin
+                    .query_message_by_key(&k.topic, &k.key, k.begin_ms, k.end_ms, k.max)
+                    .await
+                    .map_err(self.failed(what))?
+            }
+            MessageCommand::ByOffset(o) => {
+                let what = format!("reading offset {} of {}:{}", o.offset, o.topic, o.queue);
+                let m = self.admin.query_message_by_offset(&o.topic, o.queue, o.offset).await;
+                vec![m.map_err(self.failed(what))?]
+            }
+        };
+        let messages: Vec<MessageJson> = found.into_iter().map(MessageJson::from).collect();
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                messages: Vec<MessageJson>,
+            }
+            return to_json(&Out { messages });
+        }
+        let mut table = Table::new(&[
+            ("TOPIC", L),
+            ("QUEUE", R),
+            ("OFFSET", R),
+            ("MESSAGE_ID", L),
+            ("OFFSET_MSG_ID", L),
+            ("TAG", L),
+            ("KEYS", L),
+            ("STORE_TIME", L),
+            ("BODY_SIZE", R),
+            ("BODY", L),
+        ]);
+        for m in &messages {
+            table.row(vec![
+                m.topic.clone(),
+                m.queue_id.to_string(),
+                m.queue_offset.to_string(),
+                m.message_id.clone(),
+                m.offset_msg_id.clone(),
+                m.tag.clone().unwrap_or_else(|| "-".to_owned()),
+                if m.keys.is_empty() { "-".to_owned() } else { m.keys.join(",") },
+                format_time(m.store_timestamp),
+                m.body_size.to_string(),
+                preview(m),
+            ]);
+        }
+        Ok(table.render_or("no messages found"))
     }
 }
 
@@ -517,7 +840,7 @@ fn perm_name(perm: u32) -> &'static str {
     }
 }
 
-fn describe_topic(t: &pb::TopicConfig) -> String {
+fn describe_topic(t: &TopicConfig) -> String {
     format!(
         "{} read queues, {} write queues, perm {} ({}), type {}",
         t.read_queues,
@@ -528,351 +851,8 @@ fn describe_topic(t: &pb::TopicConfig) -> String {
     )
 }
 
-async fn topic(client: &mut Client, cmd: TopicCommand, json: bool) -> anyhow::Result<String> {
-    match cmd {
-        TopicCommand::Create(c) => topic_create(client, c, json).await,
-        TopicCommand::Update(u) => topic_update(client, u, json).await,
-        TopicCommand::Delete(d) => topic_delete(client, d, json).await,
-        TopicCommand::List(l) => topic_list(client, l, json).await,
-        TopicCommand::Route(r) => topic_route(client, r, json).await,
-        TopicCommand::Status(s) => topic_status(client, s, json).await,
-    }
-}
-
-fn returned_topic(t: Option<pb::TopicConfig>, what: &str) -> anyhow::Result<pb::TopicConfig> {
-    t.ok_or_else(|| anyhow!("{what}: the server answered without the topic"))
-}
-
-async fn topic_create(client: &mut Client, c: TopicCreate, json: bool) -> anyhow::Result<String> {
-    let what = format!("creating topic {:?}", c.topic);
-    let req = pb::CreateTopicRequest {
-        topic: Some(pb::TopicConfig {
-            name: c.topic,
-            read_queues: c.read_queues,
-            write_queues: c.write_queues,
-            perm: c.perm,
-            message_type: c.message_type.wire().to_owned(),
-        }),
-    };
-    let resp = client.create_topic(req).await.map_err(failed(what.clone()))?.into_inner();
-    let t = returned_topic(resp.topic, &what)?;
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            topic: pb::TopicConfig,
-        }
-        return to_json(&Out { topic: t });
-    }
-    Ok(format!("created topic {}: {}", t.name, describe_topic(&t)))
-}
-
-async fn find_topic(
-    client: &mut Client,
-    name: &str,
-    what: &str,
-) -> anyhow::Result<pb::TopicConfig> {
-    let topics = client
-        .list_topics(pb::ListTopicsRequest { include_system: true })
-        .await
-        .map_err(failed(what.to_owned()))?
-        .into_inner()
-        .topics;
-    topics
-        .into_iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| anyhow!("{what}: topic {name:?} does not exist"))
-}
-
-async fn topic_update(client: &mut Client, u: TopicUpdate, json: bool) -> anyhow::Result<String> {
-    let what = format!("updating topic {:?}", u.topic);
-    let old = find_topic(client, &u.topic, &what).await?;
-    let req = pb::UpdateTopicRequest {
-        topic: Some(pb::TopicConfig {
-            name: old.name.clone(),
-            read_queues: u.read_queues.unwrap_or(old.read_queues),
-            write_queues: u.write_queues.unwrap_or(old.write_queues),
-            perm: u.perm.unwrap_or(old.perm),
-            message_type: u
-                .message_type
-                .map_or_else(|| old.message_type.clone(), |m| m.wire().to_owned()),
-        }),
-    };
-    let resp = client.update_topic(req).await.map_err(failed(what.clone()))?.into_inner();
-    let new = returned_topic(resp.topic, &what)?;
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            topic: pb::TopicConfig,
-            previous: pb::TopicConfig,
-        }
-        return to_json(&Out { topic: new, previous: old });
-    }
-    let mut changes = Vec::new();
-    if old.read_queues != new.read_queues {
-        changes.push(format!("read queues {} -> {}", old.read_queues, new.read_queues));
-    }
-    if old.write_queues != new.write_queues {
-        changes.push(format!("write queues {} -> {}", old.write_queues, new.write_queues));
-    }
-    if old.perm != new.perm {
-        changes.push(format!("perm {} -> {}", old.perm, new.perm));
-    }
-    if old.message_type != new.message_type {
-        changes.push(format!("type {} -> {}", old.message_type, new.message_type));
-    }
-    if changes.is_empty() {
-        changes.push("nothing changed".to_owned());
-    }
-    Ok(format!("updated topic {}: {} (now {})", new.name, changes.join(", "), describe_topic(&new)))
-}
-
-async fn topic_delete(client: &mut Client, d: TopicName, json: bool) -> anyhow::Result<String> {
-    let what = format!("deleting topic {:?}", d.topic);
-    client
-        .delete_topic(pb::DeleteTopicRequest { topic: d.topic.clone() })
-        .await
-        .map_err(failed(what))?;
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            topic: String,
-            deleted: bool,
-        }
-        return to_json(&Out { topic: d.topic, deleted: true });
-    }
-    Ok(format!("deleted topic {}", d.topic))
-}
-
-async fn topic_list(client: &mut Client, l: TopicList, json: bool) -> anyhow::Result<String> {
-    let resp = client
-        .list_topics(pb::ListTopicsRequest { include_system: l.include_system })
-        .await
-        .map_err(failed("listing topics".to_owned()))?
-        .into_inner();
-    let mut topics = resp.topics;
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            topics: Vec<pb::TopicConfig>,
-        }
-        return to_json(&Out { topics });
-    }
-    let mut table =
-        Table::new(&[("TOPIC", L), ("READ", R), ("WRITE", R), ("PERM", L), ("TYPE", L)]);
-    for t in &topics {
-        table.row(vec![
-            t.name.clone(),
-            t.read_queues.to_string(),
-            t.write_queues.to_string(),
-            format!("{} ({})", t.perm, perm_name(t.perm)),
-            t.message_type.clone(),
-        ]);
-    }
-    Ok(table.render_or("no topics"))
-}
-
-async fn topic_route(client: &mut Client, r: TopicName, json: bool) -> anyhow::Result<String> {
-    let what = format!("getting the route of topic {:?}", r.topic);
-    let mut resp = client
-        .topic_route(pb::TopicRouteRequest { topic: r.topic })
-        .await
-        .map_err(failed(what))?
-        .into_inner();
-    resp.queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
-    if json {
-        return to_json(&resp);
-    }
-    let mut table =
-        Table::new(&[("QUEUE", R), ("BROKER", L), ("BROKER_ID", R), ("ADDRESS", L), ("PERM", L)]);
-    for q in &resp.queues {
-        table.row(vec![
-            q.queue_id.to_string(),
-            q.broker_name.clone(),
-            q.broker_id.to_string(),
-            q.address.clone(),
-            q.perm.clone(),
-        ]);
-    }
-    Ok(format!("topic {}\n{}", resp.topic, table.render_or("no queues")))
-}
-
-async fn topic_status(client: &mut Client, s: TopicName, json: bool) -> anyhow::Result<String> {
-    let what = format!("getting the status of topic {:?}", s.topic);
-    let mut resp = client
-        .topic_status(pb::TopicStatusRequest { topic: s.topic })
-        .await
-        .map_err(failed(what))?
-        .into_inner();
-    resp.queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
-    if json {
-        return to_json(&resp);
-    }
-    let mut table = Table::new(&[
-        ("QUEUE", R),
-        ("BROKER", L),
-        ("MIN_OFFSET", R),
-        ("MAX_OFFSET", R),
-        ("MESSAGES", R),
-        ("LAST_STORE_TIME", L),
-    ]);
-    let mut total = 0;
-    for q in &resp.queues {
-        let messages = q.max_offset.saturating_sub(q.min_offset);
-        total += messages;
-        table.row(vec![
-            q.queue_id.to_string(),
-            q.broker_name.clone(),
-            q.min_offset.to_string(),
-            q.max_offset.to_string(),
-            messages.to_string(),
-            format_time(q.last_store_timestamp),
-        ]);
-    }
-    Ok(format!("topic {}\n{}\nmessages held: {total}", resp.topic, table.render_or("no queues")))
-}
-
 // ---------------------------------------------------------------------------------------------
-// group, consumer, offset
-
-async fn group_create(client: &mut Client, g: GroupCreate, json: bool) -> anyhow::Result<String> {
-    let what = format!("creating consumer group {:?}", g.group);
-    let req = pb::CreateGroupRequest {
-        name: g.group,
-        max_delivery_attempts: g.max_attempts,
-        fifo: g.fifo.then_some(true),
-        consume_from: g.consume_from.map(|c| c.as_str().to_owned()),
-    };
-    let resp = client.create_group(req).await.map_err(failed(what.clone()))?.into_inner();
-    let group =
-        resp.group.ok_or_else(|| anyhow!("{what}: the server answered without the group"))?;
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            group: pb::GroupConfig,
-            created: bool,
-        }
-        return to_json(&Out { group, created: resp.created });
-    }
-    Ok(format!(
-        "{} consumer group {}: fifo {}, max delivery attempts {}, consume from {}",
-        if resp.created { "created" } else { "updated" },
-        group.name,
-        group.fifo,
-        group.max_delivery_attempts,
-        group.consume_from
-    ))
-}
-
-async fn group_list(client: &mut Client, json: bool) -> anyhow::Result<String> {
-    let resp = client
-        .list_groups(pb::ListGroupsRequest {})
-        .await
-        .map_err(failed("listing consumer groups".to_owned()))?
-        .into_inner();
-    let mut groups = resp.groups;
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            groups: Vec<pb::GroupConfig>,
-        }
-        return to_json(&Out { groups });
-    }
-    let mut table =
-        Table::new(&[("GROUP", L), ("FIFO", L), ("MAX_ATTEMPTS", R), ("CONSUME_FROM", L)]);
-    for g in &groups {
-        table.row(vec![
-            g.name.clone(),
-            g.fifo.to_string(),
-            g.max_delivery_attempts.to_string(),
-            g.consume_from.clone(),
-        ]);
-    }
-    Ok(table.render_or("no consumer groups"))
-}
-
-async fn progress(client: &mut Client, p: Progress, json: bool) -> anyhow::Result<String> {
-    let what = format!("getting the progress of consumer group {:?}", p.group);
-    let mut resp = client
-        .consumer_progress(pb::ConsumerProgressRequest {
-            group: p.group,
-            topic: p.topic.unwrap_or_default(),
-        })
-        .await
-        .map_err(failed(what))?
-        .into_inner();
-    resp.queues.sort_by(|a, b| {
-        (&a.topic, &a.broker_name, a.queue_id).cmp(&(&b.topic, &b.broker_name, b.queue_id))
-    });
-    if json {
-        return to_json(&resp);
-    }
-    let mut table = Table::new(&[
-        ("TOPIC", L),
-        ("BROKER", L),
-        ("QUEUE", R),
-        ("BROKER_OFFSET", R),
-        ("CONSUMER_OFFSET", R),
-        ("LAG", R),
-    ]);
-    for q in &resp.queues {
-        table.row(vec![
-            q.topic.clone(),
-            q.broker_name.clone(),
-            q.queue_id.to_string(),
-            q.broker_offset.to_string(),
-            q.consumer_offset.to_string(),
-            q.lag.to_string(),
-        ]);
-    }
-    Ok(format!(
-        "consumer group {}\n{}\ntotal lag: {}, in flight: {}, dead letters: {} (topic %DLQ%{})",
-        resp.group,
-        table.render_or("no consumer offsets"),
-        resp.total_lag,
-        resp.inflight,
-        resp.dead_letters,
-        resp.group
-    ))
-}
-
-async fn reset(client: &mut Client, r: Reset, json: bool) -> anyhow::Result<String> {
-    #[derive(Serialize)]
-    struct Out {
-        group: String,
-        topic: String,
-        timestamp: i64,
-        queues: Vec<pb::QueueOffsetReset>,
-    }
-    let what = format!("resetting the offsets of group {:?} on topic {:?}", r.group, r.topic);
-    let resp = client
-        .reset_offset(pb::ResetOffsetRequest {
-            group: r.group.clone(),
-            topic: r.topic.clone(),
-            timestamp: r.to_time,
-        })
-        .await
-        .map_err(failed(what))?
-        .into_inner();
-    let mut queues = resp.queues;
-    queues.sort_by_key(|q| q.queue_id);
-    if json {
-        return to_json(&Out { group: r.group, topic: r.topic, timestamp: r.to_time, queues });
-    }
-    let moved = queues.iter().filter(|q| q.old_offset != q.new_offset).count();
-    Ok(format!(
-        "reset consumer group {} on topic {} to {} ({} ms): {} queues, {moved} moved",
-        r.group,
-        r.topic,
-        format_time(r.to_time),
-        r.to_time,
-        queues.len()
-    ))
-}
-
-// ---------------------------------------------------------------------------------------------
-// message
+// message JSON
 
 #[derive(Debug, Serialize)]
 struct MessageJson {
@@ -898,8 +878,8 @@ struct MessageJson {
     body_base64: Option<String>,
 }
 
-impl From<pb::MessageRecord> for MessageJson {
-    fn from(m: pb::MessageRecord) -> Self {
+impl From<StoredMessage> for MessageJson {
+    fn from(m: StoredMessage) -> Self {
         let (body, body_base64) = match std::str::from_utf8(&m.body) {
             Ok(s) => (Some(s.to_owned()), None),
             Err(_) => (None, Some(BASE64_STANDARD.encode(&m.body))),
@@ -911,7 +891,7 @@ impl From<pb::MessageRecord> for MessageJson {
             commitlog_offset: m.commitlog_offset,
             message_id: m.message_id,
             offset_msg_id: m.offset_msg_id,
-            tag: Some(m.tag).filter(|t| !t.is_empty()),
+            tag: m.tag,
             keys: m.keys,
             properties: m.properties.into_iter().collect(),
             born_timestamp: m.born_timestamp,
@@ -925,78 +905,6 @@ impl From<pb::MessageRecord> for MessageJson {
             body_base64,
         }
     }
-}
-
-async fn message(client: &mut Client, cmd: MessageCommand, json: bool) -> anyhow::Result<String> {
-    let resp = match cmd {
-        MessageCommand::ById(b) => {
-            let what = format!("querying message id {:?}", b.id);
-            client
-                .query_message_by_id(pb::QueryMessageByIdRequest { id: b.id })
-                .await
-                .map_err(failed(what))?
-        }
-        MessageCommand::ByKey(k) => {
-            let what = format!("querying key {:?} of topic {:?}", k.key, k.topic);
-            client
-                .query_message_by_key(pb::QueryMessageByKeyRequest {
-                    topic: k.topic,
-                    key: k.key,
-                    begin_timestamp: k.begin_ms.unwrap_or(0),
-                    end_timestamp: k.end_ms.unwrap_or(0),
-                    max: k.max.unwrap_or(0),
-                })
-                .await
-                .map_err(failed(what))?
-        }
-        MessageCommand::ByOffset(o) => {
-            let what = format!("reading offset {} of {}:{}", o.offset, o.topic, o.queue);
-            client
-                .query_message_by_offset(pb::QueryMessageByOffsetRequest {
-                    topic: o.topic,
-                    queue_id: o.queue,
-                    offset: o.offset,
-                })
-                .await
-                .map_err(failed(what))?
-        }
-    };
-    let messages: Vec<MessageJson> =
-        resp.into_inner().messages.into_iter().map(MessageJson::from).collect();
-    if json {
-        #[derive(Serialize)]
-        struct Out {
-            messages: Vec<MessageJson>,
-        }
-        return to_json(&Out { messages });
-    }
-    let mut table = Table::new(&[
-        ("TOPIC", L),
-        ("QUEUE", R),
-        ("OFFSET", R),
-        ("MESSAGE_ID", L),
-        ("OFFSET_MSG_ID", L),
-        ("TAG", L),
-        ("KEYS", L),
-        ("STORE_TIME", L),
-        ("BODY_SIZE", R),
-        ("BODY", L),
-    ]);
-    for m in &messages {
-        table.row(vec![
-            m.topic.clone(),
-            m.queue_id.to_string(),
-            m.queue_offset.to_string(),
-            m.message_id.clone(),
-            m.offset_msg_id.clone(),
-            m.tag.clone().unwrap_or_else(|| "-".to_owned()),
-            if m.keys.is_empty() { "-".to_owned() } else { m.keys.join(",") },
-            format_time(m.store_timestamp),
-            m.body_size.to_string(),
-            preview(m),
-        ]);
-    }
-    Ok(table.render_or("no messages found"))
 }
 
 /// The start of a body, on one line.

@@ -1,5 +1,6 @@
 //! `--tls` and `--tls-ca` for the commands that connect to a server (`admin`, `bench produce`,
-//! `bench consume`), and the connection they make (`orbitmq_core::tls` does the TLS).
+//! `bench consume`), and the connection bench makes (`orbitmq_core::tls` does the TLS; admin
+//! connects through the client SDK).
 
 use std::path::PathBuf;
 
@@ -69,27 +70,6 @@ impl TlsArgs {
         } else {
             "the connection was closed: if the server runs with --tls required, connect with --tls"
         }
-    }
-}
-
-/// A call that failed in the transport (the connection broke or was closed), not with a status
-/// from the server: the place for [`TlsArgs::hint`].
-#[derive(Debug)]
-pub struct TransportFailure(pub String);
-
-impl std::fmt::Display for TransportFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TransportFailure {}
-
-impl TransportFailure {
-    /// Whether `status` was made on this side from a transport error (it carries the error as
-    /// its source), rather than sent by the server.
-    pub fn is(status: &tonic::Status) -> bool {
-        std::error::Error::source(status).is_some()
     }
 }
 

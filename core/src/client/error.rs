@@ -297,7 +297,15 @@ impl From<tonic::Status> for Error {
         } else {
             s.message().to_owned()
         };
-        Error::new(ErrorKind::of_grpc(s.code()), message)
+        // tonic makes an UNKNOWN status carrying the error as its source when the connection
+        // breaks mid-call (a TLS server closing a plaintext one, say): the transport failed,
+        // the server answered nothing.
+        let kind = if s.code() == tonic::Code::Unknown && std::error::Error::source(&s).is_some() {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::of_grpc(s.code())
+        };
+        Error::new(kind, message)
     }
 }
 
@@ -346,6 +354,17 @@ mod tests {
         assert_eq!(kind(Code::InternalServerError), ErrorKind::Internal);
         assert!(kind(Code::TooManyRequests).is_retryable());
         assert!(!kind(Code::IllegalTopic).is_retryable());
+    }
+
+    #[test]
+    fn a_broken_connection_is_unavailable_and_a_server_status_keeps_its_kind() {
+        let broken = tonic::Status::from_error(Box::new(std::io::Error::other("closed")));
+        assert_eq!(broken.code(), tonic::Code::Unknown);
+        assert_eq!(Error::from(broken).kind(), ErrorKind::Unavailable);
+        assert_eq!(Error::from(tonic::Status::unknown("odd")).kind(), ErrorKind::Internal);
+        assert_eq!(Error::from(tonic::Status::not_found("t")).kind(), ErrorKind::NotFound);
+        let exists = tonic::Status::already_exists("t");
+        assert_eq!(Error::from(exists).kind(), ErrorKind::BadRequest);
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod config;
 mod error;
 mod model;
@@ -43,6 +44,10 @@ mod session;
 mod simple_consumer;
 
 pub use crate::tls::ClientTls;
+pub use admin::{
+    Admin, ConsumerProgress, GroupConfig, GroupCreated, GroupOptions, QueueOffsetReset,
+    QueueProgress, QueueRoute, QueueStatus, StoredMessage, TopicConfig, TopicRoute, TopicStatus,
+};
 pub use config::{ClientConfig, Credentials, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{

@@ -25,7 +25,6 @@ pub(crate) const ISOLATION: Duration = Duration::from_secs(30);
 /// The generated client over one endpoint's channel.
 pub(crate) type Stub = MessagingServiceClient<Channel>;
 /// The generated admin client over one endpoint's channel.
-#[allow(dead_code)] // The admin client (next) uses it.
 pub(crate) type AdminStub = AdminClient<Channel>;
 
 /// The SDK's version, sent as `x-mq-client-version`.
@@ -171,7 +170,6 @@ impl Rpc {
     }
 
     /// [`Rpc::call`] on the `orbitmq.v1` admin service.
-    #[allow(dead_code)] // The admin client (next) calls it.
     pub(crate) async fn call_admin<Req, Resp, F, Fut>(
         &self,
         operation: &'static str,

@@ -2,6 +2,7 @@
 //! 127.0.0.1: what an application using it relies on.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod admin;
 mod producer;
 mod pull;
 mod push;
