@@ -157,7 +157,7 @@ run_examples() {
   local bad=() name start rc
   for name in python/quickstart.py node/quickstart.mjs java/Quickstart.java rust/quickstart \
     python/fifo.py python/delay_and_recall.py python/transaction.py java/Transaction.java \
-    rust/push_consumer rust/delay_and_recall rust/transaction; do
+    rust/push_consumer rust/delay_and_recall rust/transaction rust/fifo rust/pull_consumer; do
     printf -- '--- example: %s\n' "$name"
     start=$(now)
     case $name in
