@@ -255,7 +255,7 @@ impl PullConsumer {
     /// every other call starts the consumer first when needed.
     pub async fn start(&self) -> Result<()> {
         let inner = &self.inner;
-        inner.session.start().await?;
+        inner.session.start().await.map_err(pull_error)?;
         inner
             .started
             .get_or_try_init(|| async {
@@ -543,6 +543,14 @@ fn not_read(queue: &MessageQueue) -> Error {
     ))
 }
 
+/// Whether `e` is Apache RocketMQ's proxy refusing a pull consumer's settings on the Telemetry
+/// stream: it knows no client type `PULL_CONSUMER` and answers gRPC `INTERNAL` with
+/// "process client telemetryCommand failed. Client type is not consumer, type: PULL_CONSUMER"
+/// (5.3.3), before any pull RPC is tried.
+fn refuses_pull_clients(e: &Error) -> bool {
+    e.kind() == ErrorKind::Internal && e.message().contains("type: PULL_CONSUMER")
+}
+
 /// The plain queue of a route's `q` in `topic`.
 fn plain_queue(topic: &str, q: &v2::MessageQueue) -> MessageQueue {
     MessageQueue {
@@ -554,7 +562,7 @@ fn plain_queue(topic: &str, q: &v2::MessageQueue) -> MessageQueue {
 
 /// An answer saying the server has no pull RPCs, said so; other errors as they are.
 fn pull_error(e: Error) -> Error {
-    if e.kind() != ErrorKind::Unsupported {
+    if e.kind() != ErrorKind::Unsupported && !refuses_pull_clients(&e) {
         return e;
     }
     let mut out = Error::new(
@@ -1022,6 +1030,18 @@ mod tests {
         let st = v2::Status { code: v2::Code::Unsupported as i32, message: "no".into() };
         let e = pull_error(Error::from_status(&st).unwrap());
         assert!(e.message().contains("does not support pull consumers"), "{e}");
+        let apache = pull_error(
+            Error::from(tonic::Status::internal(
+                "process client telemetryCommand failed. Client type is not consumer, type: \
+                 PULL_CONSUMER",
+            ))
+            .with_operation("telemetry"),
+        );
+        assert_eq!(apache.kind(), ErrorKind::Unsupported);
+        assert!(apache.message().contains("does not support pull consumers"), "{apache}");
+        assert!(apache.message().contains("type: PULL_CONSUMER"), "{apache}");
+        let internal = pull_error(Error::new(ErrorKind::Internal, "disk full"));
+        assert_eq!(internal.kind(), ErrorKind::Internal);
         let other = pull_error(Error::bad_request("x"));
         assert_eq!(other.message(), "x");
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod admin;
+mod apache;
 mod producer;
 mod pull;
 mod push;
