@@ -1,6 +1,9 @@
 //! Delay messages: one delivered 3 s after it was sent, one recalled before it was due.
 //!
 //! `ORBITMQ_ENDPOINT=127.0.0.1:8081 cargo run -p orbitmq-examples --example delay_and_recall`
+//!
+//! Against Apache RocketMQ 5.3: the topic must be a DELAY topic, and recalls are refused unless
+//! the broker runs with `recallMessageEnable=true` (`mqadmin updateBrokerConfig`).
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -22,7 +25,22 @@ async fn main() -> anyhow::Result<()> {
     let recalled = producer.send(recalled.build()).await?;
     let handle =
         recalled.recall_handle.clone().ok_or_else(|| anyhow::anyhow!("no recall handle"))?;
-    println!("recalled {}", producer.recall(topic, &handle).await?);
+    match producer.recall(topic, &handle).await {
+        Ok(id) => println!("recalled {id}"),
+        Err(e) => {
+            // Apache RocketMQ (5.3.x) has recalls off unless its broker runs with
+            // recallMessageEnable=true, and then answers INTERNAL_SERVER_ERROR "recall failed,
+            // operation is forbidden".
+            println!("the server refused the recall: {e}");
+            if e.message().contains("forbidden") {
+                println!(
+                    "(Apache RocketMQ refuses recalls unless its broker has recallMessageEnable=true)"
+                );
+            }
+            producer.shutdown().await;
+            return Err(e.into());
+        }
+    }
 
     let consumer = SimpleConsumer::builder(config, "delay-example-group")
         .subscribe(topic, FilterExpression::all())
