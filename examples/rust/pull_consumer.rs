@@ -131,12 +131,11 @@ async fn expect_unsupported() -> anyhow::Result<()> {
         .offset_store(local_store(&run))
         .listener(Arc::new(Collect { run: run.clone(), bodies: Mutex::new(HashSet::new()) }))
         .build()?;
-    match broadcast.start().await {
-        Err(e) => errors.push(("broadcasting push consumer start", e)),
-        Ok(()) => {
-            broadcast.shutdown().await;
-            anyhow::bail!("a broadcasting push consumer started: the server serves pulls");
-        }
+    if let Err(e) = broadcast.start().await {
+        errors.push(("broadcasting push consumer start", e));
+    } else {
+        broadcast.shutdown().await;
+        anyhow::bail!("a broadcasting push consumer started: the server serves pulls");
     }
     broadcast.shutdown().await;
     let _ =

@@ -545,7 +545,7 @@ fn not_read(queue: &MessageQueue) -> Error {
 
 /// Whether `e` is Apache RocketMQ's proxy refusing a pull consumer's settings on the Telemetry
 /// stream: it knows no client type `PULL_CONSUMER` and answers gRPC `INTERNAL` with
-/// "process client telemetryCommand failed. Client type is not consumer, type: PULL_CONSUMER"
+/// `process client telemetryCommand failed. Client type is not consumer, type: PULL_CONSUMER`
 /// (5.3.3), before any pull RPC is tried.
 fn refuses_pull_clients(e: &Error) -> bool {
     e.kind() == ErrorKind::Internal && e.message().contains("type: PULL_CONSUMER")
