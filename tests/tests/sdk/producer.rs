@@ -238,3 +238,53 @@ async fn failures_say_what_went_wrong() {
     assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
     tb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_endpoint_in_the_list_is_skipped_and_avoided() {
+    let tb = TestBroker::start().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    // The dead endpoint first: routes and settings come from the live one.
+    let endpoints = format!("{dead};{}", tb.addr);
+    let p = Producer::builder(ClientConfig::new(endpoints)).topics(["fo"]).build().unwrap();
+    p.start().await.unwrap();
+    let r = p.send(Message::new("fo", "x")).await.unwrap();
+    assert_eq!(r.endpoint, tb.addr.to_string());
+    // The consumer side too.
+    let c = orbitmq_core::client::SimpleConsumer::builder(
+        ClientConfig::new(format!("{dead};{}", tb.addr)),
+        "fo-g",
+    )
+    .subscribe("fo", orbitmq_core::client::FilterExpression::all())
+    .await_duration(Duration::from_secs(5))
+    .build()
+    .unwrap();
+    let got = c.receive(8, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    c.ack(&got[0]).await.unwrap();
+    c.shutdown().await;
+    p.shutdown().await;
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_gets_no_answer_times_out_with_the_configured_timeout() {
+    // A listener that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let config = ClientConfig::new(addr.to_string()).request_timeout(Duration::from_millis(300));
+    let p = Producer::builder(config).build().unwrap();
+    let start = std::time::Instant::now();
+    let e = p.send(Message::new("t", "x")).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    keep.abort();
+}
