@@ -51,6 +51,8 @@ stamp_ok() { [ -f "$2" ] && [ "$(cat "$2")" = "$(sha256sum "$1" | cut -d' ' -f1)
 stamp_set() { sha256sum "$1" | cut -d' ' -f1 >"$2"; }
 
 install_python() {
+  # The Rust SDK example interop_push, which the Python suite runs beside the official client.
+  cargo build -q -p orbitmq-examples --examples --profile ci || return 1
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
   stamp_ok "$COMPAT/python/requirements.txt" "$VENV/.orbitmq-requirements" && return 0
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$COMPAT/python/requirements.txt" || return 1
