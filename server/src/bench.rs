@@ -378,6 +378,14 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new(3).map_err(|e| anyhow!("creating a latency histogram: {e:?}"))
 }
 
+/// Records `us` in `h`, growing it as needed. (`saturating_record` would clamp to the
+/// histogram's current top instead of growing it.)
+fn record(h: &mut Histogram<u64>, us: u64) {
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
+}
+
 /// The value at quantile `q` (0 when empty).
 fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
     if h.is_empty() { 0 } else { h.value_at_quantile(q) }
@@ -686,7 +694,7 @@ async fn e2e_receiver(consumer: SimpleConsumer, state: Arc<E2eState>) -> anyhow:
             let sent = m.properties.get(SENT_US).and_then(|s| s.parse::<u64>().ok());
             match sent {
                 Some(sent) if m.properties.get(RUN) == Some(&state.run) => {
-                    local.saturating_record(now.saturating_sub(sent));
+                    record(&mut local, now.saturating_sub(sent));
                     mine += 1;
                 }
                 _ => old += 1,
@@ -738,7 +746,7 @@ async fn e2e_sender(
                 let begun = Instant::now();
                 let sent = sender.send(message).await;
                 let us = begun.elapsed().as_micros() as u64;
-                times.lock().unwrap_or_else(PoisonError::into_inner).saturating_record(us);
+                record(&mut times.lock().unwrap_or_else(PoisonError::into_inner), us);
                 drop(permit);
                 sent.map(|_| ())
             });
@@ -927,7 +935,7 @@ where
                 let n = batch.min(count - first);
                 let t = Instant::now();
                 let Some(handled) = op(first, n).await? else { break };
-                latencies.saturating_record(t.elapsed().as_micros() as u64);
+                record(&mut latencies, t.elapsed().as_micros() as u64);
                 done.fetch_add(handled, Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
@@ -970,4 +978,25 @@ where
         secs: start.elapsed().as_secs_f64(),
         latencies_us,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn histograms_grow_to_hold_any_latency() {
+        let mut h = histogram().unwrap();
+        for us in 1..=1000 {
+            record(&mut h, us);
+        }
+        record(&mut h, 5_000_000);
+        assert_eq!(h.len(), 1001);
+        assert_eq!(quantile(&h, 0.50), 501);
+        assert_eq!(quantile(&h, 0.99), 991);
+        // 3 significant digits: 5 s within 0.1 %.
+        assert!((4_995_000..=5_005_000).contains(&h.max()), "{}", h.max());
+        assert_eq!(quantile(&histogram().unwrap(), 0.99), 0);
+    }
 }

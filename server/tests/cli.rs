@@ -233,7 +233,9 @@ fn sdk_bench(addr: &str, args: &[&str], count: u64) -> serde_json::Value {
     let v = result_json(&out);
     assert_eq!(v["msgs"].as_u64(), Some(count), "{v}");
     assert!(v["msgs_per_sec"].as_f64().unwrap() > 0.0, "{v}");
-    assert!(v["p50_us"].as_u64().unwrap() <= v["p99_us"].as_u64().unwrap(), "{v}");
+    // A request over loopback takes well over 10 µs.
+    let (p50, p99) = (v["p50_us"].as_u64().unwrap(), v["p99_us"].as_u64().unwrap());
+    assert!(10 < p50 && p50 <= p99, "{v}");
     v
 }
 
