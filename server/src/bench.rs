@@ -253,7 +253,7 @@ pub struct E2eArgs {
     /// Consumer group.
     #[arg(long, default_value = "bench-e2e")]
     group: String,
-    /// Messages to send, msgs/s.
+    /// Messages sent per second (one per request), spread evenly over each second.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
     /// Messages in all.
