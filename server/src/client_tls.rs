@@ -1,13 +1,9 @@
 //! `--tls` and `--tls-ca` for the commands that connect to a server (`admin`, `bench produce`,
-//! `bench consume`), and the connection bench makes (`orbitmq_core::tls` does the TLS; admin
-//! connects through the client SDK).
+//! `bench consume`, `bench e2e`); both connect through the client SDK, which does the TLS.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use orbitmq_core::tls::{self, ClientTls};
-use tonic::transport::{Channel, Endpoint};
 
 /// How to reach the server: plaintext (the default) or TLS.
 #[derive(Debug, Clone, Args)]
@@ -24,43 +20,6 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// Connects to `endpoints` (`HOST:PORT`, or a URL: `https://` implies TLS), after
-    /// `configure` set the endpoint's options.
-    pub async fn connect(
-        &self,
-        endpoints: &str,
-        configure: impl FnOnce(Endpoint) -> Endpoint,
-    ) -> anyhow::Result<Channel> {
-        let https = endpoints.starts_with("https://");
-        let client = ClientTls::from_flags(self.tls || https, self.tls_ca.clone());
-        let url = if endpoints.contains("://") {
-            endpoints.to_owned()
-        } else {
-            format!("{}://{endpoints}", client.scheme())
-        };
-        let endpoint = configure(
-            Endpoint::from_shared(url)
-                .map_err(|e| anyhow::anyhow!("invalid --endpoints {endpoints:?}: {e}"))?,
-        );
-        let config = client.client_config().context("setting up TLS")?;
-        let connected = match config {
-            None => endpoint.connect().await,
-            Some(config) => tls::connect(&endpoint, config).await,
-        };
-        connected.map_err(|e| {
-            let why = chain(&e);
-            let msg = format!(
-                "cannot connect to orbitmq at {endpoints}{}: {why}",
-                if matches!(client, ClientTls::Off) { "" } else { " over TLS" },
-            );
-            if why.contains("TLS handshake") {
-                anyhow::anyhow!("{msg} ({})", self.hint())
-            } else {
-                anyhow::anyhow!(msg)
-            }
-        })
-    }
-
     /// A hint for a failure that may come from speaking the other protocol than the server: a
     /// plaintext client at a `--tls required` server sees its connection closed, a TLS client
     /// at a `--tls off` server a failed handshake.

@@ -226,6 +226,49 @@ fn bench_delay_messages_report_their_lateness() {
     assert!(v["receive_lateness_p99_ms"].as_i64().unwrap() >= p50, "{v}");
 }
 
+/// The result line of `orbitmq bench args…` against `addr`, checked for the figures every
+/// SDK bench reports: `msgs` equals `count`, a rate above zero, p50 <= p99.
+fn sdk_bench(addr: &str, args: &[&str], count: u64) -> serde_json::Value {
+    let out = orbitmq().arg("bench").args(args).args(["--endpoints", addr]).output().unwrap();
+    let v = result_json(&out);
+    assert_eq!(v["msgs"].as_u64(), Some(count), "{v}");
+    assert!(v["msgs_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    // A request over loopback takes well over 10 µs.
+    let (p50, p99) = (v["p50_us"].as_u64().unwrap(), v["p99_us"].as_u64().unwrap());
+    assert!(10 < p50 && p50 <= p99, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_benches_produce_consume_and_e2e_against_a_standalone_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = run_server(dir.path());
+    let addr = server.addr.to_string();
+    let v =
+        sdk_bench(&addr, &["produce", "--topic", "sb", "--count", "2000", "--batch", "32"], 2000);
+    assert_eq!((v["bench"].as_str(), v["batch"].as_u64()), (Some("produce"), Some(32)));
+    assert!(v["mib_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    let v =
+        sdk_bench(&addr, &["consume", "--topic", "sb", "--group", "sb-c", "--count", "2000"], 2000);
+    assert_eq!(v["bench"], "consume");
+    // Every receive returned something: 2000 messages in at least 2000 / 32 receives.
+    assert!(v["receives"].as_u64().unwrap() >= 63, "{v}");
+    let v = sdk_bench(&addr, &["e2e", "--topic", "se", "--count", "500", "--rate", "2000"], 500);
+    assert_eq!((v["bench"].as_str(), v["stale_msgs"].as_u64()), (Some("e2e"), Some(0)));
+    let (p99, p999, max) = (
+        v["p99_us"].as_u64().unwrap(),
+        v["p999_us"].as_u64().unwrap(),
+        v["max_us"].as_u64().unwrap(),
+    );
+    assert!(p99 <= p999 && p999 <= max && max > 0, "{v}");
+    // A second run on the same topic with a new group wades through the first run's messages:
+    // they are counted as stale, not as this run's.
+    let v = sdk_bench(&addr, &["e2e", "--topic", "se", "--group", "se-2", "--count", "100"], 100);
+    let stale = v["stale_msgs"].as_u64().unwrap();
+    assert!((1..=500).contains(&stale), "{v}");
+    assert!(server.stop().success());
+}
+
 /// Runs `orbitmq args…` and checks it failed as a usage error (clap's exit code 2), not a
 /// panic (101), naming `flag`; returns stderr.
 fn usage_error(args: &[&str], flag: &str) -> String {

@@ -2,6 +2,7 @@
 //! queue" of a broker), `AckMessage`, `ChangeInvisibleDuration` and
 //! `ForwardMessageToDeadLetterQueue`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::client::error::{Error, ErrorKind, Result};
@@ -123,6 +124,49 @@ pub(crate) async fn ack(s: &Session, message: &MessageView) -> Result<()> {
         Some(e) => Err(e.with_operation("ack").with_endpoint(message.endpoint.as_str())),
         None => Ok(()),
     }
+}
+
+/// Acknowledges `messages`: one AckMessage per endpoint and topic they came from, with an
+/// entry each. Stops at the first request that fails, or the first entry the server refused.
+pub(crate) async fn ack_batch(s: &Session, messages: &[MessageView]) -> Result<()> {
+    if messages.iter().any(|m| m.receipt_handle.is_empty()) {
+        return Err(Error::bad_request("a message has no receipt handle (was it received here?)")
+            .with_operation("ack"));
+    }
+    let mut requests: BTreeMap<(&str, &str), Vec<v2::AckMessageEntry>> = BTreeMap::new();
+    for m in messages {
+        requests.entry((m.endpoint.as_str(), m.topic.as_str())).or_default().push(
+            v2::AckMessageEntry {
+                message_id: m.message_id.clone(),
+                receipt_handle: m.receipt_handle.clone(),
+                lite_topic: None,
+            },
+        );
+    }
+    for ((endpoint, topic), entries) in requests {
+        let req = v2::AckMessageRequest {
+            group: s.group_resource(),
+            topic: Some(s.resource(topic)),
+            entries,
+        };
+        let resp =
+            s.rpc
+                .call("ack", endpoint, Duration::ZERO, req, |mut c, r| async move {
+                    c.ack_message(r).await
+                })
+                .await?;
+        let refused =
+            resp.entries.iter().find_map(|e| e.status.as_ref().and_then(Error::from_status));
+        let failed = if resp.entries.is_empty() {
+            resp.status.as_ref().and_then(Error::from_status)
+        } else {
+            refused
+        };
+        if let Some(e) = failed {
+            return Err(e.with_operation("ack").with_endpoint(endpoint));
+        }
+    }
+    Ok(())
 }
 
 /// Makes `message` invisible for `duration` from now; returns its new receipt handle.

@@ -170,3 +170,37 @@ async fn receive_checks_its_arguments_before_calling() {
     assert_eq!(e.kind(), ErrorKind::Closed);
     tb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ack_batch_acks_a_whole_receive_in_one_call() {
+    let tb = TestBroker::start().await;
+    let p = producer(&tb, &["ab"]).await;
+    let sent: Vec<Message> = (0..40).map(|i| Message::new("ab", format!("{i}"))).collect();
+    p.send_batch(sent).await.unwrap();
+    let c = consumer(&tb, "ab-g", "ab").await;
+    let mut got = Vec::new();
+    while got.len() < 40 {
+        got.extend(c.receive(32, Duration::from_secs(60)).await.unwrap());
+    }
+    assert_eq!(got.len(), 40);
+    let admin = orbitmq_core::client::Admin::new(config(&tb)).unwrap();
+    assert_eq!(admin.consumer_progress("ab-g", Some("ab")).await.unwrap().inflight, 40);
+    // Nothing to ack is no request and no error.
+    c.ack_batch(&[]).await.unwrap();
+    c.ack_batch(&got).await.unwrap();
+    // All acknowledged: none in flight, none left to receive.
+    let progress = admin.consumer_progress("ab-g", Some("ab")).await.unwrap();
+    assert_eq!((progress.inflight, progress.total_lag), (0, 0), "{progress:?}");
+    // A handle the broker never gave fails the call, naming the operation; one without a
+    // handle fails before any call.
+    let mut forged = got[0].clone();
+    forged.receipt_handle = "not-a-handle".to_owned();
+    let e = c.ack_batch(&[forged.clone()]).await.unwrap_err();
+    assert_eq!(e.operation(), Some("ack"));
+    forged.receipt_handle.clear();
+    let e = c.ack_batch(&[forged]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadRequest);
+    p.shutdown().await;
+    c.shutdown().await;
+    tb.stop().await;
+}
