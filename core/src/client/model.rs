@@ -92,23 +92,23 @@ impl Message {
         }
     }
 
-    /// The wire message, with `message_id` and the resource namespace.
+    /// The wire message for queue `queue_id`, its topic in `namespace`.
     pub(crate) fn to_wire(
         &self,
         namespace: &str,
-        message_id: String,
-        message_type: MessageType,
-        born_host: &str,
+        w: &WireMessage<'_>,
+        queue_id: i32,
     ) -> v2::Message {
         let sys = v2::SystemProperties {
             tag: self.tag.clone(),
             keys: self.keys.clone(),
-            message_id,
+            message_id: w.id.clone(),
             body_digest: None,
             body_encoding: v2::Encoding::Identity as i32,
-            message_type: message_type.to_wire() as i32,
-            born_timestamp: Some(timestamp(now_ms())),
-            born_host: born_host.to_owned(),
+            message_type: w.kind.to_wire() as i32,
+            born_timestamp: Some(timestamp(w.born)),
+            born_host: w.born_host.to_owned(),
+            queue_id,
             delivery_timestamp: self.delivery_timestamp.map(timestamp),
             message_group: self.message_group.clone(),
             ..Default::default()
@@ -120,6 +120,16 @@ impl Message {
             body: self.body.clone(),
         }
     }
+}
+
+/// What the producer adds to a message on the wire.
+pub(crate) struct WireMessage<'a> {
+    /// The message id (fixed across retries).
+    pub(crate) id: String,
+    pub(crate) kind: MessageType,
+    pub(crate) born_host: &'a str,
+    /// Born timestamp, ms.
+    pub(crate) born: i64,
 }
 
 /// Builds a [`Message`].

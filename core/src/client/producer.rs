@@ -17,9 +17,10 @@ use tokio::sync::mpsc;
 
 use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
-use crate::client::model::{Message, MessageType, MessageView, SendReceipt};
+use crate::client::model::{Message, MessageType, MessageView, SendReceipt, WireMessage};
 use crate::client::rpc::header_list;
 use crate::client::session::{CommandHandler, Session, endpoint_of};
+use crate::protocol::time::now_ms;
 use crate::protocol::v2::{self, telemetry_command::Command};
 use crate::protocol::{HEADER_OFFSET_MSG_IDS, HEADER_QUEUE_IDS};
 
@@ -226,8 +227,15 @@ impl Producer {
         }
         s.start().await.map_err(|e| e.with_operation("send"))?;
         let max_body = s.settings().max_body_size;
-        for m in &messages {
-            m.validate(max_body).map_err(|e| e.with_operation("send"))?;
+        if let Some(m) = messages.iter().find(|m| m.body.len() > max_body) {
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "message body of {} bytes exceeds the server's limit of {max_body} bytes",
+                    m.body.len()
+                ),
+            )
+            .with_operation("send"));
         }
         let topic = messages[0].topic.clone();
         let route = s.route(&topic).await.map_err(|e| e.with_operation("send"))?;
@@ -240,10 +248,9 @@ impl Producer {
             .with_operation("send"));
         }
         let born_host = local_host();
-        let wire: Vec<v2::Message> = messages
-            .iter()
-            .map(|m| m.to_wire(s.rpc.namespace(), message_id(), kind, &born_host))
-            .collect();
+        let born = now_ms();
+        // Fixed before the first attempt: a retry is the same message, not a new one.
+        let ids: Vec<String> = messages.iter().map(|_| message_id()).collect();
         // A FIFO group always goes to the same queue; anything else round robin.
         let first = match &messages[0].message_group {
             Some(group) => (crc32fast::hash(group.as_bytes()) as usize) % queues.len(),
@@ -270,12 +277,15 @@ impl Producer {
             let endpoint = endpoint_of(queue).ok_or_else(|| {
                 Error::new(ErrorKind::Internal, "a route names a broker without an address")
             })?;
-            let mut batch = wire.clone();
-            for m in &mut batch {
-                if let Some(sys) = m.system_properties.as_mut() {
-                    sys.queue_id = queue.id;
-                }
-            }
+            // Built per attempt from the messages (one copy each), not cloned from a prototype.
+            let batch: Vec<v2::Message> = messages
+                .iter()
+                .zip(&ids)
+                .map(|(m, id)| {
+                    let wire = WireMessage { id: id.clone(), kind, born_host: &born_host, born };
+                    m.to_wire(s.rpc.namespace(), &wire, queue.id)
+                })
+                .collect();
             match self.send_once(&endpoint, batch, &topic).await {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_retryable() && attempt < attempts => {

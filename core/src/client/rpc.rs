@@ -1,5 +1,5 @@
 //! Calls to servers: one gRPC channel per endpoint (plaintext or TLS, connected on first use),
-//! the metadata every request carries (client id, language, namespace, date-time and, with
+//! the metadata every request carries (client id, language, namespace and, with
 //! credentials, the `MQv2-HMAC-SHA1` signature), a timeout on every call, and the in-body status
 //! of every answer turned into an [`Error`]. An endpoint whose connection fails is isolated for a
 //! while, so the callers that can choose another endpoint do.
@@ -37,7 +37,13 @@ pub(crate) struct Rpc {
     tls: Option<Arc<rustls::ClientConfig>>,
     channels: Mutex<HashMap<String, Channel>>,
     isolated: Mutex<HashMap<String, Instant>>,
-    requests: AtomicU64,
+    headers: Headers,
+}
+
+/// Header values made once, cloned (a reference count) into every request.
+struct Headers {
+    client_id: Option<AsciiMetadataValue>,
+    namespace: Option<AsciiMetadataValue>,
 }
 
 impl Rpc {
@@ -45,13 +51,20 @@ impl Rpc {
     pub(crate) fn new(config: ClientConfig) -> Result<Rpc> {
         config.validate()?;
         let tls = config.tls.client_config()?;
+        let client_id = client_id();
+        let headers = Headers {
+            client_id: AsciiMetadataValue::try_from(client_id.as_str()).ok(),
+            namespace: Some(config.namespace.as_str())
+                .filter(|n| !n.is_empty())
+                .and_then(|n| AsciiMetadataValue::try_from(n).ok()),
+        };
         Ok(Rpc {
             config,
-            client_id: client_id(),
+            client_id,
             tls,
             channels: Mutex::new(HashMap::new()),
             isolated: Mutex::new(HashMap::new()),
-            requests: AtomicU64::new(0),
+            headers,
         })
     }
 
@@ -103,33 +116,29 @@ impl Rpc {
 
     /// Adds the metadata the official clients send to `meta`.
     pub(crate) fn sign(&self, meta: &mut MetadataMap) {
-        let ascii = |s: &str| AsciiMetadataValue::try_from(s).ok();
-        if let Some(v) = ascii(&self.client_id) {
-            meta.insert("x-mq-client-id", v);
+        if let Some(v) = &self.headers.client_id {
+            meta.insert("x-mq-client-id", v.clone());
         }
         meta.insert("x-mq-language", AsciiMetadataValue::from_static("RUST"));
         meta.insert("x-mq-protocol", AsciiMetadataValue::from_static("v2"));
         meta.insert("x-mq-client-version", AsciiMetadataValue::from_static(VERSION));
-        let id = self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(v) = ascii(&format!("{}-{id}", self.client_id)) {
-            meta.insert("x-mq-request-id", v);
+        if let Some(v) = &self.headers.namespace {
+            meta.insert("x-mq-namespace", v.clone());
         }
-        if !self.config.namespace.is_empty()
-            && let Some(v) = ascii(&self.config.namespace)
-        {
-            meta.insert("x-mq-namespace", v);
-        }
-        let date = date_time(std::time::SystemTime::now());
+        // The date-time is what the signature covers; without credentials nothing reads it,
+        // and a header that changes every second costs both sides on every request.
         if let Some(c) = &self.config.credentials {
+            let date = date_time(std::time::SystemTime::now());
+            let ascii = |s: &str| AsciiMetadataValue::try_from(s).ok();
             if let Some(v) = ascii(&authorization(&c.access_key, &c.secret_key, &date)) {
                 meta.insert("authorization", v);
             }
             if let Some(v) = c.security_token.as_deref().and_then(ascii) {
                 meta.insert("x-mq-session-token", v);
             }
-        }
-        if let Some(v) = ascii(&date) {
-            meta.insert("x-mq-date-time", v);
+            if let Some(v) = ascii(&date) {
+                meta.insert("x-mq-date-time", v);
+            }
         }
     }
 
