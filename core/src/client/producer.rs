@@ -222,8 +222,9 @@ impl Producer {
     ) -> Result<Vec<SendReceipt>> {
         let s = &self.inner.session;
         // Before any network call, and again with the server's own body limit once known.
+        let limit = s.settings().max_body_size;
         for m in &messages {
-            m.validate(s.settings().max_body_size).map_err(|e| e.with_operation("send"))?;
+            m.validate(limit).map_err(|e| e.with_operation("send"))?;
         }
         s.start().await.map_err(|e| e.with_operation("send"))?;
         let max_body = s.settings().max_body_size;
