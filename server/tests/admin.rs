@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-use orbitmq_core::protocol::v2::{self, Code};
+use orbitmq_core::client::{
+    ClientConfig, FilterExpression, Message, MessageView, Producer, SimpleConsumer,
+};
 use orbitmq_tests::process::ServerProcess;
-use orbitmq_tests::{Client, code, message};
 use serde_json::{Value, json};
 
 fn orbitmq() -> Command {
@@ -269,27 +270,22 @@ const GROUP: &str = "admin-billing";
 const SENT: usize = 12;
 const TOTAL: u64 = SENT as u64 + 1;
 
-fn id(i: usize) -> String {
-    format!("01TESTADMIN{i:06}")
-}
-
 fn tag(i: usize) -> &'static str {
     if i.is_multiple_of(2) { "TagA" } else { "TagB" }
 }
 
 /// Message `i`: tag `TagA`/`TagB`, keys `order-<i>` and `batch-1`.
-fn order(i: usize) -> v2::Message {
-    let mut m = message(TOPIC, &id(i), &format!("order {i} payload"));
-    let sys = m.system_properties.as_mut().unwrap();
-    sys.tag = Some(tag(i).to_owned());
-    sys.keys = vec![format!("order-{i}"), "batch-1".to_owned()];
-    m
+fn order(i: usize) -> Message {
+    Message::builder(TOPIC)
+        .body(format!("order {i} payload"))
+        .tag(tag(i))
+        .keys([format!("order-{i}"), "batch-1".to_owned()])
+        .build()
 }
 
 /// The queue id and offset a received message came from.
-fn position(m: &v2::Message) -> (u64, u64) {
-    let sys = m.system_properties.as_ref().unwrap();
-    (sys.queue_id as u64, sys.queue_offset.unwrap() as u64)
+fn position(m: &MessageView) -> (u64, u64) {
+    (m.queue_id as u64, m.queue_offset as u64)
 }
 
 /// Queue id -> (broker offset, consumer offset, lag) of `consumer progress --topic TOPIC`.
@@ -309,34 +305,49 @@ fn progress(server: &Server) -> (u64, BTreeMap<u64, (u64, u64, u64)>) {
     (num(&p["total_lag"]), queues)
 }
 
-/// The RocketMQ v2 side: a producer/consumer client and a runtime to drive it.
+/// The RocketMQ v2 side, as an application sees it: an SDK producer and simple consumer, and
+/// a runtime to drive them.
 struct Grpc {
     rt: tokio::runtime::Runtime,
-    client: Client,
+    producer: Producer,
+    consumer: SimpleConsumer,
 }
 
 impl Grpc {
     fn connect(server: &Server) -> Grpc {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let client = rt.block_on(Client::connect(server.addr.parse().unwrap(), "admin-test"));
-        Grpc { rt, client }
+        let config = ClientConfig::new(server.addr.clone());
+        let producer = Producer::builder(config.clone())
+            .topics([TOPIC])
+            .runtime(rt.handle().clone())
+            .build()
+            .unwrap();
+        let consumer = SimpleConsumer::builder(config, GROUP)
+            .subscribe(TOPIC, FilterExpression::all())
+            .await_duration(Duration::from_secs(5))
+            .runtime(rt.handle().clone())
+            .build()
+            .unwrap();
+        rt.block_on(producer.start()).unwrap();
+        Grpc { rt, producer, consumer }
     }
 
-    fn send(&mut self, m: v2::Message) {
-        let resp = self.rt.block_on(self.client.send(m));
-        assert_eq!(code(resp.status.as_ref()), Code::Ok, "{resp:?}");
+    /// Sends `m`; its message id.
+    fn send(&mut self, m: Message) -> String {
+        self.rt.block_on(self.producer.send(m)).unwrap().message_id
     }
 
-    fn receive(&mut self) -> Vec<v2::Message> {
-        let (invisible, polling) = (Duration::from_secs(30), Duration::from_secs(5));
-        let (st, got) =
-            self.rt.block_on(self.client.receive(GROUP, TOPIC, "*", 32, Some(invisible), polling));
-        assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
-        got
+    fn receive(&mut self) -> Vec<MessageView> {
+        self.rt.block_on(self.consumer.receive(32, Duration::from_secs(30))).unwrap()
     }
 
-    fn ack(&mut self, m: &v2::Message) {
-        assert_eq!(self.rt.block_on(self.client.ack(GROUP, TOPIC, m)), Code::Ok);
+    fn ack(&mut self, m: &MessageView) {
+        self.rt.block_on(self.consumer.ack(m)).unwrap();
+    }
+
+    fn shutdown(self) {
+        self.rt.block_on(self.producer.shutdown());
+        self.rt.block_on(self.consumer.shutdown());
     }
 }
 
@@ -347,26 +358,24 @@ fn messages_progress_and_offset_reset() {
     server.json(&format!("group create --group {GROUP} --json"));
 
     // Twelve text messages and one binary one, through the real MessagingService.
+    // The SDK makes the message ids: `ids[i]` is message `i`'s.
     let mut grpc = Grpc::connect(&server);
-    for i in 0..SENT {
-        grpc.send(order(i));
-    }
-    let mut binary = message(TOPIC, "01TESTADMINBINARY", "x");
-    binary.body = vec![0xff, 0xfe, 0x00, 0x01].into();
-    binary.system_properties.as_mut().unwrap().keys = vec!["binary".to_owned()];
+    let ids: Vec<String> = (0..SENT).map(|i| grpc.send(order(i))).collect();
+    let binary =
+        Message::builder(TOPIC).body(vec![0xff, 0xfe, 0x00, 0x01]).keys(["binary"]).build();
     grpc.send(binary);
 
-    let by_index = query_by_key(&server);
-    query_by_id_and_offset(&server, &by_index);
+    let by_index = query_by_key(&server, &ids);
+    query_by_id_and_offset(&server, &ids, &by_index);
     let broker_offsets = status(&server);
     let held = consume_and_check_progress(&server, &mut grpc, &broker_offsets);
     reset_offsets(&server, &mut grpc, &broker_offsets, held);
-    drop(grpc);
+    grpc.shutdown();
     assert!(server.stop().success());
 }
 
 /// Checks `message by-key`; returns the records of the text messages by their number.
-fn query_by_key(server: &Server) -> BTreeMap<usize, Value> {
+fn query_by_key(server: &Server, ids: &[String]) -> BTreeMap<usize, Value> {
     // The index is built in the background: wait for it.
     let all = format!("message by-key --topic {TOPIC} --key batch-1 --max 100 --json");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -378,8 +387,8 @@ fn query_by_key(server: &Server) -> BTreeMap<usize, Value> {
     assert_eq!(len(&found["messages"]), SENT, "{found}");
     let mut by_index = BTreeMap::new();
     for m in found["messages"].as_array().unwrap() {
-        let number = m["message_id"].as_str().unwrap().trim_start_matches("01TESTADMIN");
-        let i: usize = number.parse().unwrap();
+        let id = m["message_id"].as_str().unwrap();
+        let i = ids.iter().position(|sent| sent == id).unwrap_or_else(|| panic!("{m}"));
         assert_eq!(m["topic"], TOPIC);
         assert_eq!(m["tag"], tag(i));
         assert_eq!(m["keys"], json!([format!("order-{i}"), "batch-1"]));
@@ -399,7 +408,7 @@ fn query_by_key(server: &Server) -> BTreeMap<usize, Value> {
     assert_eq!(len(&limited["messages"]), 5);
     let one = server.json(&format!("message by-key --topic {TOPIC} --key order-3 --json"));
     assert_eq!(len(&one["messages"]), 1);
-    assert_eq!(one["messages"][0]["message_id"], id(3));
+    assert_eq!(one["messages"][0]["message_id"], ids[3]);
     let future = server.json(&format!(
         "message by-key --topic {TOPIC} --key batch-1 --begin-ms 2100-01-01T00:00:00Z --json"
     ));
@@ -410,7 +419,7 @@ fn query_by_key(server: &Server) -> BTreeMap<usize, Value> {
     assert_eq!(past["messages"], json!([]));
     let table = server.text(&format!("message by-key --topic {TOPIC} --key order-1"));
     assert!(table.contains("OFFSET_MSG_ID") && table.contains("order 1 payload"), "{table}");
-    assert!(table.contains(&id(1)), "{table}");
+    assert!(table.contains(&ids[1]), "{table}");
 
     // A body that is not UTF-8 comes as base64.
     let bin = server.json(&format!("message by-key --topic {TOPIC} --key binary --json"));
@@ -421,16 +430,16 @@ fn query_by_key(server: &Server) -> BTreeMap<usize, Value> {
     by_index
 }
 
-fn query_by_id_and_offset(server: &Server, by_index: &BTreeMap<usize, Value>) {
+fn query_by_id_and_offset(server: &Server, ids: &[String], by_index: &BTreeMap<usize, Value>) {
     // by-id, with the client message id …
-    let found = server.json(&format!("message by-id --id {} --json", id(3)));
+    let found = server.json(&format!("message by-id --id {} --json", ids[3]));
     assert_eq!(len(&found["messages"]), 1);
     assert_eq!(found["messages"][0]["body"], "order 3 payload");
     // … and with the offset_msg_id.
     let five = &by_index[&5];
     let found = server
         .json(&format!("message by-id --id {} --json", five["offset_msg_id"].as_str().unwrap()));
-    assert_eq!(found["messages"][0]["message_id"], id(5));
+    assert_eq!(found["messages"][0]["message_id"], ids[5]);
     assert_eq!(found["messages"][0]["queue_offset"], five["queue_offset"]);
     assert_eq!(found["messages"][0]["commitlog_offset"], five["commitlog_offset"]);
     let err = server.fails("message by-id --id 01NOSUCHMESSAGE --json");
@@ -442,7 +451,7 @@ fn query_by_id_and_offset(server: &Server, by_index: &BTreeMap<usize, Value>) {
     let found = server.json(&format!(
         "message by-offset --topic {TOPIC} --queue {queue} --offset {offset} --json"
     ));
-    assert_eq!(found["messages"][0]["message_id"], id(7));
+    assert_eq!(found["messages"][0]["message_id"], ids[7]);
     assert_eq!(found["messages"][0]["body"], "order 7 payload");
     let err =
         server.fails(&format!("message by-offset --topic {TOPIC} --queue {queue} --offset 9999"));

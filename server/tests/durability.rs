@@ -1,4 +1,4 @@
-//! Process crash of the real binary: with sync flush, producers record every acknowledged
+//! Process crash of the real binary: with sync flush, SDK producers record every acknowledged
 //! message id; the broker gets SIGKILL mid-stream and restarts on the same data (unclean
 //! shutdown recovery, lock released by the kernel); a consumer finds every acknowledged id.
 //!
@@ -11,9 +11,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orbitmq_core::protocol::v2::Code;
+use orbitmq_core::client::{ClientConfig, FilterExpression, Message, Producer, SimpleConsumer};
 use orbitmq_tests::process::ServerProcess;
-use orbitmq_tests::{Client, code, message};
 
 fn start(dir: &Path) -> ServerProcess {
     ServerProcess::start_sync(Path::new(env!("CARGO_BIN_EXE_orbitmq")), dir)
@@ -23,26 +22,28 @@ fn start(dir: &Path) -> ServerProcess {
 async fn sigkill_mid_stream_then_restart_serves_every_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = start(dir.path());
-    let addr = broker.addr;
+    // Each send is bounded at 5 s: after the kill, a send fails rather than hangs.
+    let config = ClientConfig::new(broker.addr.to_string()).request_timeout(Duration::from_secs(5));
 
-    // Four producers send until the broker dies; each records what was acknowledged.
+    // Four producers send until the broker dies; each records the message id of every send
+    // it got a receipt for. The first failed send ends its loop (the broker is gone).
     let mut producers = Vec::new();
     for p in 0..4 {
+        let config = config.clone();
         producers.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr, &format!("producer-{p}")).await;
+            let producer = Producer::builder(config).topics(["durable"]).build().unwrap();
+            producer.start().await.unwrap();
             let mut acked = Vec::new();
             for i in 0.. {
-                let id = format!("01DUR{p}X{i:08}");
-                let r = c.raw.send_message(orbitmq_core::protocol::v2::SendMessageRequest {
-                    messages: vec![message("durable", &id, &format!("payload {id}"))],
-                });
-                match tokio::time::timeout(Duration::from_secs(5), r).await {
-                    Ok(Ok(resp)) if code(resp.get_ref().status.as_ref()) == Code::Ok => {
-                        acked.push(id);
-                    }
-                    _ => break, // the broker is gone
+                let key = format!("p{p}-{i}");
+                let m =
+                    Message::builder("durable").body(format!("payload {key}")).keys([key]).build();
+                match producer.send(m).await {
+                    Ok(receipt) => acked.push(receipt.message_id),
+                    Err(_) => break,
                 }
             }
+            producer.shutdown().await;
             acked
         }));
     }
@@ -55,18 +56,19 @@ async fn sigkill_mid_stream_then_restart_serves_every_acknowledged_message() {
     assert!(acked.len() > 50, "only {} sends were acknowledged before the kill", acked.len());
 
     let broker = start(dir.path());
-    let mut c = Client::connect(broker.addr, "consumer").await;
+    let c = SimpleConsumer::builder(ClientConfig::new(broker.addr.to_string()), "g")
+        .subscribe("durable", FilterExpression::all())
+        .await_duration(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let mut found = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !acked.is_subset(&found) && Instant::now() < deadline {
-        let (st, got) = c
-            .receive("g", "durable", "*", 32, Some(Duration::from_secs(60)), Duration::from_secs(5))
-            .await;
-        assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
-        for m in got {
-            found.insert(m.system_properties.unwrap().message_id);
+        for m in c.receive(32, Duration::from_secs(60)).await.unwrap() {
+            found.insert(m.message_id);
         }
     }
+    c.shutdown().await;
     let lost: Vec<&String> = acked.difference(&found).take(5).collect();
     assert!(
         lost.is_empty(),

@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orbitmq_core::protocol::v2::{self, Code};
+use orbitmq_core::client::{ClientConfig, FilterExpression, Message, Producer, SimpleConsumer};
 use orbitmq_tests::process::ServerProcess;
-use orbitmq_tests::{Client, code, message};
 
 const TOPICS: usize = 10_000;
 const NOFILE: u64 = 4096;
@@ -22,30 +21,35 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
+fn consumer(config: &ClientConfig, group: &str, topic: &str, wait: Duration) -> SimpleConsumer {
+    SimpleConsumer::builder(config.clone(), group)
+        .subscribe(topic, FilterExpression::all())
+        .await_duration(wait)
+        .build()
+        .unwrap()
+}
+
 /// Sends one message to `topic` and receives it: how long from the send's acknowledgement
 /// until the consumer got it.
-async fn send_then_receive(c: &mut Client, topic: &str) -> Duration {
-    let r = c.send(message(topic, &format!("01FRESH{topic}"), "fresh")).await;
-    assert_eq!(code(r.status.as_ref()), Code::Ok, "{:?}", r.status);
+async fn send_then_receive(config: &ClientConfig, topic: &str) -> Duration {
+    let p = Producer::builder(config.clone()).topics([topic]).build().unwrap();
+    p.start().await.unwrap();
+    let c = consumer(config, "fresh-group", topic, Duration::from_secs(2));
+    c.start().await.unwrap();
+    p.send(Message::builder(topic).body("fresh").build()).await.unwrap();
     let acked = Instant::now();
     let deadline = acked + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let (st, got) = c
-            .receive(
-                "fresh-group",
-                topic,
-                "*",
-                1,
-                Some(Duration::from_secs(30)),
-                Duration::from_secs(2),
-            )
-            .await;
-        assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
-        if !got.is_empty() {
-            return acked.elapsed();
+    let mut latency = None;
+    while latency.is_none() && Instant::now() < deadline {
+        if !c.receive(1, Duration::from_secs(30)).await.unwrap().is_empty() {
+            latency = Some(acked.elapsed());
         }
     }
-    panic!("a message to the fresh topic {topic} was not receivable within 10 s");
+    p.shutdown().await;
+    c.shutdown().await;
+    latency.unwrap_or_else(|| {
+        panic!("a message to the fresh topic {topic} was not receivable within 10 s")
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,21 +61,24 @@ async fn ten_thousand_topics_under_ulimit_4096() {
     let addr = server.addr;
     let pid = server.child.id();
 
-    // The burst: 16 connections, each sending one request of 8 messages per topic (the
-    // broker spreads a request's messages over the topic's 8 queues).
+    // The burst: 16 producers, each sending one batch of 8 messages per topic (the broker
+    // spreads a request's messages over the topic's 8 queues, whatever queue the SDK named).
+    let config = ClientConfig::new(addr.to_string());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..16 {
+        let config = config.clone();
         tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr, &format!("burst-{w}")).await;
+            let p = Producer::builder(config).build().unwrap();
+            p.start().await.unwrap();
             for t in (w..TOPICS).step_by(16) {
                 let topic = format!("many-{t}");
-                let messages =
-                    (0..8).map(|q| message(&topic, &format!("01M{t:06}Q{q}"), "x")).collect();
-                let r = c.raw.send_message(v2::SendMessageRequest { messages }).await.unwrap();
-                let st = r.into_inner().status;
-                assert_eq!(code(st.as_ref()), Code::Ok, "topic {topic}: {st:?}");
+                let batch = (0..8).map(|_| Message::new(topic.as_str(), "x")).collect();
+                let receipts = p.send_batch(batch).await;
+                let receipts = receipts.unwrap_or_else(|e| panic!("topic {topic}: {e}"));
+                assert_eq!(receipts.len(), 8, "topic {topic}");
             }
+            p.shutdown().await;
         }));
     }
     for t in tasks {
@@ -84,8 +91,7 @@ async fn ten_thousand_topics_under_ulimit_4096() {
         "{fds} open descriptors after {TOPICS} topics; the limit is {NOFILE}"
     );
 
-    let mut c = Client::connect(addr, "fresh").await;
-    let latency = send_then_receive(&mut c, "fresh-after-burst").await;
+    let latency = send_then_receive(&config, "fresh-after-burst").await;
     println!("burst of {TOPICS} topics took {burst:?}; {fds} fds open; fresh topic in {latency:?}");
     assert!(latency <= Duration::from_secs(1), "fresh topic receivable after {latency:?}");
 
@@ -100,20 +106,18 @@ async fn ten_thousand_topics_under_ulimit_4096() {
     let restart = Instant::now();
     let server = start(&data, &log);
     println!("restart took {:?}", restart.elapsed());
-    let mut c = Client::connect(server.addr, "after-restart").await;
+    let config = ClientConfig::new(server.addr.to_string());
     for t in [0, TOPICS / 2, TOPICS - 1] {
         let topic = format!("many-{t}");
+        let c = consumer(&config, "g", &topic, Duration::from_secs(2));
         let mut seen = 0;
         let deadline = Instant::now() + Duration::from_secs(10);
         while seen < 8 && Instant::now() < deadline {
-            let (st, got) = c
-                .receive("g", &topic, "*", 8, Some(Duration::from_secs(30)), Duration::from_secs(1))
-                .await;
-            assert!(matches!(st, Code::Ok | Code::MessageNotFound), "{st:?}");
-            seen += got.len();
+            seen += c.receive(8, Duration::from_secs(30)).await.unwrap().len();
         }
+        c.shutdown().await;
         assert_eq!(seen, 8, "topic {topic} after the restart");
     }
-    send_then_receive(&mut c, "fresh-after-restart").await;
+    send_then_receive(&config, "fresh-after-restart").await;
     assert!(open_fds(server.child.id()) < NOFILE as usize / 2);
 }

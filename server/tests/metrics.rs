@@ -1,5 +1,9 @@
 //! `GET /metrics` and `GET /health` of the real binary, read after a known load: the counts
 //! operators alert on (RocketMQ 5's metric names and labels) are the ones the load made.
+//!
+//! Unlike the other process-level tests, this one stays on the raw gRPC test client
+//! (`orbitmq_tests::Client`): it asserts RPC counts per request, and the SDK's own Telemetry,
+//! route and heartbeat RPCs would change those counts.
 #![allow(clippy::unwrap_used)]
 // Counts are integers, exact in an f64.
 #![allow(clippy::float_cmp)]

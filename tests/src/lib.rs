@@ -1,5 +1,9 @@
 //! Test harness: a real broker in-process on a free 127.0.0.1 port with a temp data directory,
 //! and gRPC clients that speak to it the way the official RocketMQ clients do.
+//!
+//! The raw [`Client`] stays for the `e2e` tests (and `server/tests/metrics.rs`): they test the
+//! wire protocol itself, malformed requests and missing headers included, which the SDK by
+//! design refuses to send; tests that act as a user would use the SDK (`orbitmq_core::client`).
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
 pub mod process;

@@ -31,8 +31,20 @@ impl ServerProcess {
     /// `log` (or discarded), and waits for its `ready on` line. Metrics listen on a free port
     /// too, unless `extra` says where.
     pub fn start(bin: &Path, data_dir: &Path, extra: &[&str], log: Option<&Path>) -> ServerProcess {
+        Self::start_at(bin, "127.0.0.1:0", data_dir, extra, log)
+    }
+
+    /// Like [`ServerProcess::start`], listening on `listen`: a restart on the address an
+    /// earlier run printed, where clients that knew it (and their receipts) reconnect.
+    pub fn start_at(
+        bin: &Path,
+        listen: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> ServerProcess {
         let mut cmd = Command::new(bin);
-        cmd.args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        cmd.args(["standalone", "--listen", listen, "--data-dir"]).arg(data_dir);
         cmd.args(metrics_args(extra)).args(extra);
         Self::spawn(cmd, log)
     }
@@ -80,6 +92,11 @@ impl ServerProcess {
     /// discarded.
     pub fn start_sync(bin: &Path, data_dir: &Path) -> ServerProcess {
         Self::start(bin, data_dir, &["--flush-disk-type", "sync"], None)
+    }
+
+    /// [`ServerProcess::start_sync`] listening on `listen` (see [`ServerProcess::start_at`]).
+    pub fn start_sync_at(bin: &Path, listen: &str, data_dir: &Path) -> ServerProcess {
+        Self::start_at(bin, listen, data_dir, &["--flush-disk-type", "sync"], None)
     }
 
     /// SIGTERM, then waits (15 s at most) for the clean shutdown.
