@@ -110,6 +110,22 @@ fn fds_under(dir: &Path) -> usize {
         .count()
 }
 
+/// Descriptors under `dir` once the background flush is done with them: a sync in progress
+/// holds a duplicate of the descriptor it syncs (`Index::flush` syncs outside the index lock)
+/// for as long as the fsync takes. What must hold is the steady state, so this waits up to 5 s
+/// for the count to fall to `want` and returns the last count seen.
+async fn settled_fds_under(dir: &Path, want: usize) -> usize {
+    let mut n = fds_under(dir);
+    for _ in 0..500 {
+        if n <= want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        n = fds_under(dir);
+    }
+    n
+}
+
 #[tokio::test]
 async fn sealed_index_files_hold_no_descriptor_and_stay_searchable() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,11 +142,15 @@ async fn sealed_index_files_hold_no_descriptor_and_stay_searchable() {
             }
         }
         settle(&store).await;
-        assert_eq!(fds_under(&index_dir), 1, "only the index file being written is open");
+        assert_eq!(
+            settled_fds_under(&index_dir, 1).await,
+            1,
+            "only the index file being written is open"
+        );
         store.close().unwrap();
     }
     let store = MessageStore::open(config(dir.path(), 4)).unwrap();
-    assert_eq!(fds_under(&index_dir), 1, "after a restart too");
+    assert_eq!(settled_fds_under(&index_dir, 1).await, 1, "after a restart too");
     for i in [0, n / 2, n - 1] {
         let found = store.query_by_key("Keys", &format!("key-{i}"), 0, i64::MAX, 4);
         assert_eq!(found.len(), 1, "key-{i}");
