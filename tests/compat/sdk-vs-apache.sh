@@ -48,8 +48,9 @@ for a in "$@"; do
 done
 [[ ${#CHECKS[@]} -gt 0 ]] || CHECKS=("${ALL_CHECKS[@]}")
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# log, die, free_port and resolve_apache_dir, shared with the peer benchmarks.
+# shellcheck source-path=SCRIPTDIR source=../perf/peer_lib.sh
+source "$ROOT/tests/perf/peer_lib.sh"
 
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-120}
 APACHE_REF=${APACHE_REF:-$ROOT/../shared/reference/apache-rocketmq}
@@ -98,24 +99,9 @@ for e in quickstart push_consumer fifo delay_and_recall transaction pull_consume
   [[ -x "$EXAMPLES_DIR/$e" ]] || die "no example binary $EXAMPLES_DIR/$e"
 done
 
-# Apache's runner, used as its README says; its jars go to a copy outside the shared folder.
-[[ -x "$APACHE_REF/run.sh" ]] || die "no Apache runner at $APACHE_REF (set APACHE_REF)"
-if [[ -d "$APACHE_REF/lib" ]]; then
-  APACHE_DIR=$APACHE_REF
-else
-  mkdir -p "$APACHE_HOME"
-  for f in run.sh mqadmin-as-orbitmq pom.xml; do
-    if ! cmp -s "$APACHE_REF/$f" "$APACHE_HOME/$f"; then
-      cp "$APACHE_REF/$f" "$APACHE_HOME/$f"
-      chmod u+w "$APACHE_HOME/$f"
-      rm -rf "${APACHE_HOME:?}/lib" # the runner changed: resolve its jars again
-    fi
-  done
-  APACHE_DIR=$APACHE_HOME
-  [[ -d "$APACHE_DIR/lib" ]] || log "resolving Apache RocketMQ's jars into $APACHE_DIR/lib (first use)..."
-fi
+resolve_apache_dir
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 APACHE_RUN_DIR=$WORK/apache
 log "starting Apache RocketMQ 5.3.3 ($APACHE_DIR/run.sh start $APACHE_RUN_DIR async $PORT)..."
 timeout -k 10 300 "$APACHE_DIR/run.sh" start "$APACHE_RUN_DIR" async "$PORT" >"$WORK/apache.start" 2>&1 &

@@ -1,10 +1,32 @@
 # shellcheck shell=bash
-# Sourced by tests/perf/vs_redis.sh and tests/perf/vs_apache.sh: servers started on free ports
+# Sourced by tests/perf/vs_redis.sh, tests/perf/vs_apache.sh and tests/compat/sdk-vs-apache.sh: servers started on free ports
 # and stopped for sure, plus /proc readings. Expects WORK (a temp dir) and ORBITMQ_BIN to be set
 # by the caller before start_orbitmq.
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Sets APACHE_DIR to where Apache's reference runner (APACHE_REF: shared/reference/apache-rocketmq)
+# can run: in place when its jars are resolved there, else an unchanged copy under APACHE_HOME
+# (the shared folder is read-only), its jars resolved again whenever the runner changed.
+resolve_apache_dir() {
+  local f
+  [[ -x "$APACHE_REF/run.sh" ]] || die "no Apache runner at $APACHE_REF (set APACHE_REF)"
+  if [[ -d "$APACHE_REF/lib" ]]; then
+    APACHE_DIR=$APACHE_REF
+    return
+  fi
+  mkdir -p "$APACHE_HOME"
+  for f in run.sh mqadmin-as-orbitmq pom.xml; do
+    if ! cmp -s "$APACHE_REF/$f" "$APACHE_HOME/$f"; then
+      cp "$APACHE_REF/$f" "$APACHE_HOME/$f"
+      chmod u+w "$APACHE_HOME/$f"
+      rm -rf "${APACHE_HOME:?}/lib"  # the runner changed: resolve its jars again
+    fi
+  done
+  APACHE_DIR=$APACHE_HOME
+  [[ -d "$APACHE_DIR/lib" ]] || log "resolving Apache RocketMQ's jars into $APACHE_DIR/lib (first use)..."
+}
 
 # A free TCP port on 127.0.0.1 (the kernel's pick; free when asked).
 free_port() {

@@ -85,22 +85,7 @@ command -v java >/dev/null || die "java (17) is needed"
 command -v mvn >/dev/null || die "mvn is needed"
 ensure_orbitmq_bin
 
-# Apache's runner, used as its README says; its jars go to a copy outside the shared folder.
-[[ -x "$APACHE_REF/run.sh" ]] || die "no Apache runner at $APACHE_REF (set APACHE_REF)"
-if [[ -d "$APACHE_REF/lib" ]]; then
-  APACHE_DIR=$APACHE_REF
-else
-  mkdir -p "$APACHE_HOME"
-  for f in run.sh mqadmin-as-orbitmq pom.xml; do
-    if ! cmp -s "$APACHE_REF/$f" "$APACHE_HOME/$f"; then
-      cp "$APACHE_REF/$f" "$APACHE_HOME/$f"
-      chmod u+w "$APACHE_HOME/$f"
-      rm -rf "${APACHE_HOME:?}/lib"  # the runner changed: resolve its jars again
-    fi
-  done
-  APACHE_DIR=$APACHE_HOME
-  [[ -d "$APACHE_DIR/lib" ]] || log "resolving Apache RocketMQ's jars into $APACHE_DIR/lib (first use)..."
-fi
+resolve_apache_dir
 
 log "building the load program (tests/perf/apache-load)..."
 LOAD_DIR=$HERE/apache-load
