@@ -31,20 +31,21 @@ pub const FLAG_COMPRESSED: u32 = 0x1;
 
 /// Builds what the store appends from a validated wire message.
 pub fn to_put(msg: &v2::Message, queue_id: u32, remote: Option<SocketAddr>) -> PutMessage {
-    let sys = msg.system_properties.clone().unwrap_or_default();
+    let default = v2::SystemProperties::default();
+    let sys = msg.system_properties.as_ref().unwrap_or(&default);
     let topic = msg.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
     let mut put = PutMessage::new(topic, queue_id, msg.body.clone());
     put.properties.extend(msg.user_properties.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if let Some(tag) = sys.tag.filter(|t| !t.is_empty()) {
-        put.properties.insert(PROPERTY_TAGS.to_owned(), tag);
+    if let Some(tag) = sys.tag.as_ref().filter(|t| !t.is_empty()) {
+        put.properties.insert(PROPERTY_TAGS.to_owned(), tag.clone());
     }
     let keys: Vec<&str> = sys.keys.iter().map(String::as_str).filter(|k| !k.is_empty()).collect();
     if !keys.is_empty() {
         put.properties.insert(PROPERTY_KEYS.to_owned(), keys.join(&KEY_SEPARATOR.to_string()));
     }
     put.properties.insert(PROPERTY_UNIQ_KEY.to_owned(), sys.message_id.clone());
-    if let Some(group) = sys.message_group.filter(|g| !g.is_empty()) {
-        put.properties.insert(PROPERTY_SHARDING_KEY.to_owned(), group);
+    if let Some(group) = sys.message_group.as_ref().filter(|g| !g.is_empty()) {
+        put.properties.insert(PROPERTY_SHARDING_KEY.to_owned(), group.clone());
     }
     if let Some(at) = sys.delivery_timestamp.as_ref() {
         put.properties.insert(PROPERTY_TIMER_DELIVER_MS.to_owned(), timestamp_ms(at).to_string());
@@ -52,8 +53,8 @@ pub fn to_put(msg: &v2::Message, queue_id: u32, remote: Option<SocketAddr>) -> P
     if sys.message_type == MessageType::Transaction as i32 {
         put.properties.insert(PROPERTY_TRANSACTION_PREPARED.to_owned(), "true".to_owned());
     }
-    if let Some(trace) = sys.trace_context.filter(|t| !t.is_empty()) {
-        put.properties.insert(PROPERTY_TRACE_CONTEXT.to_owned(), trace);
+    if let Some(trace) = sys.trace_context.as_ref().filter(|t| !t.is_empty()) {
+        put.properties.insert(PROPERTY_TRACE_CONTEXT.to_owned(), trace.clone());
     }
     if !sys.born_host.is_empty() {
         put.properties.insert(PROPERTY_BORN_HOST.to_owned(), sys.born_host.clone());

@@ -4,6 +4,7 @@
 //! converts them field by field. Times are milliseconds since the Unix epoch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -277,13 +278,13 @@ pub struct MessageView {
     pub born_host: String,
     /// Acknowledges this delivery (simple and push consumers; empty for pull).
     pub receipt_handle: String,
-    /// The endpoint it came from (acks go back there).
-    pub(crate) endpoint: String,
+    /// The endpoint it came from (acks go back there); shared by the messages of one answer.
+    pub(crate) endpoint: Arc<str>,
 }
 
 impl MessageView {
     /// A view of a wire message received from `endpoint`, the namespace taken off the topic.
-    pub(crate) fn from_wire(m: v2::Message, endpoint: &str) -> Result<MessageView> {
+    pub(crate) fn from_wire(m: v2::Message, endpoint: &Arc<str>) -> Result<MessageView> {
         let sys = m.system_properties.unwrap_or_default();
         let body = check_digest(m.body, sys.body_digest.as_ref(), &sys.message_id)?;
         Ok(MessageView {
@@ -303,7 +304,7 @@ impl MessageView {
             message_group: sys.message_group,
             born_host: sys.born_host,
             receipt_handle: sys.receipt_handle.unwrap_or_default(),
-            endpoint: endpoint.to_owned(),
+            endpoint: Arc::clone(endpoint),
         })
     }
 

@@ -3,6 +3,7 @@
 //! `ForwardMessageToDeadLetterQueue`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::error::{Error, ErrorKind, Result};
@@ -56,38 +57,37 @@ pub(crate) async fn receive(s: &Session, r: Receive<'_>) -> Result<Vec<MessageVi
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>());
     let mut stream = response.into_inner();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + s.rpc.config().request_timeout + wait;
-    loop {
-        let item = match tokio::time::timeout_at(deadline, stream.message()).await {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    "the receive stream did not end in time",
-                )
+    let from: Arc<str> = Arc::from(endpoint.as_str());
+    // One deadline for the whole stream (a timer per item would cost every message).
+    let collect = async {
+        let mut out = Vec::new();
+        while let Some(item) = stream.message().await? {
+            match item.content {
+                Some(Content::Status(st)) => {
+                    // MESSAGE_NOT_FOUND after a long poll is an empty answer, not a failure.
+                    let code = v2::Code::try_from(st.code).unwrap_or(v2::Code::Unspecified);
+                    if code != v2::Code::MessageNotFound
+                        && let Some(e) = Error::from_status(&st)
+                    {
+                        return Err(e);
+                    }
+                }
+                Some(Content::Message(m)) => out.push(MessageView::from_wire(m, &from)?),
+                Some(Content::DeliveryTimestamp(_)) | None => {}
+            }
+        }
+        Ok(out)
+    };
+    let deadline = s.rpc.config().request_timeout + wait;
+    let mut out = match tokio::time::timeout(deadline, collect).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(e.with_operation("receive").with_endpoint(endpoint)),
+        Err(_) => {
+            return Err(Error::new(ErrorKind::Timeout, "the receive stream did not end in time")
                 .with_operation("receive")
                 .with_endpoint(endpoint));
-            }
-            Ok(Err(status)) => {
-                return Err(Error::from(status).with_operation("receive").with_endpoint(endpoint));
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(item))) => item,
-        };
-        match item.content {
-            Some(Content::Status(st)) => {
-                // MESSAGE_NOT_FOUND after a long poll is an empty answer, not a failure.
-                let code = v2::Code::try_from(st.code).unwrap_or(v2::Code::Unspecified);
-                if code != v2::Code::MessageNotFound
-                    && let Some(e) = Error::from_status(&st)
-                {
-                    return Err(e.with_operation("receive").with_endpoint(endpoint));
-                }
-            }
-            Some(Content::Message(m)) => out.push(MessageView::from_wire(m, &endpoint)?),
-            Some(Content::DeliveryTimestamp(_)) | None => {}
         }
-    }
+    };
     if let Some(ids) = offset_ids.filter(|ids| ids.len() == out.len()) {
         for (m, id) in out.iter_mut().zip(ids) {
             m.offset_msg_id = Some(id);
@@ -121,7 +121,7 @@ pub(crate) async fn ack(s: &Session, message: &MessageView) -> Result<()> {
         .await?;
     let status = resp.entries.first().and_then(|e| e.status.clone()).or(resp.status);
     match status.as_ref().and_then(Error::from_status) {
-        Some(e) => Err(e.with_operation("ack").with_endpoint(message.endpoint.as_str())),
+        Some(e) => Err(e.with_operation("ack").with_endpoint(&*message.endpoint)),
         None => Ok(()),
     }
 }
@@ -135,13 +135,11 @@ pub(crate) async fn ack_batch(s: &Session, messages: &[MessageView]) -> Result<(
     }
     let mut requests: BTreeMap<(&str, &str), Vec<v2::AckMessageEntry>> = BTreeMap::new();
     for m in messages {
-        requests.entry((m.endpoint.as_str(), m.topic.as_str())).or_default().push(
-            v2::AckMessageEntry {
-                message_id: m.message_id.clone(),
-                receipt_handle: m.receipt_handle.clone(),
-                lite_topic: None,
-            },
-        );
+        requests.entry((&*m.endpoint, m.topic.as_str())).or_default().push(v2::AckMessageEntry {
+            message_id: m.message_id.clone(),
+            receipt_handle: m.receipt_handle.clone(),
+            lite_topic: None,
+        });
     }
     for ((endpoint, topic), entries) in requests {
         let req = v2::AckMessageRequest {
@@ -197,7 +195,7 @@ pub(crate) async fn change_invisible(
     if let Some(e) = resp.status.as_ref().and_then(Error::from_status) {
         return Err(e
             .with_operation("change invisible duration")
-            .with_endpoint(message.endpoint.as_str()));
+            .with_endpoint(&*message.endpoint));
     }
     Ok(resp.receipt_handle)
 }
@@ -224,7 +222,7 @@ pub(crate) async fn forward_to_dlq(
         })
         .await?;
     match resp.status.as_ref().and_then(Error::from_status) {
-        Some(e) => Err(e.with_operation("forward to DLQ").with_endpoint(message.endpoint.as_str())),
+        Some(e) => Err(e.with_operation("forward to DLQ").with_endpoint(&*message.endpoint)),
         None => Ok(()),
     }
 }

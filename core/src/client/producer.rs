@@ -8,7 +8,7 @@
 //! message stays on its queue, to keep its group's order).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -323,9 +323,9 @@ impl Producer {
                 c.send_message(r).await
             })
             .await?;
-        let offset_ids = header_list(resp.metadata(), HEADER_OFFSET_MSG_IDS, n);
-        let queue_ids = header_list(resp.metadata(), HEADER_QUEUE_IDS, n);
-        let resp = resp.into_inner();
+        let (meta, resp, _) = resp.into_parts();
+        let offset_ids = header_list(&meta, HEADER_OFFSET_MSG_IDS, n);
+        let queue_ids = header_list(&meta, HEADER_QUEUE_IDS, n);
         let fail = |e: Error| e.with_operation("send").with_endpoint(endpoint);
         if resp.entries.len() != n {
             if let Some(e) = resp.status.as_ref().and_then(Error::from_status) {
@@ -345,8 +345,9 @@ impl Producer {
                 message_id: entry.message_id,
                 offset_msg_id: offset_ids
                     .as_ref()
-                    .map(|ids| ids[i].clone())
-                    .filter(|id| !id.is_empty()),
+                    .map(|ids| ids[i])
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned),
                 topic: topic.to_owned(),
                 queue_id: queue_ids.as_ref().and_then(|q| q[i].parse().ok()),
                 queue_offset: entry.offset,
@@ -455,7 +456,7 @@ impl CommandHandler for Checks {
             return;
         };
         let Some(message) = cmd.message else { return };
-        let endpoint = endpoint.to_owned();
+        let endpoint: Arc<str> = Arc::from(endpoint);
         let weak = inner.weak.get().cloned().unwrap_or_default();
         inner.session.spawn(async move {
             let view = match MessageView::from_wire(message, &endpoint) {
@@ -473,7 +474,7 @@ impl CommandHandler for Checks {
                 queue_offset: view.queue_offset,
                 transaction_id: Some(cmd.transaction_id),
                 recall_handle: None,
-                endpoint: endpoint.clone(),
+                endpoint: endpoint.to_string(),
             };
             let resolution = match checker.check(view).await {
                 TransactionResolution::Commit => v2::TransactionResolution::Commit,
@@ -496,30 +497,31 @@ impl CommandHandler for Checks {
 /// process-unique host id, 2 of the pid, 4 of seconds since 2021-01-01 and a 4-byte sequence,
 /// upper-case hex: 34 characters, unique per process and sortable within it.
 pub(crate) fn message_id() -> String {
-    static HOST: OnceLock<[u8; 6]> = OnceLock::new();
+    const EPOCH_2021: u64 = 1_609_459_200;
+    // "01", the host id and the pid: the same for every id of the process.
+    static PREFIX: OnceLock<String> = OnceLock::new();
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    static EPOCH_2021: AtomicU64 = AtomicU64::new(1_609_459_200);
-    let host = HOST.get_or_init(|| {
+    let prefix = PREFIX.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};
+        let pid = std::process::id();
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
+        h.write_u32(pid);
         let v = h.finish().to_be_bytes();
-        [v[0], v[1], v[2], v[3], v[4], v[5]]
+        let mut p = String::with_capacity(18);
+        p.push_str("01");
+        crate::client::rpc::push_hex_upper(&mut p, &v[..6]);
+        crate::client::rpc::push_hex_upper(&mut p, &(pid as u16).to_be_bytes());
+        p
     });
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let secs = now.saturating_sub(EPOCH_2021.load(Ordering::Relaxed)) as u32;
-    let pid = std::process::id() as u16;
+    let secs = now.saturating_sub(EPOCH_2021) as u32;
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let mut out = String::with_capacity(34);
-    out.push_str("01");
-    for b in
-        host.iter().chain(&pid.to_be_bytes()).chain(&secs.to_be_bytes()).chain(&seq.to_be_bytes())
-    {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02X}");
-    }
+    out.push_str(prefix);
+    crate::client::rpc::push_hex_upper(&mut out, &secs.to_be_bytes());
+    crate::client::rpc::push_hex_upper(&mut out, &seq.to_be_bytes());
     out
 }
 

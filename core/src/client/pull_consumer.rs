@@ -977,13 +977,17 @@ async fn pull(session: &Session, pick: &Pick, batch: u32, wait: Duration) -> Res
     let mut status = None;
     let mut messages = Vec::new();
     let mut next = None;
+    let mut shared: Option<Arc<str>> = None;
     loop {
         match stream.message().await {
             Err(st) => return Err(Error::from(st).with_operation("pull").with_endpoint(endpoint)),
             Ok(None) => break,
             Ok(Some(item)) => match item.content {
                 Some(Content::Status(st)) => status = Some(st),
-                Some(Content::Message(m)) => messages.push(MessageView::from_wire(m, endpoint)?),
+                Some(Content::Message(m)) => {
+                    let from = shared.get_or_insert_with(|| Arc::from(endpoint));
+                    messages.push(MessageView::from_wire(m, from)?);
+                }
                 Some(Content::NextOffset(n)) => next = Some(n),
                 None => {}
             },
