@@ -163,7 +163,10 @@ impl Drop for Lease {
         if Handle::try_current().is_ok() {
             // On one of the runtime's own threads (an awaitable's task ending): it cannot wait
             // for itself, so another thread does; exit waits for that thread.
-            let t = std::thread::spawn(move || rt.shutdown_timeout(SHUTDOWN_WAIT));
+            let t = std::thread::Builder::new()
+                .name("orbitmq-retire".to_owned())
+                .spawn(move || rt.shutdown_timeout(SHUTDOWN_WAIT));
+            let Ok(t) = t else { return };
             let mut st = state();
             st.retiring.retain(|t| !t.is_finished());
             st.retiring.push(t);

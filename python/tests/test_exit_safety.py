@@ -1,0 +1,48 @@
+"""Exit safety: fresh interpreters that await a send and a receive and exit at once, half of
+them without close(), all exit 0 (no abort or segfault while the interpreter finalises:
+PyO3/pyo3-async-runtimes#40)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+PROCESSES = 100
+PARALLEL = 4
+
+SCRIPT = r"""
+import asyncio, sys
+from orbitmq import Message, Producer, SimpleConsumer
+
+endpoint, topic, group, close = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "close"
+
+async def main():
+    p = Producer(endpoints=endpoint, topics=[topic])
+    c = SimpleConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, await_duration=5)
+    await p.send_async(Message(topic, b"bye"))
+    got = await c.receive_async(1, 10)
+    if close:
+        await p.close_async()
+        await c.close_async()
+    else:
+        globals()["keep"] = (p, c)  # still open when the interpreter exits
+    return len(got)
+
+asyncio.run(main())
+"""
+
+
+def test_processes_that_exit_at_once_exit_cleanly(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
+    topic, group = make_topic(), make_group()
+
+    def run(i: int) -> tuple[int, int, str]:
+        close = "close" if i % 2 == 0 else "keep"
+        out = subprocess.run([sys.executable, "-c", SCRIPT, endpoint, topic, group, close],
+                             capture_output=True, text=True, timeout=60)
+        return i, out.returncode, out.stderr[-2000:]
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        results = list(pool.map(run, range(PROCESSES)))
+    failed = [(i, rc, err) for i, rc, err in results if rc != 0]
+    assert not failed, f"{len(failed)} of {PROCESSES} exited non-zero, e.g. {failed[:3]}"
