@@ -7,9 +7,11 @@ starts it), an ``Admin`` on it, and fresh topic and group names per test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -36,12 +38,9 @@ def _orbitmq_bin() -> str:
     return os.environ.get("ORBITMQ_BIN") or str(REPO / "target" / "ci" / "orbitmq")
 
 
-@pytest.fixture(scope="session")
-def endpoint() -> Iterator[str]:
-    given = os.environ.get("ORBITMQ_ENDPOINT")
-    if given:
-        yield given
-        return
+@contextlib.contextmanager
+def serve(*extra: str) -> Iterator[str]:
+    """An orbitmq standalone on a free port, its data in a temporary directory: its address."""
     binary = _orbitmq_bin()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"the server binary {binary} does not exist (set ORBITMQ_BIN)", pytrace=False)
@@ -49,8 +48,8 @@ def endpoint() -> Iterator[str]:
     log_path = Path(data_dir) / "server.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [binary, "standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--auto-create-topics", "false",
-         "--data-dir", str(Path(data_dir) / "data")],
+        [binary, "standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+         "--data-dir", str(Path(data_dir) / "data"), *extra],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         addr = None
@@ -74,6 +73,19 @@ def endpoint() -> Iterator[str]:
                 proc.kill()
                 proc.wait()
         log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[str]:
+    """The server the tests use. Topics and groups are not created on first use: the tests
+    create what they use (and can see NOT_FOUND)."""
+    given = os.environ.get("ORBITMQ_ENDPOINT")
+    if given:
+        yield given
+        return
+    with serve("--auto-create-topics", "false") as addr:
+        yield addr
 
 
 @pytest.fixture(scope="session")
