@@ -8,6 +8,7 @@
 //! `tracing` events go to Python's `logging` (`logging.rs`).
 
 mod admin;
+mod bridge;
 mod callback;
 mod config;
 mod consumer;
@@ -38,6 +39,7 @@ fn _orbitmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumer::PushConsumer>()?;
     m.add_class::<consumer::PullConsumer>()?;
     m.add_class::<admin::Admin>()?;
+    m.add_class::<bridge::Completer>()?;
     m.add_function(wrap_pyfunction!(runtime::shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::runtime_running, m)?)?;
     m.add_function(wrap_pyfunction!(error::error_kinds, m)?)?;

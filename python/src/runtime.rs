@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use tokio::runtime::{Handle, Runtime};
 
+use crate::bridge::{Completer, Conversion};
 use crate::error::to_py;
 
 /// How long a shutdown waits for the runtime's threads (a listener still running, say).
@@ -243,29 +244,22 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     F: Future<Output = Result<T, Error>> + Send + 'static,
 {
-    let event_loop = asyncio(py)?.call_method0("get_running_loop")?;
-    let py_fut = event_loop.call_method0("create_future")?;
+    let prepare = PREPARE.import(py, "orbitmq._bridge", "prepare")?;
+    let (py_fut, completer, event_loop): (Bound<'py, PyAny>, Option<Py<Completer>>, Py<PyAny>) =
+        prepare.call0()?.extract()?;
     let lease = Lease::task().map_err(to_py)?;
-    let (target, lp) = (py_fut.clone().unbind(), event_loop.unbind());
+    let target = py_fut.clone().unbind();
     let handle = lease.handle().clone();
     let task = handle.spawn(async move {
         let out = fut.await;
-        Python::try_attach(|py| {
-            let (ok, value) = match out {
-                Ok(v) => match v.into_py_any(py) {
-                    Ok(v) => (true, v),
-                    Err(e) => (false, e.into_value(py).into_any()),
-                },
-                Err(e) => (false, to_py(e).into_value(py).into_any()),
-            };
-            let complete = COMPLETE.get_or_try_init(py, || {
-                wrap_pyfunction!(complete, py).map(|f| f.into_any().unbind())
-            });
-            if let Ok(complete) = complete {
-                // A closed loop refuses: nobody is waiting any more.
-                let _ = lp.call_method1(py, "call_soon_threadsafe", (complete, target, ok, value));
-            }
+        let convert: Conversion = Box::new(move |py| match out {
+            Ok(v) => v.into_py_any(py),
+            Err(e) => Err(to_py(e)),
         });
+        match completer {
+            Some(c) => c.get().push(target, convert),
+            None => call_soon(event_loop, target, convert),
+        }
         drop(lease);
     });
     let abort = AbortOnCancel { task: task.abort_handle() };
@@ -274,10 +268,23 @@ where
 }
 
 static COMPLETE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static ASYNCIO: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn asyncio(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    ASYNCIO.get_or_try_init(py, || py.import("asyncio").map(Bound::unbind)).map(|m| m.bind(py))
+/// Resolves `target` through `call_soon_threadsafe` (loops that cannot watch a descriptor).
+fn call_soon(event_loop: Py<PyAny>, target: Py<PyAny>, convert: Conversion) {
+    Python::try_attach(|py| {
+        let (ok, value) = match convert(py) {
+            Ok(v) => (true, v),
+            Err(e) => (false, e.into_value(py).into_any()),
+        };
+        let complete = COMPLETE
+            .get_or_try_init(py, || wrap_pyfunction!(complete, py).map(|f| f.into_any().unbind()));
+        if let Ok(complete) = complete {
+            // A closed loop refuses: nobody is waiting any more.
+            let _ =
+                event_loop.call_method1(py, "call_soon_threadsafe", (complete, target, ok, value));
+        }
+    });
 }
 
 /// Sets the result or exception of `fut` unless it is done (cancelled) already.
