@@ -281,9 +281,10 @@ impl Admin {
         self.close();
     }
 
-    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.clone().unbind();
-        awaitable(slf.py(), async move { Ok::<_, Error>(me) })
+    fn __aenter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
+        let py = slf.py();
+        let me = slf.unbind();
+        awaitable(py, async move { Ok::<_, Error>(me) })
     }
 
     #[pyo3(signature = (*_args))]

@@ -19,13 +19,10 @@ static ADAPT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// `callable`, adapted to always answer with a value of `failure`'s type.
 fn adapt<'py>(
     callable: &Bound<'py, PyAny>,
-    failure: Bound<'py, PyAny>,
+    failure: &Bound<'py, PyAny>,
 ) -> PyResult<Arc<Py<PyAny>>> {
     let py = callable.py();
-    let event_loop = match py.import("asyncio")?.call_method0("get_running_loop") {
-        Ok(l) => Some(l),
-        Err(_) => None,
-    };
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop").ok();
     let adapt = ADAPT.import(py, "orbitmq._callbacks", "adapt")?;
     Ok(Arc::new(adapt.call1((callable, event_loop, failure))?.unbind()))
 }
@@ -53,7 +50,7 @@ pub(crate) struct Listener(Arc<Py<PyAny>>);
 impl Listener {
     pub(crate) fn new(callable: &Bound<'_, PyAny>) -> PyResult<Listener> {
         let failure = Bound::new(callable.py(), ConsumeResult::FAILURE)?.into_any();
-        adapt(callable, failure).map(Listener)
+        adapt(callable, &failure).map(Listener)
     }
 }
 
@@ -72,7 +69,7 @@ pub(crate) struct Checker(Arc<Py<PyAny>>);
 impl Checker {
     pub(crate) fn new(callable: &Bound<'_, PyAny>) -> PyResult<Checker> {
         let unknown = Bound::new(callable.py(), TransactionResolution::UNKNOWN)?.into_any();
-        adapt(callable, unknown).map(Checker)
+        adapt(callable, &unknown).map(Checker)
     }
 }
 

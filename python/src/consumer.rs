@@ -140,10 +140,10 @@ client_methods!(SimpleConsumer, "simple consumer", {
     fn ack_async<'py>(
         &self,
         py: Python<'py>,
-        message: PyRef<'py, MessageView>,
+        message: &Bound<'py, MessageView>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.lease.handle("simple consumer")?;
-        let (c, m) = (self.inner.clone(), message.inner.clone());
+        let (c, m) = (self.inner.clone(), message.borrow().inner.clone());
         awaitable(py, async move { c.ack(&m).await })
     }
 
@@ -152,14 +152,14 @@ client_methods!(SimpleConsumer, "simple consumer", {
     fn change_invisible_duration(
         &self,
         py: Python<'_>,
-        message: Py<MessageView>,
+        message: &Bound<'_, MessageView>,
         duration: f64,
     ) -> PyResult<String> {
         let d = seconds("duration", duration)?;
-        let mut m = message.borrow(py).inner.clone();
+        let mut m = message.borrow().inner.clone();
         let h = self.lease.handle("simple consumer")?;
         let handle = wait(py, &h, self.inner.change_invisible_duration(&mut m, d))?;
-        message.borrow_mut(py).inner.receipt_handle.clone_from(&handle);
+        message.borrow_mut().inner.receipt_handle.clone_from(&handle);
         Ok(handle)
     }
 
@@ -209,7 +209,7 @@ client_methods!(PushConsumer, "push consumer", {
         tls: Option<TlsArg>,
         group: String,
         subscriptions: Subscriptions,
-        listener: Bound<'_, PyAny>,
+        listener: &Bound<'_, PyAny>,
         model: ConsumerModel,
         consumption_threads: usize,
         max_cached_messages: usize,
@@ -218,7 +218,7 @@ client_methods!(PushConsumer, "push consumer", {
     ) -> PyResult<PushConsumer> {
         crate::logging::refresh_level(py);
         let config = resolve(config, endpoints, namespace, credentials, request_timeout, tls)?;
-        let listener = Arc::new(Listener::new(&listener)?);
+        let listener = Arc::new(Listener::new(listener)?);
         let (lease, handle) = ClientLease::new()?;
         let mut b = core::PushConsumer::builder(config, group)
             .listener(listener)

@@ -9,6 +9,7 @@ static MAKE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The Python exception for `e`: its kind's class, with `.kind`, `.code` (the RocketMQ status
 /// code, when a server answered one), `.operation` and `.endpoint`.
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` calls
 pub(crate) fn to_py(e: Error) -> PyErr {
     Python::attach(|py| {
         let made = MAKE.import(py, "orbitmq.exceptions", "_make").and_then(|make| {

@@ -1,6 +1,6 @@
 //! What every client class has in common, written once: `start`/`close` (and their `_async`
 //! twins) and the context-manager protocol, `with` and `async with`. The class's own methods
-//! go in the same `#[pymethods]` block (PyO3 allows one per class).
+//! go in the same `#[pymethods]` block (`PyO3` allows one per class).
 
 /// `#[pymethods] impl $ty { <lifecycle methods> $methods }` for a client with fields `inner`
 /// (a core handle with `start` and `shutdown`) and `lease` (its [`crate::runtime::ClientLease`]).
@@ -52,7 +52,7 @@ macro_rules! client_methods {
                 self.close(py)
             }
 
-            fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+            fn __aenter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
                 slf.get().lease.handle($what)?;
                 let (c, me) = (slf.get().inner.clone(), slf.clone().unbind());
                 $crate::runtime::awaitable(slf.py(), async move { c.start().await.map(|()| me) })

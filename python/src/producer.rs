@@ -20,7 +20,7 @@ pub(crate) struct Producer {
 }
 
 fn messages(list: Vec<Bound<'_, Message>>) -> Vec<core::Message> {
-    list.iter().map(|m| m.get().inner.clone()).collect()
+    list.into_iter().map(|m| m.get().inner.clone()).collect()
 }
 
 client_methods!(Producer, "producer", {
@@ -55,7 +55,7 @@ client_methods!(Producer, "producer", {
     }
 
     /// Sends one message.
-    fn send(&self, py: Python<'_>, message: Bound<'_, Message>) -> PyResult<SendReceipt> {
+    fn send(&self, py: Python<'_>, message: &Bound<'_, Message>) -> PyResult<SendReceipt> {
         let m = message.get().inner.clone();
         let r = wait(py, &self.lease.handle("producer")?, self.inner.send(m))?;
         Ok(SendReceipt { inner: r })
@@ -64,7 +64,7 @@ client_methods!(Producer, "producer", {
     fn send_async<'py>(
         &self,
         py: Python<'py>,
-        message: Bound<'py, Message>,
+        message: &Bound<'py, Message>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.lease.handle("producer")?;
         let (p, m) = (self.inner.clone(), message.get().inner.clone());
@@ -158,7 +158,7 @@ async fn end(
 #[pymethods]
 impl Transaction {
     /// Sends `message` as part of the transaction.
-    fn send(&self, py: Python<'_>, message: Bound<'_, Message>) -> PyResult<SendReceipt> {
+    fn send(&self, py: Python<'_>, message: &Bound<'_, Message>) -> PyResult<SendReceipt> {
         let h = self.producer.get().lease.handle("producer")?;
         wait(py, &h, send_in(Arc::clone(&self.tx), message.get().inner.clone()))
     }
@@ -166,7 +166,7 @@ impl Transaction {
     fn send_async<'py>(
         &self,
         py: Python<'py>,
-        message: Bound<'py, Message>,
+        message: &Bound<'py, Message>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.producer.get().lease.handle("producer")?;
         awaitable(py, send_in(Arc::clone(&self.tx), message.get().inner.clone()))

@@ -258,7 +258,7 @@ where
         });
         match completer {
             Some(c) => c.get().push(target, convert),
-            None => call_soon(event_loop, target, convert),
+            None => call_soon(&event_loop, target, convert),
         }
         drop(lease);
     });
@@ -271,7 +271,7 @@ static COMPLETE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Resolves `target` through `call_soon_threadsafe` (loops that cannot watch a descriptor).
-fn call_soon(event_loop: Py<PyAny>, target: Py<PyAny>, convert: Conversion) {
+fn call_soon(event_loop: &Py<PyAny>, target: Py<PyAny>, convert: Conversion) {
     Python::try_attach(|py| {
         let (ok, value) = match convert(py) {
             Ok(v) => (true, v),
@@ -289,7 +289,7 @@ fn call_soon(event_loop: Py<PyAny>, target: Py<PyAny>, convert: Conversion) {
 
 /// Sets the result or exception of `fut` unless it is done (cancelled) already.
 #[pyfunction]
-fn complete(fut: &Bound<'_, PyAny>, ok: bool, value: Bound<'_, PyAny>) -> PyResult<()> {
+fn complete(fut: &Bound<'_, PyAny>, ok: bool, value: &Bound<'_, PyAny>) -> PyResult<()> {
     if fut.call_method0("done")?.is_truthy()? {
         return Ok(());
     }

@@ -46,3 +46,35 @@ def test_processes_that_exit_at_once_exit_cleanly(endpoint, make_topic, make_gro
         results = list(pool.map(run, range(PROCESSES)))
     failed = [(i, rc, err) for i, rc, err in results if rc != 0]
     assert not failed, f"{len(failed)} of {PROCESSES} exited non-zero, e.g. {failed[:3]}"
+
+
+AFTER_SHUTDOWN = r"""
+import gc, sys, orbitmq
+from orbitmq import ClosedError, Message, Producer, SimpleConsumer
+
+endpoint, topic, group = sys.argv[1:4]
+p = Producer(endpoints=endpoint, topics=[topic])
+p.send(Message(topic, b"x"))
+c = SimpleConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, await_duration=5)
+orbitmq.shutdown_all()  # what atexit does
+for call in (lambda: p.send(Message(topic, b"y")), lambda: c.receive(1, 10), lambda: Producer(endpoints=endpoint)):
+    try:
+        call()
+    except ClosedError:
+        pass
+    else:
+        raise SystemExit("a call after shutdown did not raise ClosedError")
+p.close()
+del p, c
+gc.collect()
+orbitmq.shutdown_all()
+print("ok")
+"""
+
+
+def test_clients_after_shutdown_raise_closed_and_drop_quietly(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
+    topic, group = make_topic(), make_group()
+    out = subprocess.run([sys.executable, "-c", AFTER_SHUTDOWN, endpoint, topic, group],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    assert "panic" not in out.stderr, out.stderr

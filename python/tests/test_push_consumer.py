@@ -181,3 +181,17 @@ def test_cleanup_leaves_no_thread_of_ours_running(endpoint, make_topic, make_gro
 def _create_group(endpoint: str, name: str) -> None:
     with orbitmq.Admin(endpoints=endpoint) as a:
         a.create_group(name)
+
+
+def test_a_listener_may_call_blocking_methods(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
+    topic, out, group = make_topic(), make_topic("out"), make_group()
+    forwarded = threading.Event()
+    with Producer(endpoints=endpoint, topics=[topic, out]) as p:
+        def on_message(m: orbitmq.MessageView) -> ConsumeResult:
+            p.send(Message(out, m.body))  # blocking, on the listener's thread
+            forwarded.set()
+            return ConsumeResult.SUCCESS
+
+        with PushConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, listener=on_message):
+            p.send(Message(topic, b"x"))
+            assert forwarded.wait(20)
