@@ -72,3 +72,26 @@ async def test_async_pull(endpoint, make_topic, make_group) -> None:  # type: ig
         assert [m.body for m in await pc.poll_async(2.0)][:1] == [b"a"]
         await pc.seek_to_end_async(topic)
         await pc.seek_to_timestamp_async(topic, 0)
+
+
+def test_sdk_warnings_reach_python_logging(endpoint, make_topic, make_group, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from conftest import wait_until
+
+    topic, group = make_topic(queues=1), make_group()
+    with Producer(endpoints=endpoint, topics=[topic]) as p:
+        p.send(Message(topic, b"only"))
+    caplog.set_level(logging.WARNING, logger="orbitmq")
+    with PullConsumer(endpoints=endpoint, group=group) as pc:
+        pc.assign(pc.queues(topic))
+        (q,) = pc.assignment()
+        pc.seek(q, 1000)  # past the end: the SDK warns and moves to the nearest valid offset
+        pc.poll(timeout=1.0)
+
+        def warned() -> bool:
+            return any(r.name == "orbitmq" and "offset outside the queue" in r.getMessage() for r in caplog.records)
+
+        wait_until(warned, 10, "the SDK's warning on the orbitmq logger")
+    (record,) = [r for r in caplog.records if "offset outside the queue" in r.getMessage()][:1]
+    assert record.levelno == logging.WARNING and "next=1" in record.getMessage(), record.getMessage()
