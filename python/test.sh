@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Python package's tests, on a fresh machine: a venv under the target directory with the
 # pinned test tools (python/requirements-test.txt), the package built by maturin with the `ci`
-# profile (a dev build: never --release in CI) and installed from its wheel, the stubs checked
-# against the module (mypy.stubtest), then pytest (python/tests) against a real orbitmq
-# standalone that the fixtures start. ORBITMQ_BIN: the server binary (default: built here).
+# profile (a dev build: never --release in CI) and installed from its wheel, ruff and mypy on
+# the Python sources, the stubs checked against the module (mypy.stubtest), then pytest
+# (python/tests) against a real orbitmq standalone that the fixtures start. ORBITMQ_BIN: the
+# server binary (default: built here).
 #
 # Usage: python/test.sh [pytest args...]
 set -euo pipefail
@@ -32,6 +33,12 @@ if [[ -z ${ORBITMQ_BIN:-} ]]; then
   cargo build -q -p orbitmq-server --profile ci
   export ORBITMQ_BIN=$TARGET/ci/orbitmq
 fi
+
+step "lint: ruff (check, format), mypy on the package"
+PY_FILES=(python/python python/tests examples/python tests/perf/python_vs_official.py)
+"$VENV/bin/ruff" check -q --config python/pyproject.toml "${PY_FILES[@]}"
+"$VENV/bin/ruff" format -q --check --config python/pyproject.toml "${PY_FILES[@]}"
+"$VENV/bin/python" -m mypy python/python/orbitmq
 
 step "stubs: mypy.stubtest orbitmq"
 # From another directory, so that the installed package is the one imported.

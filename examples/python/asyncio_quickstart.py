@@ -16,13 +16,15 @@ async def main() -> None:
     async with Producer(endpoints=ENDPOINT, topics=[TOPIC]) as producer:
         # Sends in flight together on one producer.
         receipts = await asyncio.gather(
-            *(producer.send_async(Message(TOPIC, f"event {i} ({RUN})", tag="async")) for i in range(10)))
+            *(producer.send_async(Message(TOPIC, f"event {i} ({RUN})", tag="async")) for i in range(10))
+        )
         print(f"sent {len(receipts)} messages concurrently")
 
     mine = {r.message_id for r in receipts}
     half = set(list(mine)[:5])
-    async with SimpleConsumer(endpoints=ENDPOINT, group="asyncio-simple-group",
-                              subscriptions={TOPIC: "async"}, await_duration=5) as consumer:
+    async with SimpleConsumer(
+        endpoints=ENDPOINT, group="asyncio-simple-group", subscriptions={TOPIC: "async"}, await_duration=5
+    ) as consumer:
         for m in await consumer.receive_async(max_messages=16, invisible_duration=30):
             await consumer.ack_async(m)
             mine.discard(m.message_id)
@@ -40,8 +42,9 @@ async def main() -> None:
                 consumed.set()
         return ConsumeResult.SUCCESS
 
-    async with PushConsumer(endpoints=ENDPOINT, group="asyncio-push-group", subscriptions={TOPIC: "*"},
-                            listener=on_message):
+    async with PushConsumer(
+        endpoints=ENDPOINT, group="asyncio-push-group", subscriptions={TOPIC: "*"}, listener=on_message
+    ):
         await asyncio.wait_for(consumed.wait(), 30)
     print("push consumer: a coroutine listener consumed them")
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from _common import ENDPOINT, RUN
-from orbitmq import ConsumerModel, ConsumeResult, Message, Producer, PushConsumer
+from orbitmq import ConsumeResult, ConsumerModel, Message, Producer, PushConsumer
 
 TOPIC, GROUP = "broadcast-example", "broadcast-example-group"
 sent = {f"config change {i} ({RUN})" for i in range(3)}
@@ -23,14 +23,22 @@ def member(name):
             if m.body.decode() in sent:
                 got[name].add(m.body.decode())
         return ConsumeResult.SUCCESS
+
     return on_message
 
 
 with tempfile.TemporaryDirectory() as offsets:
-    members = [PushConsumer(endpoints=ENDPOINT, group=GROUP, subscriptions={TOPIC: "*"},
-                            model=ConsumerModel.BROADCASTING, listener=member(name),
-                            offset_store=f"{offsets}/{name}")
-               for name in got]
+    members = [
+        PushConsumer(
+            endpoints=ENDPOINT,
+            group=GROUP,
+            subscriptions={TOPIC: "*"},
+            model=ConsumerModel.BROADCASTING,
+            listener=member(name),
+            offset_store=f"{offsets}/{name}",
+        )
+        for name in got
+    ]
     for m in members:
         m.start()
     time.sleep(0.5)

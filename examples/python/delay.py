@@ -1,6 +1,6 @@
 """Delay: a message delivered 2 s after it is sent, and one recalled before it is due.
 
-    ORBITMQ_ENDPOINT=127.0.0.1:8081 python examples/python/delay.py
+ORBITMQ_ENDPOINT=127.0.0.1:8081 python examples/python/delay.py
 """
 
 import time
@@ -27,7 +27,9 @@ with SimpleConsumer(endpoints=ENDPOINT, group=GROUP, subscriptions={TOPIC: "*"},
             got.append(m)
 mine = [m for m in got if m.body.decode().endswith(f"({RUN})")]
 for m in mine:
-    print(f"{m.body.decode()} arrived {m.store_timestamp / 1000 - sent_at:.1f} s after sending,"
-          f" due at +{m.delivery_timestamp / 1000 - sent_at:.1f} s")
+    print(
+        f"{m.body.decode()} arrived {m.store_timestamp / 1000 - sent_at:.1f} s after sending,"
+        f" due at +{m.delivery_timestamp / 1000 - sent_at:.1f} s"
+    )
 assert [m.message_id for m in mine] == [reminder.message_id], mine
 print("delay: delivered late, the recalled one never")

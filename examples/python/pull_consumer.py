@@ -1,6 +1,6 @@
 """Pull consumer: read a topic's queues by offset, commit, and seek back to read again.
 
-    ORBITMQ_ENDPOINT=127.0.0.1:8081 python examples/python/pull_consumer.py
+ORBITMQ_ENDPOINT=127.0.0.1:8081 python examples/python/pull_consumer.py
 """
 
 import time

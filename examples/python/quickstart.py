@@ -1,6 +1,6 @@
 """Quickstart: a producer sends three messages, a push consumer's listener consumes them.
 
-    ORBITMQ_ENDPOINT=127.0.0.1:8081 python examples/python/quickstart.py
+ORBITMQ_ENDPOINT=127.0.0.1:8081 python examples/python/quickstart.py
 """
 
 import threading

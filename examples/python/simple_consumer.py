@@ -15,8 +15,9 @@ with Producer(endpoints=ENDPOINT, topics=[TOPIC]) as producer:
     sent = {producer.send(Message(TOPIC, f"job {i} ({RUN})", tag="job")).message_id for i in range(5)}
 
 done = set()
-with SimpleConsumer(endpoints=ENDPOINT, group=GROUP, subscriptions={TOPIC: FilterExpression("job")},
-                    await_duration=5) as consumer:
+with SimpleConsumer(
+    endpoints=ENDPOINT, group=GROUP, subscriptions={TOPIC: FilterExpression("job")}, await_duration=5
+) as consumer:
     deadline = time.monotonic() + 30
     while not sent <= done and time.monotonic() < deadline:
         # Up to 16 messages, invisible to the rest of the group for 30 s unless acknowledged.

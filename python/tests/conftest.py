@@ -16,12 +16,12 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Iterator
-
-import pytest
+from typing import Callable
 
 import orbitmq
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 30
@@ -48,9 +48,21 @@ def serve(*extra: str) -> Iterator[str]:
     log_path = Path(data_dir) / "server.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [binary, "standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
-         "--data-dir", str(Path(data_dir) / "data"), *extra],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        [
+            binary,
+            "standalone",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+            str(Path(data_dir) / "data"),
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         addr = None
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -61,8 +73,11 @@ def serve(*extra: str) -> Iterator[str]:
                 break
             time.sleep(0.05)
         if addr is None:
-            pytest.fail(f"the server did not print 'ready on <addr>' (exit {proc.poll()}):\n"
-                        f"{log_path.read_text(errors='replace')[-4000:]}", pytrace=False)
+            pytest.fail(
+                f"the server did not print 'ready on <addr>' (exit {proc.poll()}):\n"
+                f"{log_path.read_text(errors='replace')[-4000:]}",
+                pytrace=False,
+            )
         yield addr
     finally:
         if proc.poll() is None:

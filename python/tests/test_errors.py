@@ -3,12 +3,22 @@ server answers mapped with their RocketMQ status code."""
 
 from __future__ import annotations
 
-import pytest
-
 import orbitmq
-from orbitmq import (BadRequestError, ClosedError, ConsumerModel, Message, NotFoundError, OrbitMQError,
-                     PayloadTooLargeError, Producer, PullConsumer, PushConsumer, SimpleConsumer)
-from orbitmq import exceptions
+import pytest
+from orbitmq import (
+    BadRequestError,
+    ClosedError,
+    ConsumerModel,
+    Message,
+    NotFoundError,
+    OrbitMQError,
+    PayloadTooLargeError,
+    Producer,
+    PullConsumer,
+    PushConsumer,
+    SimpleConsumer,
+    exceptions,
+)
 
 # Nothing listens on port 1: a network call would fail UNAVAILABLE, not BAD_REQUEST.
 NOWHERE = "127.0.0.1:1"
@@ -24,20 +34,28 @@ def test_every_error_kind_has_its_class() -> None:
     assert issubclass(BadRequestError, ValueError)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Message("T", b"x", delay=-1.0),
-    lambda: Message("T", b"x", delay=1.0, delivery_timestamp=1),
-    lambda: orbitmq.ClientConfig("not-an-endpoint"),
-    lambda: orbitmq.ClientConfig(NOWHERE, request_timeout=0),
-    lambda: Producer(),
-    lambda: Producer(orbitmq.ClientConfig(NOWHERE), endpoints=NOWHERE),
-    lambda: Producer(endpoints=NOWHERE, topics=["bad topic"]),
-    lambda: SimpleConsumer(endpoints=NOWHERE, group="g", await_duration=float("nan")),
-    lambda: PushConsumer(endpoints=NOWHERE, group="g", listener=print, consumption_threads=0),
-    lambda: PushConsumer(endpoints=NOWHERE, group="g", listener=print, model=ConsumerModel.BROADCASTING,
-                         subscriptions={"T": orbitmq.FilterExpression("a > 1", sql=True)}),
-    lambda: PullConsumer(endpoints=NOWHERE, group="g", max_batch=0),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Message("T", b"x", delay=-1.0),
+        lambda: Message("T", b"x", delay=1.0, delivery_timestamp=1),
+        lambda: orbitmq.ClientConfig("not-an-endpoint"),
+        lambda: orbitmq.ClientConfig(NOWHERE, request_timeout=0),
+        lambda: Producer(),
+        lambda: Producer(orbitmq.ClientConfig(NOWHERE), endpoints=NOWHERE),
+        lambda: Producer(endpoints=NOWHERE, topics=["bad topic"]),
+        lambda: SimpleConsumer(endpoints=NOWHERE, group="g", await_duration=float("nan")),
+        lambda: PushConsumer(endpoints=NOWHERE, group="g", listener=print, consumption_threads=0),
+        lambda: PushConsumer(
+            endpoints=NOWHERE,
+            group="g",
+            listener=print,
+            model=ConsumerModel.BROADCASTING,
+            subscriptions={"T": orbitmq.FilterExpression("a > 1", sql=True)},
+        ),
+        lambda: PullConsumer(endpoints=NOWHERE, group="g", max_batch=0),
+    ],
+)
 def test_bad_arguments_raise_bad_request_at_once(make) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(OrbitMQError) as e:
         make()

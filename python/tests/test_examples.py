@@ -8,11 +8,18 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, serve
 
-EXAMPLES = ["quickstart", "simple_consumer", "pull_consumer", "broadcasting", "fifo", "delay", "transaction",
-            "asyncio_quickstart"]
+EXAMPLES = [
+    "quickstart",
+    "simple_consumer",
+    "pull_consumer",
+    "broadcasting",
+    "fifo",
+    "delay",
+    "transaction",
+    "asyncio_quickstart",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +30,11 @@ def auto_create_endpoint():  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs(name: str, auto_create_endpoint: str) -> None:
-    out = subprocess.run([sys.executable, str(REPO / "examples" / "python" / f"{name}.py")],
-                         env={**os.environ, "ORBITMQ_ENDPOINT": auto_create_endpoint},
-                         capture_output=True, text=True, timeout=90)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "python" / f"{name}.py")],
+        env={**os.environ, "ORBITMQ_ENDPOINT": auto_create_endpoint},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert out.returncode == 0, f"{name} failed:\n{out.stdout}\n{out.stderr}"

@@ -38,8 +38,9 @@ def test_processes_that_exit_at_once_exit_cleanly(endpoint, make_topic, make_gro
 
     def run(i: int) -> tuple[int, int, str]:
         close = "close" if i % 2 == 0 else "keep"
-        out = subprocess.run([sys.executable, "-c", SCRIPT, endpoint, topic, group, close],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", SCRIPT, endpoint, topic, group, close], capture_output=True, text=True, timeout=60
+        )
         return i, out.returncode, out.stderr[-2000:]
 
     with ThreadPoolExecutor(PARALLEL) as pool:
@@ -74,7 +75,8 @@ print("ok")
 
 def test_clients_after_shutdown_raise_closed_and_drop_quietly(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
     topic, group = make_topic(), make_group()
-    out = subprocess.run([sys.executable, "-c", AFTER_SHUTDOWN, endpoint, topic, group],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", AFTER_SHUTDOWN, endpoint, topic, group], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
     assert "panic" not in out.stderr, out.stderr

@@ -8,9 +8,8 @@ import threading
 import time
 from typing import Any, Callable
 
-import pytest
-
 import orbitmq
+import pytest
 
 rocketmq = pytest.importorskip("rocketmq")
 
@@ -64,8 +63,7 @@ def test_official_producer_to_orbitmq_consumer(endpoint, make_topic, make_group)
         receipt = _bounded(lambda: producer.send(msg), 30, "send")
     finally:
         _bounded(producer.shutdown, 30, "shutdown")
-    with orbitmq.SimpleConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"},
-                                await_duration=5) as c:
+    with orbitmq.SimpleConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, await_duration=5) as c:
         got: list[orbitmq.MessageView] = []
         deadline = time.monotonic() + 20
         while not got and time.monotonic() < deadline:
@@ -73,18 +71,25 @@ def test_official_producer_to_orbitmq_consumer(endpoint, make_topic, make_group)
         (m,) = got
         c.ack(m)
     assert (m.message_id, m.body, m.tag, m.keys, m.properties.get("origin")) == (
-        receipt.message_id, b"from official", "TagO", ["key-o"], "official")
+        receipt.message_id,
+        b"from official",
+        "TagO",
+        ["key-o"],
+        "official",
+    )
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_orbitmq_producer_to_official_consumer(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
     topic, group = make_topic(), make_group()
     with orbitmq.Producer(endpoints=endpoint, topics=[topic]) as p:
-        r = p.send(orbitmq.Message(topic, b"from orbitmq", tag="TagR", keys=["key-r"],
-                                   properties={"origin": "orbitmq"}))
-    consumer = _start(rocketmq.SimpleConsumer(_config(endpoint), group,
-                                              {topic: rocketmq.FilterExpression("TagR")}, await_duration=5),
-                      "official SimpleConsumer")
+        r = p.send(
+            orbitmq.Message(topic, b"from orbitmq", tag="TagR", keys=["key-r"], properties={"origin": "orbitmq"})
+        )
+    consumer = _start(
+        rocketmq.SimpleConsumer(_config(endpoint), group, {topic: rocketmq.FilterExpression("TagR")}, await_duration=5),
+        "official SimpleConsumer",
+    )
     try:
         got: list[Any] = []
         deadline = time.monotonic() + 30
@@ -95,4 +100,9 @@ def test_orbitmq_producer_to_official_consumer(endpoint, make_topic, make_group)
     finally:
         _bounded(consumer.shutdown, 30, "shutdown")
     assert (m.message_id, m.body, m.tag, list(m.keys), m.properties.get("origin")) == (
-        r.message_id, b"from orbitmq", "TagR", ["key-r"], "orbitmq")
+        r.message_id,
+        b"from orbitmq",
+        "TagR",
+        ["key-r"],
+        "orbitmq",
+    )

@@ -7,11 +7,8 @@ import threading
 import time
 
 import pytest
-
-from orbitmq import (ClientConfig, Message, Producer, SimpleConsumer, TransactionResolution,
-                     PreconditionFailedError)
-
 from conftest import receive_all
+from orbitmq import ClientConfig, Message, PreconditionFailedError, Producer, SimpleConsumer, TransactionResolution
 
 
 def test_send_gives_a_full_receipt_and_the_message_arrives_intact(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
@@ -27,14 +24,19 @@ def test_send_gives_a_full_receipt_and_the_message_arrives_intact(endpoint, make
         got = {m.message_id: m for m in receive_all(c, 3)}
     m = got[r.message_id]
     assert (m.body, m.tag, sorted(m.keys), m.properties) == (b"body", "A", ["k1", "k2"], {"p": "v"})
-    assert (m.topic, m.queue_id, m.queue_offset, m.offset_msg_id) == (topic, r.queue_id, r.queue_offset,
-                                                                       r.offset_msg_id)
+    assert (m.topic, m.queue_id, m.queue_offset, m.offset_msg_id) == (
+        topic,
+        r.queue_id,
+        r.queue_offset,
+        r.offset_msg_id,
+    )
     assert m.delivery_attempt == 1 and m.born_timestamp <= m.store_timestamp
     assert sorted(x.body for x in got.values()) == [b"1", b"2", b"body"]
 
 
 async def test_async_sends_run_concurrently(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
     import asyncio
+
     topic, group = make_topic(), make_group()
     async with Producer(ClientConfig(endpoint), topics=[topic]) as p:
         receipts = await asyncio.gather(*(p.send_async(Message(topic, f"m{i}")) for i in range(50)))

@@ -11,12 +11,9 @@ import threading
 import time
 from collections import Counter
 
-import pytest
-
 import orbitmq
-from orbitmq import ConsumeResult, ConsumerModel, Message, Producer, PushConsumer
-
 from conftest import wait_until
+from orbitmq import ConsumeResult, ConsumerModel, Message, Producer, PushConsumer
 
 
 def test_clustering_shares_messages_between_members(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
@@ -31,11 +28,19 @@ def test_clustering_shares_messages_between_members(endpoint, make_topic, make_g
                 seen[m.body.decode()] += 1
                 by_member[n] += 1
             return ConsumeResult.SUCCESS
+
         return on_message
 
-    with PushConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, listener=member(1)), \
-            PushConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, listener=member(2),
-                         model=ConsumerModel.CLUSTERING):
+    with (
+        PushConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, listener=member(1)),
+        PushConsumer(
+            endpoints=endpoint,
+            group=group,
+            subscriptions={topic: "*"},
+            listener=member(2),
+            model=ConsumerModel.CLUSTERING,
+        ),
+    ):
         with Producer(endpoints=endpoint, topics=[topic]) as p:
             for i in range(40):
                 p.send(Message(topic, f"m{i}"))
@@ -52,8 +57,10 @@ def test_broadcasting_gives_every_member_every_message(endpoint, make_topic, mak
         return lambda m: (got[name].append(m.body), ConsumeResult.SUCCESS)[1]
 
     kw = dict(endpoints=endpoint, group=group, subscriptions={topic: "*"}, model=ConsumerModel.BROADCASTING)
-    with PushConsumer(listener=member("a"), offset_store=str(tmp_path / "a"), **kw), \
-            PushConsumer(listener=member("b"), offset_store=str(tmp_path / "b"), **kw):  # type: ignore[arg-type]
+    with (
+        PushConsumer(listener=member("a"), offset_store=str(tmp_path / "a"), **kw),
+        PushConsumer(listener=member("b"), offset_store=str(tmp_path / "b"), **kw),
+    ):  # type: ignore[arg-type]
         with Producer(endpoints=endpoint, topics=[topic]) as p:
             for i in range(10):
                 p.send(Message(topic, f"m{i}"))
@@ -62,7 +69,8 @@ def test_broadcasting_gives_every_member_every_message(endpoint, make_topic, mak
 
 
 def test_a_raising_listener_or_a_wrong_value_counts_as_failure_is_logged_and_redelivered(
-        endpoint, make_topic, make_group, caplog) -> None:  # type: ignore[no-untyped-def]
+    endpoint, make_topic, make_group, caplog
+) -> None:  # type: ignore[no-untyped-def]
     # One test for both: a redelivery waits for the consumer's next long poll (about 20 s).
     topic, group = make_topic(), make_group()
     attempts: dict[bytes, list[int]] = {b"raise": [], b"none": []}
@@ -173,8 +181,9 @@ def test_cleanup_leaves_no_thread_of_ours_running(endpoint, make_topic, make_gro
     make_group_named = [group + "-s", group + "-p"]
     for g in make_group_named:
         _create_group(endpoint, g)
-    out = subprocess.run([sys.executable, "-c", CLEANUP_SCRIPT, endpoint, topic, group],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", CLEANUP_SCRIPT, endpoint, topic, group], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
@@ -187,6 +196,7 @@ def test_a_listener_may_call_blocking_methods(endpoint, make_topic, make_group) 
     topic, out, group = make_topic(), make_topic("out"), make_group()
     forwarded = threading.Event()
     with Producer(endpoints=endpoint, topics=[topic, out]) as p:
+
         def on_message(m: orbitmq.MessageView) -> ConsumeResult:
             p.send(Message(out, m.body))  # blocking, on the listener's thread
             forwarded.set()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from orbitmq import FilterExpression, Message, Producer, SimpleConsumer
-
 from conftest import receive_all
+from orbitmq import FilterExpression, Message, Producer, SimpleConsumer
 
 
 def test_tag_filters_and_ack(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]

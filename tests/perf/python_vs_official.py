@@ -46,8 +46,12 @@ REPO = Path(__file__).resolve().parents[2]
 def start_server() -> tuple[subprocess.Popen, str]:
     binary = os.environ.get("ORBITMQ_BIN") or str(REPO / "target" / "release" / "orbitmq")
     data = tempfile.mkdtemp(prefix="py-vs-official-")
-    proc = subprocess.Popen([binary, "standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
-                             "--data-dir", data], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [binary, "standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", data],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         m = re.search(r"ready on (\S+)", line)
@@ -62,6 +66,7 @@ def run_orbitmq(endpoint: str, topic: str, batch: int = 1) -> float:
         count = 0
         stop = False
         async with orbitmq.Producer(endpoints=endpoint, topics=[topic]) as p:
+
             async def worker() -> None:
                 nonlocal count
                 while not stop:
@@ -137,8 +142,11 @@ def main() -> None:
     if endpoint is None:
         proc, endpoint = start_server()
     try:
-        topics = {"orbitmq": "perf-py-orbitmq", "official": "perf-py-official",
-                  "orbitmq-batch": "perf-py-orbitmq-batch"}
+        topics = {
+            "orbitmq": "perf-py-orbitmq",
+            "official": "perf-py-official",
+            "orbitmq-batch": "perf-py-orbitmq-batch",
+        }
         with orbitmq.Admin(endpoints=endpoint) as admin:
             for t in topics.values():
                 try:
@@ -146,10 +154,12 @@ def main() -> None:
                 except orbitmq.BadRequestError:
                     pass  # exists (a server given with --endpoint)
         runs: dict[str, list[float]] = {name: [] for name in topics}
-        clients = {"orbitmq": run_orbitmq, "official": run_official,
-                   "orbitmq-batch": lambda e, t: run_orbitmq(e, t, BATCH)}
-        print(f"1 KiB messages, {INFLIGHT} in flight, {WARMUP:g} s warm-up + {SECONDS:g} s measured, "
-              f"server {endpoint}")
+        clients = {
+            "orbitmq": run_orbitmq,
+            "official": run_official,
+            "orbitmq-batch": lambda e, t: run_orbitmq(e, t, BATCH),
+        }
+        print(f"1 KiB messages, {INFLIGHT} in flight, {WARMUP:g} s warm-up + {SECONDS:g} s measured, server {endpoint}")
         for r in range(ROUNDS):
             order = ["orbitmq", "official", "orbitmq-batch"]
             if r % 2:
@@ -162,8 +172,10 @@ def main() -> None:
         for name, rates in runs.items():
             print(f"{name:13} median {med[name]:10.0f} msgs/s  runs {[round(x) for x in rates]}")
         print(f"ratio orbitmq / official, one message per send: {med['orbitmq'] / med['official']:.1f}x")
-        print(f"ratio orbitmq send_batch({BATCH}) / official: {med['orbitmq-batch'] / med['official']:.1f}x "
-              f"(target >= 10x)")
+        print(
+            f"ratio orbitmq send_batch({BATCH}) / official: {med['orbitmq-batch'] / med['official']:.1f}x "
+            f"(target >= 10x)"
+        )
     finally:
         if proc is not None:
             proc.terminate()

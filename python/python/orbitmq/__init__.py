@@ -13,8 +13,8 @@ import atexit
 from ._orbitmq import (
     Admin,
     ClientConfig,
-    ConsumerModel,
     ConsumeResult,
+    ConsumerModel,
     FilterExpression,
     Message,
     MessageQueue,

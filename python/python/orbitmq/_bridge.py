@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Optional, Tuple
+from typing import Any
 
 from ._orbitmq import Completer
 
-_completers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Optional[Completer]]" = (
-    weakref.WeakKeyDictionary()
-)
+_completers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Completer | None] = weakref.WeakKeyDictionary()
 
 
-def prepare() -> Tuple["asyncio.Future[Any]", Optional[Completer], asyncio.AbstractEventLoop]:
+def prepare() -> tuple[asyncio.Future[Any], Completer | None, asyncio.AbstractEventLoop]:
     """A future of the running loop, that loop's completer (``None`` if the loop cannot watch
     a descriptor) and the loop."""
     loop = asyncio.get_running_loop()

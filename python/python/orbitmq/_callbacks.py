@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from collections.abc import Awaitable
+from typing import Any, Callable, TypeVar
 
 logger = logging.getLogger("orbitmq")
 
 T = TypeVar("T")
 
-_background: Optional[asyncio.AbstractEventLoop] = None
+_background: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
 
 
@@ -29,9 +30,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
     with _background_lock:
         if _background is None or _background.is_closed():
             loop = asyncio.new_event_loop()
-            threading.Thread(
-                target=loop.run_forever, name="orbitmq-callbacks", daemon=True
-            ).start()
+            threading.Thread(target=loop.run_forever, name="orbitmq-callbacks", daemon=True).start()
             _background = loop
         return _background
 
@@ -40,9 +39,7 @@ async def _wait(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def adapt(
-    fn: Callable[[Any], Any], loop: Optional[asyncio.AbstractEventLoop], failure: T
-) -> Callable[[Any], T]:
+def adapt(fn: Callable[[Any], Any], loop: asyncio.AbstractEventLoop | None, failure: T) -> Callable[[Any], T]:
     if not callable(fn):
         raise TypeError(f"expected a callable, got {fn!r}")
     kind = type(failure)

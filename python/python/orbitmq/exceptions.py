@@ -8,7 +8,6 @@ status code the server answered, such as ``40402`` for TOPIC_NOT_FOUND, or ``Non
 from __future__ import annotations
 
 import builtins
-from typing import Optional
 
 __all__ = [
     "OrbitMQError",
@@ -36,9 +35,9 @@ class OrbitMQError(Exception):
     def __init__(
         self,
         message: str,
-        code: Optional[int] = None,
-        operation: Optional[str] = None,
-        endpoint: Optional[str] = None,
+        code: int | None = None,
+        operation: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -145,9 +144,7 @@ _BY_KIND = {
 }
 
 
-def _make(
-    kind: str, message: str, code: Optional[int], operation: Optional[str], endpoint: Optional[str]
-) -> OrbitMQError:
+def _make(kind: str, message: str, code: int | None, operation: str | None, endpoint: str | None) -> OrbitMQError:
     """The exception for an SDK error (called by the native module)."""
     cls = _BY_KIND.get(kind, OrbitMQError)
     err = cls(message, code, operation, endpoint)
