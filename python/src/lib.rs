@@ -41,6 +41,7 @@ fn _orbitmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<admin::Admin>()?;
     m.add_class::<bridge::Completer>()?;
     m.add_function(wrap_pyfunction!(runtime::shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::runtime_running, m)?)?;
     m.add_function(wrap_pyfunction!(error::error_kinds, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -73,6 +73,11 @@ pub(crate) fn start_forwarding(handle: &tokio::runtime::Handle) {
     });
 }
 
+/// Stops queueing until a runtime forwards again (a child after `fork()`).
+pub(crate) fn stop_forwarding() {
+    QUEUE.lock().unwrap_or_else(PoisonError::into_inner).take();
+}
+
 /// The layer queueing events of the `orbitmq_core` crate.
 pub(crate) struct Forward;
 

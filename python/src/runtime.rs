@@ -42,6 +42,9 @@ struct State {
     finished: bool,
     /// Threads shutting a runtime down (a lease released on one of its own workers).
     retiring: Vec<std::thread::JoinHandle<()>>,
+    /// Bumped in a child after `fork()`: leases of an earlier generation name a runtime whose
+    /// threads the child does not have.
+    generation: u64,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -51,6 +54,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     next_id: 0,
     finished: false,
     retiring: Vec::new(),
+    generation: 0,
 });
 
 fn state() -> std::sync::MutexGuard<'static, State> {
@@ -64,6 +68,7 @@ fn closed() -> Error {
 /// A hold on the runtime: it runs while any lease is held.
 pub(crate) struct Lease {
     id: u64,
+    generation: u64,
     handle: Handle,
 }
 
@@ -98,7 +103,7 @@ impl Lease {
         if let Some(c) = closer {
             st.closers.insert(id, c);
         }
-        Ok(Lease { id, handle })
+        Ok(Lease { id, generation: st.generation, handle })
     }
 
     pub(crate) fn handle(&self) -> &Handle {
@@ -136,8 +141,13 @@ impl ClientLease {
     /// The runtime, or `ClosedError` once the client is closed or the interpreter exits.
     pub(crate) fn handle(&self, what: &str) -> PyResult<Handle> {
         let lease = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let st = state();
         match lease.as_ref() {
-            Some(l) if !state().finished => Ok(l.handle.clone()),
+            Some(l) if st.generation != l.generation => Err(to_py(Error::new(
+                ErrorKind::Closed,
+                format!("the {what} was made before os.fork(): make a new one in this process"),
+            ))),
+            Some(l) if !st.finished => Ok(l.handle.clone()),
             Some(_) => Err(to_py(closed())),
             None => Err(to_py(Error::new(ErrorKind::Closed, format!("the {what} was closed")))),
         }
@@ -153,6 +163,9 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let rt = {
             let mut st = state();
+            if st.generation != self.generation {
+                return; // made before fork(): the runtime is not this process's
+            }
             st.closers.remove(&self.id);
             st.users -= 1;
             if st.users > 0 {
@@ -212,6 +225,20 @@ pub(crate) fn shutdown_all(py: Python<'_>) {
             let _ = t.join();
         }
     });
+}
+
+/// In a child after `fork()`: forgets the parent's runtime (its threads were not copied, so it
+/// can neither run nor be shut down) and the parent's clients, which now raise `ClosedError`;
+/// new clients start a runtime of the child's own. Registered with `os.register_at_fork`.
+#[pyfunction]
+pub(crate) fn after_fork_in_child() {
+    let mut st = state();
+    std::mem::forget(st.runtime.take());
+    std::mem::forget(std::mem::take(&mut st.closers));
+    std::mem::forget(std::mem::take(&mut st.retiring));
+    st.users = 0;
+    st.generation += 1;
+    crate::logging::stop_forwarding();
 }
 
 /// Awaits every future, concurrently, on the current task.

@@ -80,3 +80,41 @@ def test_clients_after_shutdown_raise_closed_and_drop_quietly(endpoint, make_top
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
     assert "panic" not in out.stderr, out.stderr
+
+
+FORK = r"""
+import multiprocessing as mp, sys
+from orbitmq import ClosedError, Message, Producer
+
+endpoint, topic = sys.argv[1:3]
+
+def child(parent_producer, q):
+    try:
+        parent_producer.send(Message(topic, b"from the parent's producer"))
+        q.put("the parent's producer worked in the child")
+        return
+    except ClosedError:
+        pass
+    with Producer(endpoints=endpoint, topics=[topic]) as p:
+        p.send(Message(topic, b"from the child"))
+    q.put("ok")
+
+p = Producer(endpoints=endpoint, topics=[topic])
+p.send(Message(topic, b"before fork"))
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+proc = ctx.Process(target=child, args=(p, q))
+proc.start()
+proc.join(60)
+assert proc.exitcode == 0, proc.exitcode
+assert q.get(timeout=1) == "ok"
+p.send(Message(topic, b"after fork"))  # the parent's runtime is untouched
+p.close()
+print("ok")
+"""
+
+
+def test_a_forked_child_gets_its_own_runtime(endpoint, make_topic) -> None:  # type: ignore[no-untyped-def]
+    topic = make_topic()
+    out = subprocess.run([sys.executable, "-c", FORK, endpoint, topic], capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

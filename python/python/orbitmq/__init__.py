@@ -9,6 +9,7 @@ subclasses (``orbitmq.exceptions``); the SDK logs on the ``orbitmq`` logger.
 from __future__ import annotations
 
 import atexit
+import os
 
 from ._orbitmq import (
     Admin,
@@ -27,6 +28,7 @@ from ._orbitmq import (
     Transaction,
     TransactionResolution,
     __version__,
+    after_fork_in_child,
     shutdown_all,
 )
 from .exceptions import (
@@ -49,6 +51,10 @@ from .exceptions import (
 # Closes the clients still open and stops the package's runtime before the interpreter
 # finalises: its threads never touch a finalising interpreter.
 atexit.register(shutdown_all)
+# A child of fork() has none of the runtime's threads: it starts its own (the parent's clients
+# raise ClosedError there).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=after_fork_in_child)
 
 __all__ = [
     "Admin",
