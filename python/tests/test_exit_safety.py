@@ -106,6 +106,9 @@ q = ctx.Queue()
 proc = ctx.Process(target=child, args=(p, q))
 proc.start()
 proc.join(60)
+if proc.is_alive():  # hung: leave no process behind
+    proc.kill()
+    proc.join()
 assert proc.exitcode == 0, proc.exitcode
 assert q.get(timeout=1) == "ok"
 p.send(Message(topic, b"after fork"))  # the parent's runtime is untouched

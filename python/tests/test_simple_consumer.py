@@ -56,3 +56,26 @@ async def test_async_receive_ack_and_change(endpoint, make_topic, make_group) ->
         handle = await c.change_invisible_duration_async(got[0], 30)
         assert got[0].receipt_handle == handle
         await c.ack_async(got[0])
+
+
+async def test_cancelling_an_awaitable_cancels_the_call(endpoint, make_topic, make_group) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    topic, group = make_topic(), make_group()
+    async with SimpleConsumer(endpoints=endpoint, group=group, subscriptions={topic: "*"}, await_duration=20) as c:
+        waiting = asyncio.ensure_future(c.receive_async(1, 15))  # a long poll on an empty topic
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            pass
+        assert waiting.cancelled() and time.monotonic() - started < 1
+        async with Producer(endpoints=endpoint, topics=[topic]) as p:
+            await p.send_async(Message(topic, b"after"))
+        got: list = []
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            got = await c.receive_async(1, 15)
+        assert [m.body for m in got] == [b"after"]
