@@ -140,14 +140,19 @@ impl ClientLease {
 
     /// The runtime, or `ClosedError` once the client is closed or the interpreter exits.
     pub(crate) fn handle(&self, what: &str) -> PyResult<Handle> {
-        let lease = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let st = state();
-        match lease.as_ref() {
-            Some(l) if st.generation != l.generation => Err(to_py(Error::new(
+        // The locks are released before an exception is made: making it runs Python, whose
+        // garbage collector may drop another client, whose lease takes the state lock.
+        let found = {
+            let lease = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let st = state();
+            lease.as_ref().map(|l| (l.handle.clone(), st.generation == l.generation, st.finished))
+        };
+        match found {
+            Some((handle, true, false)) => Ok(handle),
+            Some((_, false, _)) => Err(to_py(Error::new(
                 ErrorKind::Closed,
                 format!("the {what} was made before os.fork(): make a new one in this process"),
             ))),
-            Some(l) if !st.finished => Ok(l.handle.clone()),
             Some(_) => Err(to_py(closed())),
             None => Err(to_py(Error::new(ErrorKind::Closed, format!("the {what} was closed")))),
         }
