@@ -42,4 +42,7 @@ step "official RocketMQ clients (Python, Node.js, Java) against orbitmq standalo
 cargo build -q -p orbitmq-server --profile ci
 ORBITMQ_BIN="$PWD/target/ci/orbitmq" tests/compat/run-official-clients.sh
 
+step "the orbitmq Python package: stubtest and pytest against orbitmq standalone"
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" python/test.sh
+
 step "all tests passed"
