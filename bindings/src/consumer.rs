@@ -105,8 +105,8 @@ impl PushConsumer {
         run(async move { c.subscribe(&topic, filter.into()).await }).await
     }
 
-    pub fn unsubscribe(&self, topic: String) {
-        self.0.unsubscribe(&topic);
+    pub fn unsubscribe(&self, topic: &str) {
+        self.0.unsubscribe(topic);
     }
 
     /// Messages received and not yet consumed.
@@ -168,8 +168,8 @@ impl SimpleConsumer {
         run(async move { c.subscribe(&topic, filter.into()).await }).await
     }
 
-    pub fn unsubscribe(&self, topic: String) {
-        self.0.unsubscribe(&topic);
+    pub fn unsubscribe(&self, topic: &str) {
+        self.0.unsubscribe(topic);
     }
 
     /// Up to `max` messages, invisible to others for `invisible_duration` unless acknowledged.

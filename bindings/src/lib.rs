@@ -1,4 +1,4 @@
-//! OrbitMQ for Kotlin and Swift: thin UniFFI wrappers around the Rust client SDK
+//! OrbitMQ for Kotlin and Swift: thin `UniFFI` wrappers around the Rust client SDK
 //! (`orbitmq_core::client`). Each method converts its arguments, calls the SDK on this crate's
 //! runtime and converts the answer back; any logic beyond that belongs in the SDK
 //! (`../shared/STYLE.md` §3).

@@ -7,6 +7,8 @@ use std::time::Duration;
 use orbitmq_core::client as core;
 
 /// A message to send (`Message::builder` of the SDK).
+// The SDK's field names, in every language.
+#[allow(clippy::struct_field_names)]
 #[derive(uniffi::Record)]
 pub struct Message {
     pub topic: String,

@@ -1,7 +1,7 @@
 //! The binding's own Tokio runtime, and the wrapper that lets a foreign garbage collector drop
 //! an SDK handle on any thread.
 //!
-//! UniFFI's foreign executors (Kotlin coroutines, Swift tasks) poll the futures of async
+//! `UniFFI`'s foreign executors (Kotlin coroutines, Swift tasks) poll the futures of async
 //! methods; [`run`] spawns the SDK's future onto this runtime and awaits its `JoinHandle`,
 //! which any executor may poll (uniffi-rs `docs/manual/src/futures.md`). The runtime lives
 //! for the whole process: the JVM and Swift never unload the library.

@@ -6074,7 +6074,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_orbitmq_uniffi_checksum_method_pushconsumer_subscribe() != 48293) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_orbitmq_uniffi_checksum_method_pushconsumer_unsubscribe() != 34782) {
+    if (uniffi_orbitmq_uniffi_checksum_method_pushconsumer_unsubscribe() != 56803) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_ack() != 22957) {
@@ -6098,7 +6098,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_subscribe() != 39008) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_unsubscribe() != 1396) {
+    if (uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_unsubscribe() != 6272) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_orbitmq_uniffi_checksum_method_producer_begin_transaction() != 11177) {

@@ -1224,7 +1224,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_pushconsumer_subscribe() and 0xFFFF) != 48293) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_orbitmq_uniffi_checksum_method_pushconsumer_unsubscribe() and 0xFFFF) != 34782) {
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_pushconsumer_unsubscribe() and 0xFFFF) != 56803) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_ack() and 0xFFFF) != 22957) {
@@ -1248,7 +1248,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_subscribe() and 0xFFFF) != 39008) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_unsubscribe() and 0xFFFF) != 1396) {
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_simpleconsumer_unsubscribe() and 0xFFFF) != 6272) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_producer_begin_transaction() and 0xFFFF) != 11177) {
