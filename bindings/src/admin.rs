@@ -1,5 +1,6 @@
 //! `Admin`: topics, groups and consumer progress.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use orbitmq_core::client as core;
@@ -167,6 +168,93 @@ impl From<core::ConsumerProgress> for ConsumerProgress {
     }
 }
 
+/// Where one queue of a topic lives.
+#[derive(uniffi::Record)]
+pub struct QueueRoute {
+    pub broker_name: String,
+    pub broker_id: i32,
+    pub address: String,
+    pub queue_id: u32,
+    /// `RW`, `R`, `W` or `-`.
+    pub perm: String,
+}
+
+/// A topic's queues and the brokers holding them.
+#[derive(uniffi::Record)]
+pub struct TopicRoute {
+    pub topic: String,
+    pub queues: Vec<QueueRoute>,
+}
+
+impl From<core::TopicRoute> for TopicRoute {
+    fn from(r: core::TopicRoute) -> TopicRoute {
+        let queues = r
+            .queues
+            .into_iter()
+            .map(|q| QueueRoute {
+                broker_name: q.broker_name,
+                broker_id: q.broker_id,
+                address: q.address,
+                queue_id: q.queue_id,
+                perm: q.perm,
+            })
+            .collect();
+        TopicRoute { topic: r.topic, queues }
+    }
+}
+
+/// A message as the broker stores it, found by a query.
+#[derive(uniffi::Record)]
+pub struct StoredMessage {
+    pub topic: String,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub commitlog_offset: u64,
+    pub message_id: String,
+    pub offset_msg_id: String,
+    pub tag: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub born_timestamp: i64,
+    pub store_timestamp: i64,
+    pub born_host: String,
+    pub store_host: String,
+    pub reconsume_times: u32,
+    pub size: u32,
+}
+
+impl From<core::StoredMessage> for StoredMessage {
+    fn from(m: core::StoredMessage) -> StoredMessage {
+        StoredMessage {
+            topic: m.topic,
+            queue_id: m.queue_id,
+            queue_offset: m.queue_offset,
+            commitlog_offset: m.commitlog_offset,
+            message_id: m.message_id,
+            offset_msg_id: m.offset_msg_id,
+            tag: m.tag,
+            keys: m.keys,
+            properties: m.properties,
+            body: m.body.to_vec(),
+            born_timestamp: m.born_timestamp,
+            store_timestamp: m.store_timestamp,
+            born_host: m.born_host,
+            store_host: m.store_host,
+            reconsume_times: m.reconsume_times,
+            size: m.size,
+        }
+    }
+}
+
+/// One queue's offset moved by `Admin.resetOffset`.
+#[derive(uniffi::Record)]
+pub struct QueueOffsetReset {
+    pub queue_id: u32,
+    pub old_offset: u64,
+    pub new_offset: u64,
+}
+
 /// Manages topics and groups.
 #[derive(uniffi::Object)]
 pub struct Admin(Guarded<core::Admin>);
@@ -255,5 +343,74 @@ impl Admin {
         let a = self.0.clone();
         run(async move { a.consumer_progress(&group, topic.as_deref()).await.map(Into::into) })
             .await
+    }
+
+    /// The topic's queues and brokers.
+    pub async fn topic_route(&self, topic: String) -> Result<TopicRoute, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move { a.topic_route(&topic).await.map(Into::into) }).await
+    }
+
+    /// The messages with this message id or offset message id.
+    pub async fn query_message_by_id(
+        &self,
+        id: String,
+    ) -> Result<Vec<StoredMessage>, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move { Ok(a.query_message_by_id(&id).await?.into_iter().map(Into::into).collect()) })
+            .await
+    }
+
+    /// The messages of `topic` with `key`, stored in the time range (ms), `max` at most.
+    #[uniffi::method(default(begin_timestamp = None, end_timestamp = None, max = None))]
+    pub async fn query_message_by_key(
+        &self,
+        topic: String,
+        key: String,
+        begin_timestamp: Option<i64>,
+        end_timestamp: Option<i64>,
+        max: Option<u32>,
+    ) -> Result<Vec<StoredMessage>, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move {
+            let found = a.query_message_by_key(&topic, &key, begin_timestamp, end_timestamp, max);
+            Ok(found.await?.into_iter().map(Into::into).collect())
+        })
+        .await
+    }
+
+    /// The message at `offset` in queue `queue_id` of `topic`.
+    pub async fn query_message_by_offset(
+        &self,
+        topic: String,
+        queue_id: u32,
+        offset: u64,
+    ) -> Result<StoredMessage, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move { a.query_message_by_offset(&topic, queue_id, offset).await.map(Into::into) })
+            .await
+    }
+
+    /// Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
+    /// (ms).
+    pub async fn reset_offset(
+        &self,
+        group: String,
+        topic: String,
+        timestamp: i64,
+    ) -> Result<Vec<QueueOffsetReset>, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move {
+            let moved = a.reset_offset(&group, &topic, timestamp).await?;
+            Ok(moved
+                .into_iter()
+                .map(|r| QueueOffsetReset {
+                    queue_id: r.queue_id,
+                    old_offset: r.old_offset,
+                    new_offset: r.new_offset,
+                })
+                .collect())
+        })
+        .await
     }
 }

@@ -689,7 +689,33 @@ public protocol AdminProtocol: AnyObject, Sendable {
     
     func listTopics(includeSystem: Bool) async throws  -> [TopicConfig]
     
+    /**
+     * The messages with this message id or offset message id.
+     */
+    func queryMessageById(id: String) async throws  -> [StoredMessage]
+    
+    /**
+     * The messages of `topic` with `key`, stored in the time range (ms), `max` at most.
+     */
+    func queryMessageByKey(topic: String, key: String, beginTimestamp: Int64?, endTimestamp: Int64?, max: UInt32?) async throws  -> [StoredMessage]
+    
+    /**
+     * The message at `offset` in queue `queue_id` of `topic`.
+     */
+    func queryMessageByOffset(topic: String, queueId: UInt32, offset: UInt64) async throws  -> StoredMessage
+    
+    /**
+     * Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
+     * (ms).
+     */
+    func resetOffset(group: String, topic: String, timestamp: Int64) async throws  -> [QueueOffsetReset]
+    
     func topic(topic: String) async throws  -> TopicConfig
+    
+    /**
+     * The topic's queues and brokers.
+     */
+    func topicRoute(topic: String) async throws  -> TopicRoute
     
     /**
      * Each queue's min and max offsets.
@@ -879,6 +905,83 @@ open func listTopics(includeSystem: Bool = false)async throws  -> [TopicConfig] 
         )
 }
     
+    /**
+     * The messages with this message id or offset message id.
+     */
+open func queryMessageById(id: String)async throws  -> [StoredMessage]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_id(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeStoredMessage.lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
+    /**
+     * The messages of `topic` with `key`, stored in the time range (ms), `max` at most.
+     */
+open func queryMessageByKey(topic: String, key: String, beginTimestamp: Int64? = nil, endTimestamp: Int64? = nil, max: UInt32? = nil)async throws  -> [StoredMessage]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(topic),FfiConverterString.lower(key),FfiConverterOptionInt64.lower(beginTimestamp),FfiConverterOptionInt64.lower(endTimestamp),FfiConverterOptionUInt32.lower(max)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeStoredMessage.lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
+    /**
+     * The message at `offset` in queue `queue_id` of `topic`.
+     */
+open func queryMessageByOffset(topic: String, queueId: UInt32, offset: UInt64)async throws  -> StoredMessage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(topic),FfiConverterUInt32.lower(queueId),FfiConverterUInt64.lower(offset)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeStoredMessage_lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
+    /**
+     * Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
+     * (ms).
+     */
+open func resetOffset(group: String, topic: String, timestamp: Int64)async throws  -> [QueueOffsetReset]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_reset_offset(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterString.lower(topic),FfiConverterInt64.lower(timestamp)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeQueueOffsetReset.lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
 open func topic(topic: String)async throws  -> TopicConfig  {
     return
         try  await uniffiRustCallAsync(
@@ -891,6 +994,25 @@ open func topic(topic: String)async throws  -> TopicConfig  {
             completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeTopicConfig_lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
+    /**
+     * The topic's queues and brokers.
+     */
+open func topicRoute(topic: String)async throws  -> TopicRoute  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_topic_route(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(topic)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeTopicRoute_lift,
             errorHandler: FfiConverterTypeOrbitMqError_lift
         )
 }
@@ -3835,6 +3957,67 @@ public func FfiConverterTypePushConsumerOptions_lower(_ value: PushConsumerOptio
 
 
 /**
+ * One queue's offset moved by `Admin.resetOffset`.
+ */
+public struct QueueOffsetReset: Equatable, Hashable {
+    public var queueId: UInt32
+    public var oldOffset: UInt64
+    public var newOffset: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(queueId: UInt32, oldOffset: UInt64, newOffset: UInt64) {
+        self.queueId = queueId
+        self.oldOffset = oldOffset
+        self.newOffset = newOffset
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension QueueOffsetReset: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueueOffsetReset: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueueOffsetReset {
+        return
+            try QueueOffsetReset(
+                queueId: FfiConverterUInt32.read(from: &buf), 
+                oldOffset: FfiConverterUInt64.read(from: &buf), 
+                newOffset: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: QueueOffsetReset, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.queueId, into: &buf)
+        FfiConverterUInt64.write(value.oldOffset, into: &buf)
+        FfiConverterUInt64.write(value.newOffset, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueueOffsetReset_lift(_ buf: RustBuffer) throws -> QueueOffsetReset {
+    return try FfiConverterTypeQueueOffsetReset.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueueOffsetReset_lower(_ value: QueueOffsetReset) -> RustBuffer {
+    return FfiConverterTypeQueueOffsetReset.lower(value)
+}
+
+
+/**
  * One queue's consumption progress.
  */
 public struct QueueProgress: Equatable, Hashable {
@@ -3904,6 +4087,81 @@ public func FfiConverterTypeQueueProgress_lift(_ buf: RustBuffer) throws -> Queu
 #endif
 public func FfiConverterTypeQueueProgress_lower(_ value: QueueProgress) -> RustBuffer {
     return FfiConverterTypeQueueProgress.lower(value)
+}
+
+
+/**
+ * Where one queue of a topic lives.
+ */
+public struct QueueRoute: Equatable, Hashable {
+    public var brokerName: String
+    public var brokerId: Int32
+    public var address: String
+    public var queueId: UInt32
+    /**
+     * `RW`, `R`, `W` or `-`.
+     */
+    public var perm: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(brokerName: String, brokerId: Int32, address: String, queueId: UInt32, 
+        /**
+         * `RW`, `R`, `W` or `-`.
+         */perm: String) {
+        self.brokerName = brokerName
+        self.brokerId = brokerId
+        self.address = address
+        self.queueId = queueId
+        self.perm = perm
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension QueueRoute: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueueRoute: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueueRoute {
+        return
+            try QueueRoute(
+                brokerName: FfiConverterString.read(from: &buf), 
+                brokerId: FfiConverterInt32.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf), 
+                queueId: FfiConverterUInt32.read(from: &buf), 
+                perm: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: QueueRoute, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.brokerName, into: &buf)
+        FfiConverterInt32.write(value.brokerId, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterUInt32.write(value.queueId, into: &buf)
+        FfiConverterString.write(value.perm, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueueRoute_lift(_ buf: RustBuffer) throws -> QueueRoute {
+    return try FfiConverterTypeQueueRoute.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueueRoute_lower(_ value: QueueRoute) -> RustBuffer {
+    return FfiConverterTypeQueueRoute.lower(value)
 }
 
 
@@ -4064,6 +4322,119 @@ public func FfiConverterTypeSendReceipt_lower(_ value: SendReceipt) -> RustBuffe
 
 
 /**
+ * A message as the broker stores it, found by a query.
+ */
+public struct StoredMessage: Equatable, Hashable {
+    public var topic: String
+    public var queueId: UInt32
+    public var queueOffset: UInt64
+    public var commitlogOffset: UInt64
+    public var messageId: String
+    public var offsetMsgId: String
+    public var tag: String?
+    public var keys: [String]
+    public var properties: [String: String]
+    public var body: Data
+    public var bornTimestamp: Int64
+    public var storeTimestamp: Int64
+    public var bornHost: String
+    public var storeHost: String
+    public var reconsumeTimes: UInt32
+    public var size: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(topic: String, queueId: UInt32, queueOffset: UInt64, commitlogOffset: UInt64, messageId: String, offsetMsgId: String, tag: String?, keys: [String], properties: [String: String], body: Data, bornTimestamp: Int64, storeTimestamp: Int64, bornHost: String, storeHost: String, reconsumeTimes: UInt32, size: UInt32) {
+        self.topic = topic
+        self.queueId = queueId
+        self.queueOffset = queueOffset
+        self.commitlogOffset = commitlogOffset
+        self.messageId = messageId
+        self.offsetMsgId = offsetMsgId
+        self.tag = tag
+        self.keys = keys
+        self.properties = properties
+        self.body = body
+        self.bornTimestamp = bornTimestamp
+        self.storeTimestamp = storeTimestamp
+        self.bornHost = bornHost
+        self.storeHost = storeHost
+        self.reconsumeTimes = reconsumeTimes
+        self.size = size
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StoredMessage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStoredMessage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StoredMessage {
+        return
+            try StoredMessage(
+                topic: FfiConverterString.read(from: &buf), 
+                queueId: FfiConverterUInt32.read(from: &buf), 
+                queueOffset: FfiConverterUInt64.read(from: &buf), 
+                commitlogOffset: FfiConverterUInt64.read(from: &buf), 
+                messageId: FfiConverterString.read(from: &buf), 
+                offsetMsgId: FfiConverterString.read(from: &buf), 
+                tag: FfiConverterOptionString.read(from: &buf), 
+                keys: FfiConverterSequenceString.read(from: &buf), 
+                properties: FfiConverterDictionaryStringString.read(from: &buf), 
+                body: FfiConverterData.read(from: &buf), 
+                bornTimestamp: FfiConverterInt64.read(from: &buf), 
+                storeTimestamp: FfiConverterInt64.read(from: &buf), 
+                bornHost: FfiConverterString.read(from: &buf), 
+                storeHost: FfiConverterString.read(from: &buf), 
+                reconsumeTimes: FfiConverterUInt32.read(from: &buf), 
+                size: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StoredMessage, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.topic, into: &buf)
+        FfiConverterUInt32.write(value.queueId, into: &buf)
+        FfiConverterUInt64.write(value.queueOffset, into: &buf)
+        FfiConverterUInt64.write(value.commitlogOffset, into: &buf)
+        FfiConverterString.write(value.messageId, into: &buf)
+        FfiConverterString.write(value.offsetMsgId, into: &buf)
+        FfiConverterOptionString.write(value.tag, into: &buf)
+        FfiConverterSequenceString.write(value.keys, into: &buf)
+        FfiConverterDictionaryStringString.write(value.properties, into: &buf)
+        FfiConverterData.write(value.body, into: &buf)
+        FfiConverterInt64.write(value.bornTimestamp, into: &buf)
+        FfiConverterInt64.write(value.storeTimestamp, into: &buf)
+        FfiConverterString.write(value.bornHost, into: &buf)
+        FfiConverterString.write(value.storeHost, into: &buf)
+        FfiConverterUInt32.write(value.reconsumeTimes, into: &buf)
+        FfiConverterUInt32.write(value.size, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoredMessage_lift(_ buf: RustBuffer) throws -> StoredMessage {
+    return try FfiConverterTypeStoredMessage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoredMessage_lower(_ value: StoredMessage) -> RustBuffer {
+    return FfiConverterTypeStoredMessage.lower(value)
+}
+
+
+/**
  * A topic and its filter.
  */
 public struct Subscription: Equatable, Hashable {
@@ -4198,6 +4569,63 @@ public func FfiConverterTypeTopicConfig_lift(_ buf: RustBuffer) throws -> TopicC
 #endif
 public func FfiConverterTypeTopicConfig_lower(_ value: TopicConfig) -> RustBuffer {
     return FfiConverterTypeTopicConfig.lower(value)
+}
+
+
+/**
+ * A topic's queues and the brokers holding them.
+ */
+public struct TopicRoute: Equatable, Hashable {
+    public var topic: String
+    public var queues: [QueueRoute]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(topic: String, queues: [QueueRoute]) {
+        self.topic = topic
+        self.queues = queues
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TopicRoute: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTopicRoute: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TopicRoute {
+        return
+            try TopicRoute(
+                topic: FfiConverterString.read(from: &buf), 
+                queues: FfiConverterSequenceTypeQueueRoute.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TopicRoute, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.topic, into: &buf)
+        FfiConverterSequenceTypeQueueRoute.write(value.queues, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTopicRoute_lift(_ buf: RustBuffer) throws -> TopicRoute {
+    return try FfiConverterTypeTopicRoute.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTopicRoute_lower(_ value: TopicRoute) -> RustBuffer {
+    return FfiConverterTypeTopicRoute.lower(value)
 }
 
 
@@ -5668,6 +6096,31 @@ fileprivate struct FfiConverterSequenceTypeMessageView: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeQueueOffsetReset: FfiConverterRustBuffer {
+    typealias SwiftType = [QueueOffsetReset]
+
+    public static func write(_ value: [QueueOffsetReset], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeQueueOffsetReset.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [QueueOffsetReset] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [QueueOffsetReset]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeQueueOffsetReset.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeQueueProgress: FfiConverterRustBuffer {
     typealias SwiftType = [QueueProgress]
 
@@ -5685,6 +6138,31 @@ fileprivate struct FfiConverterSequenceTypeQueueProgress: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeQueueProgress.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeQueueRoute: FfiConverterRustBuffer {
+    typealias SwiftType = [QueueRoute]
+
+    public static func write(_ value: [QueueRoute], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeQueueRoute.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [QueueRoute] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [QueueRoute]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeQueueRoute.read(from: &buf))
         }
         return seq
     }
@@ -5735,6 +6213,31 @@ fileprivate struct FfiConverterSequenceTypeSendReceipt: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeSendReceipt.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeStoredMessage: FfiConverterRustBuffer {
+    typealias SwiftType = [StoredMessage]
+
+    public static func write(_ value: [StoredMessage], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeStoredMessage.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [StoredMessage] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [StoredMessage]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeStoredMessage.read(from: &buf))
         }
         return seq
     }
@@ -6005,7 +6508,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_orbitmq_uniffi_checksum_method_admin_list_topics() != 6904) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_id() != 38661) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key() != 12523) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset() != 32179) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset() != 54792) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_orbitmq_uniffi_checksum_method_admin_topic() != 30373) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_topic_route() != 53009) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_orbitmq_uniffi_checksum_method_admin_topic_status() != 5616) {

@@ -323,9 +323,34 @@ uint64_t uniffi_orbitmq_uniffi_fn_method_admin_list_groups(uint64_t ptr
 uint64_t uniffi_orbitmq_uniffi_fn_method_admin_list_topics(uint64_t ptr, int8_t include_system
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_ID
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_ID
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_id(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_KEY
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_KEY
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_key(uint64_t ptr, RustBuffer topic, RustBuffer key, RustBuffer begin_timestamp, RustBuffer end_timestamp, RustBuffer max
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(uint64_t ptr, RustBuffer topic, uint32_t queue_id, uint64_t offset
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_RESET_OFFSET
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_RESET_OFFSET
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_reset_offset(uint64_t ptr, RustBuffer group, RustBuffer topic, int64_t timestamp
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_TOPIC
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_TOPIC
 uint64_t uniffi_orbitmq_uniffi_fn_method_admin_topic(uint64_t ptr, RustBuffer topic
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_TOPIC_ROUTE
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_TOPIC_ROUTE
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_topic_route(uint64_t ptr, RustBuffer topic
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_TOPIC_STATUS
@@ -962,9 +987,39 @@ uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_list_topics(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_ID
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_ID
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_id(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_KEY
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_KEY
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_RESET_OFFSET
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_RESET_OFFSET
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_TOPIC
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_TOPIC
 uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_topic(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_TOPIC_ROUTE
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_TOPIC_ROUTE
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_topic_route(void
     
 );
 #endif

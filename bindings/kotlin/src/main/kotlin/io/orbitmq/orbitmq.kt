@@ -742,7 +742,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_list_topics(
     ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_id(
+    ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key(
+    ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset(
+    ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset(
+    ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_topic(
+    ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_topic_route(
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_topic_status(
     ): Int
@@ -880,7 +890,17 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_list_topics(`ptr`: Long,`includeSystem`: Byte,
     ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_id(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_key(`ptr`: Long,`topic`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`beginTimestamp`: RustBuffer.ByValue,`endTimestamp`: RustBuffer.ByValue,`max`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(`ptr`: Long,`topic`: RustBuffer.ByValue,`queueId`: Int,`offset`: Long,
+    ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_reset_offset(`ptr`: Long,`group`: RustBuffer.ByValue,`topic`: RustBuffer.ByValue,`timestamp`: Long,
+    ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_topic(`ptr`: Long,`topic`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_topic_route(`ptr`: Long,`topic`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_topic_status(`ptr`: Long,`topic`: RustBuffer.ByValue,
     ): Long
@@ -1155,7 +1175,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_list_topics() and 0xFFFF) != 6904) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_id() and 0xFFFF) != 38661) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key() and 0xFFFF) != 12523) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset() and 0xFFFF) != 32179) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset() and 0xFFFF) != 54792) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_topic() and 0xFFFF) != 30373) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_topic_route() and 0xFFFF) != 53009) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_topic_status() and 0xFFFF) != 5616) {
@@ -1993,7 +2028,33 @@ public interface AdminInterface {
     
     suspend fun `listTopics`(`includeSystem`: kotlin.Boolean = false): List<TopicConfig>
     
+    /**
+     * The messages with this message id or offset message id.
+     */
+    suspend fun `queryMessageById`(`id`: kotlin.String): List<StoredMessage>
+    
+    /**
+     * The messages of `topic` with `key`, stored in the time range (ms), `max` at most.
+     */
+    suspend fun `queryMessageByKey`(`topic`: kotlin.String, `key`: kotlin.String, `beginTimestamp`: kotlin.Long? = null, `endTimestamp`: kotlin.Long? = null, `max`: kotlin.UInt? = null): List<StoredMessage>
+    
+    /**
+     * The message at `offset` in queue `queue_id` of `topic`.
+     */
+    suspend fun `queryMessageByOffset`(`topic`: kotlin.String, `queueId`: kotlin.UInt, `offset`: kotlin.ULong): StoredMessage
+    
+    /**
+     * Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
+     * (ms).
+     */
+    suspend fun `resetOffset`(`group`: kotlin.String, `topic`: kotlin.String, `timestamp`: kotlin.Long): List<QueueOffsetReset>
+    
     suspend fun `topic`(`topic`: kotlin.String): TopicConfig
+    
+    /**
+     * The topic's queues and brokers.
+     */
+    suspend fun `topicRoute`(`topic`: kotlin.String): TopicRoute
     
     /**
      * Each queue's min and max offsets.
@@ -2279,6 +2340,115 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
     }
 
     
+    /**
+     * The messages with this message id or offset message id.
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `queryMessageById`(`id`: kotlin.String) : List<StoredMessage> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_id(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeStoredMessage.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The messages of `topic` with `key`, stored in the time range (ms), `max` at most.
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `queryMessageByKey`(`topic`: kotlin.String, `key`: kotlin.String, `beginTimestamp`: kotlin.Long?, `endTimestamp`: kotlin.Long?, `max`: kotlin.UInt?) : List<StoredMessage> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_key(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`topic`),
+        FfiConverterString.lower(`key`),
+        FfiConverterOptionalLong.lower(`beginTimestamp`),
+        FfiConverterOptionalLong.lower(`endTimestamp`),
+        FfiConverterOptionalUInt.lower(`max`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeStoredMessage.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The message at `offset` in queue `queue_id` of `topic`.
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `queryMessageByOffset`(`topic`: kotlin.String, `queueId`: kotlin.UInt, `offset`: kotlin.ULong) : StoredMessage {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`topic`),
+        FfiConverterUInt.lower(`queueId`),
+        FfiConverterULong.lower(`offset`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeStoredMessage.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
+     * (ms).
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resetOffset`(`group`: kotlin.String, `topic`: kotlin.String, `timestamp`: kotlin.Long) : List<QueueOffsetReset> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_reset_offset(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`group`),
+        FfiConverterString.lower(`topic`),
+        FfiConverterLong.lower(`timestamp`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeQueueOffsetReset.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
     @Throws(OrbitMqException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `topic`(`topic`: kotlin.String) : TopicConfig {
@@ -2295,6 +2465,31 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
         { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeTopicConfig.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The topic's queues and brokers.
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `topicRoute`(`topic`: kotlin.String) : TopicRoute {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_topic_route(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`topic`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeTopicRoute.lift(it) },
         // Error FFI converter
         OrbitMqException.ErrorHandler,
     )
@@ -6319,6 +6514,52 @@ public object FfiConverterTypePushConsumerOptions: FfiConverterRustBuffer<PushCo
 
 
 /**
+ * One queue's offset moved by `Admin.resetOffset`.
+ */
+data class QueueOffsetReset (
+    var `queueId`: kotlin.UInt
+    , 
+    var `oldOffset`: kotlin.ULong
+    , 
+    var `newOffset`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueueOffsetReset: FfiConverterRustBuffer<QueueOffsetReset> {
+    override fun read(buf: ByteBuffer): QueueOffsetReset {
+        return QueueOffsetReset(
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: QueueOffsetReset) = (
+            FfiConverterUInt.allocationSize(value.`queueId`) +
+            FfiConverterULong.allocationSize(value.`oldOffset`) +
+            FfiConverterULong.allocationSize(value.`newOffset`)
+    )
+
+    override fun write(value: QueueOffsetReset, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`queueId`, buf)
+            FfiConverterULong.write(value.`oldOffset`, buf)
+            FfiConverterULong.write(value.`newOffset`, buf)
+    }
+}
+
+
+
+/**
  * One queue's consumption progress.
  */
 data class QueueProgress (
@@ -6374,6 +6615,65 @@ public object FfiConverterTypeQueueProgress: FfiConverterRustBuffer<QueueProgres
             FfiConverterULong.write(value.`brokerOffset`, buf)
             FfiConverterULong.write(value.`consumerOffset`, buf)
             FfiConverterULong.write(value.`lag`, buf)
+    }
+}
+
+
+
+/**
+ * Where one queue of a topic lives.
+ */
+data class QueueRoute (
+    var `brokerName`: kotlin.String
+    , 
+    var `brokerId`: kotlin.Int
+    , 
+    var `address`: kotlin.String
+    , 
+    var `queueId`: kotlin.UInt
+    , 
+    /**
+     * `RW`, `R`, `W` or `-`.
+     */
+    var `perm`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueueRoute: FfiConverterRustBuffer<QueueRoute> {
+    override fun read(buf: ByteBuffer): QueueRoute {
+        return QueueRoute(
+            FfiConverterString.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: QueueRoute) = (
+            FfiConverterString.allocationSize(value.`brokerName`) +
+            FfiConverterInt.allocationSize(value.`brokerId`) +
+            FfiConverterString.allocationSize(value.`address`) +
+            FfiConverterUInt.allocationSize(value.`queueId`) +
+            FfiConverterString.allocationSize(value.`perm`)
+    )
+
+    override fun write(value: QueueRoute, buf: ByteBuffer) {
+            FfiConverterString.write(value.`brokerName`, buf)
+            FfiConverterInt.write(value.`brokerId`, buf)
+            FfiConverterString.write(value.`address`, buf)
+            FfiConverterUInt.write(value.`queueId`, buf)
+            FfiConverterString.write(value.`perm`, buf)
     }
 }
 
@@ -6510,6 +6810,117 @@ public object FfiConverterTypeSendReceipt: FfiConverterRustBuffer<SendReceipt> {
 
 
 /**
+ * A message as the broker stores it, found by a query.
+ */
+data class StoredMessage (
+    var `topic`: kotlin.String
+    , 
+    var `queueId`: kotlin.UInt
+    , 
+    var `queueOffset`: kotlin.ULong
+    , 
+    var `commitlogOffset`: kotlin.ULong
+    , 
+    var `messageId`: kotlin.String
+    , 
+    var `offsetMsgId`: kotlin.String
+    , 
+    var `tag`: kotlin.String?
+    , 
+    var `keys`: List<kotlin.String>
+    , 
+    var `properties`: Map<kotlin.String, kotlin.String>
+    , 
+    var `body`: kotlin.ByteArray
+    , 
+    var `bornTimestamp`: kotlin.Long
+    , 
+    var `storeTimestamp`: kotlin.Long
+    , 
+    var `bornHost`: kotlin.String
+    , 
+    var `storeHost`: kotlin.String
+    , 
+    var `reconsumeTimes`: kotlin.UInt
+    , 
+    var `size`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStoredMessage: FfiConverterRustBuffer<StoredMessage> {
+    override fun read(buf: ByteBuffer): StoredMessage {
+        return StoredMessage(
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterMapStringString.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StoredMessage) = (
+            FfiConverterString.allocationSize(value.`topic`) +
+            FfiConverterUInt.allocationSize(value.`queueId`) +
+            FfiConverterULong.allocationSize(value.`queueOffset`) +
+            FfiConverterULong.allocationSize(value.`commitlogOffset`) +
+            FfiConverterString.allocationSize(value.`messageId`) +
+            FfiConverterString.allocationSize(value.`offsetMsgId`) +
+            FfiConverterOptionalString.allocationSize(value.`tag`) +
+            FfiConverterSequenceString.allocationSize(value.`keys`) +
+            FfiConverterMapStringString.allocationSize(value.`properties`) +
+            FfiConverterByteArray.allocationSize(value.`body`) +
+            FfiConverterLong.allocationSize(value.`bornTimestamp`) +
+            FfiConverterLong.allocationSize(value.`storeTimestamp`) +
+            FfiConverterString.allocationSize(value.`bornHost`) +
+            FfiConverterString.allocationSize(value.`storeHost`) +
+            FfiConverterUInt.allocationSize(value.`reconsumeTimes`) +
+            FfiConverterUInt.allocationSize(value.`size`)
+    )
+
+    override fun write(value: StoredMessage, buf: ByteBuffer) {
+            FfiConverterString.write(value.`topic`, buf)
+            FfiConverterUInt.write(value.`queueId`, buf)
+            FfiConverterULong.write(value.`queueOffset`, buf)
+            FfiConverterULong.write(value.`commitlogOffset`, buf)
+            FfiConverterString.write(value.`messageId`, buf)
+            FfiConverterString.write(value.`offsetMsgId`, buf)
+            FfiConverterOptionalString.write(value.`tag`, buf)
+            FfiConverterSequenceString.write(value.`keys`, buf)
+            FfiConverterMapStringString.write(value.`properties`, buf)
+            FfiConverterByteArray.write(value.`body`, buf)
+            FfiConverterLong.write(value.`bornTimestamp`, buf)
+            FfiConverterLong.write(value.`storeTimestamp`, buf)
+            FfiConverterString.write(value.`bornHost`, buf)
+            FfiConverterString.write(value.`storeHost`, buf)
+            FfiConverterUInt.write(value.`reconsumeTimes`, buf)
+            FfiConverterUInt.write(value.`size`, buf)
+    }
+}
+
+
+
+/**
  * A topic and its filter.
  */
 data class Subscription (
@@ -6607,6 +7018,47 @@ public object FfiConverterTypeTopicConfig: FfiConverterRustBuffer<TopicConfig> {
             FfiConverterUInt.write(value.`writeQueues`, buf)
             FfiConverterUInt.write(value.`perm`, buf)
             FfiConverterString.write(value.`messageType`, buf)
+    }
+}
+
+
+
+/**
+ * A topic's queues and the brokers holding them.
+ */
+data class TopicRoute (
+    var `topic`: kotlin.String
+    , 
+    var `queues`: List<QueueRoute>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTopicRoute: FfiConverterRustBuffer<TopicRoute> {
+    override fun read(buf: ByteBuffer): TopicRoute {
+        return TopicRoute(
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeQueueRoute.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TopicRoute) = (
+            FfiConverterString.allocationSize(value.`topic`) +
+            FfiConverterSequenceTypeQueueRoute.allocationSize(value.`queues`)
+    )
+
+    override fun write(value: TopicRoute, buf: ByteBuffer) {
+            FfiConverterString.write(value.`topic`, buf)
+            FfiConverterSequenceTypeQueueRoute.write(value.`queues`, buf)
     }
 }
 
@@ -8366,6 +8818,34 @@ public object FfiConverterSequenceTypeMessageView: FfiConverterRustBuffer<List<M
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeQueueOffsetReset: FfiConverterRustBuffer<List<QueueOffsetReset>> {
+    override fun read(buf: ByteBuffer): List<QueueOffsetReset> {
+        val len = buf.getInt()
+        return List<QueueOffsetReset>(len) {
+            FfiConverterTypeQueueOffsetReset.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<QueueOffsetReset>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeQueueOffsetReset.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<QueueOffsetReset>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeQueueOffsetReset.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeQueueProgress: FfiConverterRustBuffer<List<QueueProgress>> {
     override fun read(buf: ByteBuffer): List<QueueProgress> {
         val len = buf.getInt()
@@ -8384,6 +8864,34 @@ public object FfiConverterSequenceTypeQueueProgress: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeQueueProgress.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeQueueRoute: FfiConverterRustBuffer<List<QueueRoute>> {
+    override fun read(buf: ByteBuffer): List<QueueRoute> {
+        val len = buf.getInt()
+        return List<QueueRoute>(len) {
+            FfiConverterTypeQueueRoute.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<QueueRoute>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeQueueRoute.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<QueueRoute>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeQueueRoute.write(it, buf)
         }
     }
 }
@@ -8440,6 +8948,34 @@ public object FfiConverterSequenceTypeSendReceipt: FfiConverterRustBuffer<List<S
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeSendReceipt.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeStoredMessage: FfiConverterRustBuffer<List<StoredMessage>> {
+    override fun read(buf: ByteBuffer): List<StoredMessage> {
+        val len = buf.getInt()
+        return List<StoredMessage>(len) {
+            FfiConverterTypeStoredMessage.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<StoredMessage>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeStoredMessage.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<StoredMessage>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeStoredMessage.write(it, buf)
         }
     }
 }
