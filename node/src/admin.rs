@@ -1,5 +1,7 @@
 //! `Admin`: topics, groups, offsets and consumer progress.
 
+use std::convert::identity;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use orbitmq_core::client as core;
@@ -137,7 +139,7 @@ pub struct Admin {
 impl Admin {
     #[napi(constructor)]
     pub fn new(env: Env, options: AdminOptions) -> Result<Admin> {
-        Ok(Admin { inner: check(&env, core::Admin::new(connection!(options).config()))? })
+        Ok(Admin { inner: check(env, core::Admin::new(connection!(options).config()))? })
     }
 
     #[napi]
@@ -163,7 +165,7 @@ impl Admin {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn delete_topic<'e>(&self, env: &'e Env, topic: String) -> Result<PromiseRaw<'e, ()>> {
         let a = self.inner.clone();
-        promise(env, async move { a.delete_topic(&topic).await }, |()| ())
+        promise(env, async move { a.delete_topic(&topic).await }, identity)
     }
 
     #[napi]
@@ -235,7 +237,7 @@ impl Admin {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn delete_group<'e>(&self, env: &'e Env, name: String) -> Result<PromiseRaw<'e, ()>> {
         let a = self.inner.clone();
-        promise(env, async move { a.delete_group(&name).await }, |()| ())
+        promise(env, async move { a.delete_group(&name).await }, identity)
     }
 
     /// The group's offsets against the broker's, per queue (of `topic`, or of every topic).

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::identity;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use orbitmq_core::client::{self as core, FilterExpression, OffsetStore};
@@ -95,14 +97,14 @@ impl PushConsumer {
         if let Some(name) = options.instance_name {
             b = b.instance_name(name);
         }
-        Ok(PushConsumer { inner: check(&env, b.build())?, listener })
+        Ok(PushConsumer { inner: check(env, b.build())?, listener })
     }
 
     /// Connects and starts consuming.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn start<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.start().await }, |()| ())
+        promise(env, async move { c.start().await }, identity)
     }
 
     /// Subscribes to `topic` (or changes its filter).
@@ -114,7 +116,7 @@ impl PushConsumer {
         expression: Option<String>,
     ) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.subscribe(&topic, filter(expression)).await }, |()| ())
+        promise(env, async move { c.subscribe(&topic, filter(expression)).await }, identity)
     }
 
     /// Drops the subscription of `topic`.
@@ -144,7 +146,7 @@ impl PushConsumer {
             listener.release();
             Ok(())
         };
-        promise(env, fut, |()| ())
+        promise(env, fut, identity)
     }
 }
 
@@ -181,13 +183,13 @@ impl SimpleConsumer {
         if let Some(d) = options.await_duration {
             b = b.await_duration(ms(d));
         }
-        Ok(SimpleConsumer { inner: check(&env, b.build())? })
+        Ok(SimpleConsumer { inner: check(env, b.build())? })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn start<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.start().await }, |()| ())
+        promise(env, async move { c.start().await }, identity)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -198,7 +200,7 @@ impl SimpleConsumer {
         expression: Option<String>,
     ) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.subscribe(&topic, filter(expression)).await }, |()| ())
+        promise(env, async move { c.subscribe(&topic, filter(expression)).await }, identity)
     }
 
     #[napi]
@@ -228,7 +230,7 @@ impl SimpleConsumer {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn ack<'e>(&self, env: &'e Env, message: &MessageView) -> Result<PromiseRaw<'e, ()>> {
         let (c, m) = (self.inner.clone(), message.snapshot());
-        promise(env, async move { c.ack(&m).await }, |()| ())
+        promise(env, async move { c.ack(&m).await }, identity)
     }
 
     /// Acknowledges `messages` in as few requests as possible.
@@ -240,7 +242,7 @@ impl SimpleConsumer {
     ) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
         let list: Vec<core::MessageView> = messages.iter().map(|m| m.snapshot()).collect();
-        promise(env, async move { c.ack_batch(&list).await }, |()| ())
+        promise(env, async move { c.ack_batch(&list).await }, identity)
     }
 
     /// Makes `message` invisible for `duration` ms from now; answers its new receipt handle,
@@ -259,7 +261,7 @@ impl SimpleConsumer {
             *view.get() = m;
             Ok(handle)
         };
-        promise(env, fut, |h| h)
+        promise(env, fut, identity)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -271,7 +273,7 @@ impl SimpleConsumer {
                 c.shutdown().await;
                 Ok(())
             },
-            |()| (),
+            identity,
         )
     }
 }
@@ -320,13 +322,13 @@ impl PullConsumer {
         if let Some(n) = options.max_batch {
             b = b.max_batch(n);
         }
-        Ok(PullConsumer { inner: check(&env, b.build())? })
+        Ok(PullConsumer { inner: check(env, b.build())? })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn start<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.start().await }, |()| ())
+        promise(env, async move { c.start().await }, identity)
     }
 
     #[napi(getter)]
@@ -343,7 +345,7 @@ impl PullConsumer {
         expression: Option<String>,
     ) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.subscribe(&topic, filter(expression)).await }, |()| ())
+        promise(env, async move { c.subscribe(&topic, filter(expression)).await }, identity)
     }
 
     /// Reads exactly these queues (no sharing with other members).
@@ -355,7 +357,7 @@ impl PullConsumer {
     ) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
         let list = queues.into_iter().map(Into::into).collect();
-        promise(env, async move { c.assign(list).await }, |()| ())
+        promise(env, async move { c.assign(list).await }, identity)
     }
 
     /// The queues this consumer reads now.
@@ -394,25 +396,25 @@ impl PullConsumer {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.commit().await }, |()| ())
+        promise(env, async move { c.commit().await }, identity)
     }
 
     /// Reads `queue` from `offset` next.
     #[napi]
     pub fn seek(&self, env: Env, queue: MessageQueue, offset: i64) -> Result<()> {
-        check(&env, self.inner.seek(&queue.into(), offset))
+        check(env, self.inner.seek(&queue.into(), offset))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn seek_to_beginning<'e>(&self, env: &'e Env, topic: String) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.seek_to_beginning(&topic).await }, |()| ())
+        promise(env, async move { c.seek_to_beginning(&topic).await }, identity)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn seek_to_end<'e>(&self, env: &'e Env, topic: String) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.seek_to_end(&topic).await }, |()| ())
+        promise(env, async move { c.seek_to_end(&topic).await }, identity)
     }
 
     /// Reads each queue of `topic` from the first message stored at or after `timestamp` (ms).
@@ -424,7 +426,7 @@ impl PullConsumer {
         timestamp: i64,
     ) -> Result<PromiseRaw<'e, ()>> {
         let c = self.inner.clone();
-        promise(env, async move { c.seek_to_timestamp(&topic, timestamp).await }, |()| ())
+        promise(env, async move { c.seek_to_timestamp(&topic, timestamp).await }, identity)
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -436,7 +438,7 @@ impl PullConsumer {
                 c.shutdown().await;
                 Ok(())
             },
-            |()| (),
+            identity,
         )
     }
 }

@@ -28,7 +28,7 @@ pub enum ErrorCode {
 }
 
 /// The JS error for a core error.
-pub fn to_js(env: &Env, e: &core::Error) -> Error {
+pub fn to_js(env: Env, e: &core::Error) -> Error {
     let base = Error::new(Status::GenericFailure, e.message().to_owned());
     let built = (|| -> Result<Error> {
         let mut obj = env.create_error(base)?;
@@ -55,11 +55,11 @@ pub fn bad_request(message: impl Into<String>) -> core::Error {
 }
 
 /// A promise of what `fut` gives, rejected with the JS form of a core error.
-pub fn promise<'env, T, V, F>(
-    env: &'env Env,
+pub fn promise<T, V, F>(
+    env: &Env,
     fut: F,
     to_js_value: impl FnOnce(T) -> V + 'static,
-) -> Result<PromiseRaw<'env, V>>
+) -> Result<PromiseRaw<'_, V>>
 where
     T: Send + 'static,
     V: ToNapiValue,
@@ -67,11 +67,11 @@ where
 {
     env.spawn_future_with_callback(async move { Ok(fut.await) }, move |env, r| match r {
         Ok(v) => Ok(to_js_value(v)),
-        Err(e) => Err(to_js(env, &e)),
+        Err(e) => Err(to_js(*env, &e)),
     })
 }
 
 /// A core result, thrown as its JS error when it failed (synchronous methods).
-pub fn check<T>(env: &Env, r: core::Result<T>) -> Result<T> {
+pub fn check<T>(env: Env, r: core::Result<T>) -> Result<T> {
     r.map_err(|e| to_js(env, &e))
 }

@@ -4,9 +4,12 @@
 //! converts the answer. Behaviour lives in the core, shared with the Rust, Python and
 //! Kotlin/Swift clients.
 
-mod admin;
-mod consumer;
-mod error;
-mod message;
-mod producer;
-mod runtime;
+// napi hands every argument over by value.
+#![allow(clippy::needless_pass_by_value)]
+
+pub mod admin;
+pub mod consumer;
+pub mod error;
+pub mod message;
+pub mod producer;
+pub mod runtime;

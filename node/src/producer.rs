@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use std::convert::identity;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use orbitmq_core::client::{self as core, ErrorKind};
@@ -60,14 +62,14 @@ impl Producer {
         if has_checker {
             b = b.transaction_checker(Arc::new(Checker(Arc::clone(&checker))));
         }
-        Ok(Producer { inner: check(&env, b.build())?, checker })
+        Ok(Producer { inner: check(env, b.build())?, checker })
     }
 
     /// Connects: fetches the routes of `topics`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn start<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let p = self.inner.clone();
-        promise(env, async move { p.start().await }, |()| ())
+        promise(env, async move { p.start().await }, identity)
     }
 
     /// Sends one message.
@@ -100,13 +102,13 @@ impl Producer {
         recall_handle: String,
     ) -> Result<PromiseRaw<'e, String>> {
         let p = self.inner.clone();
-        promise(env, async move { p.recall(&topic, &recall_handle).await }, |id| id)
+        promise(env, async move { p.recall(&topic, &recall_handle).await }, identity)
     }
 
     /// Starts a transaction (needs `transactionChecker`).
     #[napi]
     pub fn begin_transaction(&self, env: Env) -> Result<Transaction> {
-        let t = check(&env, self.inner.begin_transaction())?;
+        let t = check(env, self.inner.begin_transaction())?;
         Ok(Transaction { inner: Arc::new(tokio::sync::Mutex::new(Some(t))) })
     }
 
@@ -121,7 +123,7 @@ impl Producer {
                 checker.release();
                 Ok(())
             },
-            |()| (),
+            identity,
         )
     }
 }
@@ -150,9 +152,11 @@ impl Transaction {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let t = Arc::clone(&self.inner);
-        promise(env, async move { t.lock().await.take().ok_or_else(ended)?.commit().await }, |()| {
-            ()
-        })
+        promise(
+            env,
+            async move { t.lock().await.take().ok_or_else(ended)?.commit().await },
+            identity,
+        )
     }
 
     /// Drops the transaction's messages.
@@ -160,6 +164,6 @@ impl Transaction {
     pub fn rollback<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let t = Arc::clone(&self.inner);
         let fut = async move { t.lock().await.take().ok_or_else(ended)?.rollback().await };
-        promise(env, fut, |()| ())
+        promise(env, fut, identity)
     }
 }

@@ -68,7 +68,7 @@ fn init() {
 pub fn set_logger(env: Env, logger: Option<JsLogger>, level: Option<String>) -> Result<()> {
     let level: LevelFilter = level.as_deref().unwrap_or("warn").parse().map_err(|_| {
         crate::error::to_js(
-            &env,
+            env,
             &crate::error::bad_request("level is error, warn, info, debug, trace or off"),
         )
     })?;
