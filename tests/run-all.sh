@@ -42,4 +42,7 @@ step "official RocketMQ clients (Python, Node.js, Java) against orbitmq standalo
 cargo build -q -p orbitmq-server --profile ci
 ORBITMQ_BIN="$PWD/target/ci/orbitmq" tests/compat/run-official-clients.sh
 
+step "Node.js package (node/): npm ci, addon build, fresh index.d.ts, node --test"
+ORBITMQ_BIN="$PWD/target/ci/orbitmq" node/test.sh
+
 step "all tests passed"
