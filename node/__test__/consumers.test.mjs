@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs'
 
 import {
   ConsumeResult, ConsumerModel, Producer, PullConsumer, PushConsumer, SimpleConsumer,
-} from '../index.js'
+} from '../orbitmq.js'
 import { createTopic, sleep, startServer, tempDir, unique, waitFor } from './helpers.mjs'
 
 let server

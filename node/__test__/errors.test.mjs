@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 
 import {
   Admin, ConsumerModel, ErrorCode, Producer, PullConsumer, PushConsumer, SimpleConsumer,
-} from '../index.js'
+} from '../orbitmq.js'
 
 const endpoints = '127.0.0.1:1'
 const badRequest = (extra = {}) => (e) => {
@@ -41,9 +41,23 @@ test('a bad configuration throws BAD_REQUEST from the constructor', () => {
   assert.throws(() => new PullConsumer({ endpoints, group: '' }), badRequest())
 })
 
-test('arguments of the wrong type throw a TypeError-like error naming the field', () => {
+test('arguments of the wrong type are BAD_REQUEST too, naming the field; promises reject, never throw', async () => {
+  assert.throws(() => new Producer({}), badRequest({ napiCode: 'InvalidArg' }))
   assert.throws(() => new Producer({}), /endpoints/)
+  assert.throws(() => new Producer({ endpoints, topics: 'T' }), badRequest())
   assert.throws(() => new PushConsumer({ endpoints, group: 'G', subscriptions: {} }), /listener/)
+  assert.throws(() => new PushConsumer({ endpoints, group: 'G', subscriptions: {}, listener: 'no' }), badRequest())
+  const p = new Producer({ endpoints })
+  const pending = p.send({ topic: 'T', body: 5 }) // must not throw synchronously
+  assert.ok(pending instanceof Promise)
+  await assert.rejects(pending, badRequest())
+  await assert.rejects(p.send({ topic: 'T' }), (e) => badRequest()(e) && /body/.test(e.message))
+  await assert.rejects(p.sendBatch('x'), badRequest())
+  const pull = new PullConsumer({ endpoints, group: 'G' })
+  assert.throws(() => pull.seek({ topic: 'T' }, 0), badRequest())
+  await assert.rejects(pull.poll('soon'), badRequest())
+  await pull.shutdown()
+  await p.shutdown()
 })
 
 test('a bad message is rejected with BAD_REQUEST (and its RocketMQ status) before sending', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Admin } from '../index.js'
+import { Admin } from '../orbitmq.js'
 
 export const NODE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const REPO = path.resolve(NODE_DIR, '..')

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as official from 'rocketmq-client-nodejs'
 
-import { Producer, SimpleConsumer } from '../index.js'
+import { Producer, SimpleConsumer } from '../orbitmq.js'
 import { createTopic, startServer, unique, waitFor } from './helpers.mjs'
 
 const quiet = { info() {}, debug() {}, warn() {}, error(...a) { console.error('[official]', ...a) } }

@@ -7,7 +7,7 @@ import { readdirSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 
-import { Producer, setLogger } from '../index.js'
+import { Producer, setLogger } from '../orbitmq.js'
 import { NODE_DIR, createTopic, startServer, tempDir, unique } from './helpers.mjs'
 
 const run = promisify(execFile)

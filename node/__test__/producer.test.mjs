@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { Producer, SimpleConsumer, TransactionResolution } from '../index.js'
+import { Producer, SimpleConsumer, TransactionResolution } from '../orbitmq.js'
 import { createTopic, startServer, unique, waitFor } from './helpers.mjs'
 
 const ID = /^[0-9A-F]{34}$/
