@@ -19,6 +19,14 @@ export declare class Admin {
   topic(topic: string): Promise<TopicConfig>
   /** The min and max offsets of each queue of `topic`. */
   topicStatus(topic: string): Promise<Array<QueueStatus>>
+  /** Where each queue of `topic` is. */
+  topicRoute(topic: string): Promise<Array<QueueRoute>>
+  /** The messages with this id (a message id or an offset message id). */
+  queryMessageById(id: string): Promise<Array<StoredMessage>>
+  /** The messages of `topic` with `key`, stored between the timestamps (ms), `max` at most. */
+  queryMessageByKey(topic: string, key: string, beginTimestamp?: number | undefined | null, endTimestamp?: number | undefined | null, max?: number | undefined | null): Promise<Array<StoredMessage>>
+  /** The message at `offset` of queue `queueId` of `topic`. */
+  queryMessageByOffset(topic: string, queueId: number, offset: number): Promise<StoredMessage>
   createGroup(name: string, options?: GroupOptions | undefined | null): Promise<GroupConfig>
   listGroups(): Promise<Array<GroupConfig>>
   deleteGroup(name: string): Promise<void>
@@ -346,6 +354,16 @@ export interface QueueProgress {
   lag: number
 }
 
+/** One queue of a topic's route. */
+export interface QueueRoute {
+  brokerName: string
+  brokerId: number
+  address: string
+  queueId: number
+  /** `RW`, `R-`, `-W` or `--`. */
+  perm: string
+}
+
 /** The offsets of one queue. */
 export interface QueueStatus {
   brokerName: string
@@ -389,6 +407,26 @@ export interface SimpleConsumerOptions {
   subscriptions?: Record<string, string>
   /** How long a receive waits when there is nothing, in ms (default 20000). */
   awaitDuration?: number
+}
+
+/** A message as the broker stores it (the admin queries' answer). */
+export interface StoredMessage {
+  topic: string
+  queueId: number
+  queueOffset: number
+  commitlogOffset: number
+  messageId: string
+  offsetMsgId: string
+  tag?: string
+  keys: Array<string>
+  properties: Record<string, string>
+  body: Buffer
+  bornTimestamp: number
+  storeTimestamp: number
+  bornHost: string
+  storeHost: string
+  reconsumeTimes: number
+  size: number
 }
 
 /** A topic's configuration. */

@@ -27,7 +27,8 @@ const ASYNC = {
   SimpleConsumer: ['start', 'subscribe', 'receive', 'ack', 'ackBatch', 'changeInvisibleDuration', 'shutdown'],
   PullConsumer: ['start', 'subscribe', 'assign', 'queues', 'poll', 'commit', 'seekToBeginning', 'seekToEnd',
     'seekToTimestamp', 'shutdown'],
-  Admin: ['createTopic', 'updateTopic', 'deleteTopic', 'listTopics', 'topic', 'topicStatus', 'createGroup',
+  Admin: ['createTopic', 'updateTopic', 'deleteTopic', 'listTopics', 'topic', 'topicStatus', 'topicRoute',
+    'queryMessageById', 'queryMessageByKey', 'queryMessageByOffset', 'createGroup',
     'listGroups', 'deleteGroup', 'consumerProgress', 'resetOffset'],
 }
 const SYNC = {

@@ -103,3 +103,30 @@ test('a client that was shut down fails CLOSED', async () => {
   await assert.rejects(p.send({ topic: 'T', body: 'x' }), (e) => e.code === 'CLOSED')
   assert.throws(() => p.beginTransaction(), (e) => e.code === 'CLOSED')
 })
+
+test('every method index.d.ts declares as returning a Promise rejects on bad arguments, never throws', async () => {
+  const { readFileSync } = await import('node:fs')
+  const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
+  const instances = {
+    Producer: () => new Producer({ endpoints }),
+    Transaction: () => new Producer({ endpoints, transactionChecker: () => 'COMMIT' }).beginTransaction(),
+    PushConsumer: () => new PushConsumer({ endpoints, group: 'G', subscriptions: {}, listener: () => 'SUCCESS' }),
+    SimpleConsumer: () => new SimpleConsumer({ endpoints, group: 'G' }),
+    PullConsumer: () => new PullConsumer({ endpoints, group: 'G' }),
+    Admin: () => new Admin({ endpoints }),
+  }
+  let checked = 0
+  for (const [, cls, body] of dts.matchAll(/export declare class (\w+) \{\n([\s\S]*?)\n\}/g)) {
+    for (const [, method] of body.matchAll(/^ {2}(\w+)\([^)]*\): Promise</gm)) {
+      if (method === 'shutdown' || method === 'start' || method === 'commit' || method === 'rollback'
+        || method === 'listGroups' || method === 'listTopics') continue // no argument to get wrong
+      assert.ok(instances[cls], `a class with async methods the test does not know: ${cls}`)
+      const obj = instances[cls]()
+      let result
+      assert.doesNotThrow(() => { result = obj[method](Symbol('bad'), Symbol('bad')) }, `${cls}.${method} threw`)
+      await assert.rejects(result, (e) => e.code === 'BAD_REQUEST', `${cls}.${method}`)
+      checked++
+    }
+  }
+  assert.ok(checked >= 25, `checked ${checked} methods`)
+})

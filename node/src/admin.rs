@@ -1,12 +1,13 @@
 //! `Admin`: topics, groups, offsets and consumer progress.
 
+use std::collections::HashMap;
 use std::convert::identity;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use orbitmq_core::client as core;
 
-use crate::error::{check, promise};
+use crate::error::{bad_request, check, promise};
 use crate::message::{Credentials, connection};
 
 /// How to reach the servers.
@@ -129,6 +130,65 @@ pub struct QueueOffsetReset {
     pub new_offset: i64,
 }
 
+/// One queue of a topic's route.
+#[napi(object)]
+pub struct QueueRoute {
+    pub broker_name: String,
+    pub broker_id: i32,
+    pub address: String,
+    pub queue_id: u32,
+    /// `RW`, `R-`, `-W` or `--`.
+    pub perm: String,
+}
+
+/// A message as the broker stores it (the admin queries' answer).
+#[napi(object)]
+pub struct StoredMessage {
+    pub topic: String,
+    pub queue_id: u32,
+    pub queue_offset: i64,
+    pub commitlog_offset: i64,
+    pub message_id: String,
+    pub offset_msg_id: String,
+    pub tag: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: HashMap<String, String>,
+    pub body: Buffer,
+    pub born_timestamp: i64,
+    pub store_timestamp: i64,
+    pub born_host: String,
+    pub store_host: String,
+    pub reconsume_times: u32,
+    pub size: u32,
+}
+
+impl From<core::StoredMessage> for StoredMessage {
+    fn from(m: core::StoredMessage) -> StoredMessage {
+        StoredMessage {
+            topic: m.topic,
+            queue_id: m.queue_id,
+            queue_offset: m.queue_offset as i64,
+            commitlog_offset: m.commitlog_offset as i64,
+            message_id: m.message_id,
+            offset_msg_id: m.offset_msg_id,
+            tag: m.tag,
+            keys: m.keys,
+            properties: m.properties,
+            body: Buffer::from(m.body.to_vec()),
+            born_timestamp: m.born_timestamp,
+            store_timestamp: m.store_timestamp,
+            born_host: m.born_host,
+            store_host: m.store_host,
+            reconsume_times: m.reconsume_times,
+            size: m.size,
+        }
+    }
+}
+
+fn stored(list: Vec<core::StoredMessage>) -> Vec<StoredMessage> {
+    list.into_iter().map(StoredMessage::from).collect()
+}
+
 /// Administers topics and groups.
 #[napi]
 pub struct Admin {
@@ -206,6 +266,73 @@ impl Admin {
                 })
                 .collect()
         })
+    }
+
+    /// Where each queue of `topic` is.
+    #[napi]
+    pub fn topic_route<'e>(
+        &self,
+        env: &'e Env,
+        topic: String,
+    ) -> Result<PromiseRaw<'e, Vec<QueueRoute>>> {
+        let a = self.inner.clone();
+        promise(env, async move { a.topic_route(&topic).await }, |r| {
+            r.queues
+                .into_iter()
+                .map(|q| QueueRoute {
+                    broker_name: q.broker_name,
+                    broker_id: q.broker_id,
+                    address: q.address,
+                    queue_id: q.queue_id,
+                    perm: q.perm,
+                })
+                .collect()
+        })
+    }
+
+    /// The messages with this id (a message id or an offset message id).
+    #[napi]
+    pub fn query_message_by_id<'e>(
+        &self,
+        env: &'e Env,
+        id: String,
+    ) -> Result<PromiseRaw<'e, Vec<StoredMessage>>> {
+        let a = self.inner.clone();
+        promise(env, async move { a.query_message_by_id(&id).await }, stored)
+    }
+
+    /// The messages of `topic` with `key`, stored between the timestamps (ms), `max` at most.
+    #[napi]
+    pub fn query_message_by_key<'e>(
+        &self,
+        env: &'e Env,
+        topic: String,
+        key: String,
+        begin_timestamp: Option<i64>,
+        end_timestamp: Option<i64>,
+        max: Option<u32>,
+    ) -> Result<PromiseRaw<'e, Vec<StoredMessage>>> {
+        let a = self.inner.clone();
+        let fut = async move {
+            a.query_message_by_key(&topic, &key, begin_timestamp, end_timestamp, max).await
+        };
+        promise(env, fut, stored)
+    }
+
+    /// The message at `offset` of queue `queueId` of `topic`.
+    #[napi]
+    pub fn query_message_by_offset<'e>(
+        &self,
+        env: &'e Env,
+        topic: String,
+        queue_id: u32,
+        offset: i64,
+    ) -> Result<PromiseRaw<'e, StoredMessage>> {
+        let a = self.inner.clone();
+        let offset = u64::try_from(offset).map_err(|_| bad_request("the offset is negative"));
+        let offset = check(*env, offset)?;
+        let fut = async move { a.query_message_by_offset(&topic, queue_id, offset).await };
+        promise(env, fut, StoredMessage::from)
     }
 
     #[napi]
