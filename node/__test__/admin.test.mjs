@@ -43,6 +43,8 @@ test('groups, progress, message queries and offset reset', async () => {
   const p = new Producer({ endpoints: server.endpoints })
   const r = await p.send({ topic, body: Buffer.from('stored'), keys: ['the-key'], tag: 'Q' })
   await p.shutdown()
+  // The consume queue is written behind the commit log: wait until the queue shows the message.
+  await waitFor(async () => (await admin.topicStatus(topic))[0].maxOffset === 1, 10_000, 'the consume queue')
   const byOffset = await admin.queryMessageByOffset(topic, 0, 0)
   assert.equal(byOffset.messageId, r.messageId)
   assert.equal(byOffset.body.toString(), 'stored')
