@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Node.js package's test command, from a fresh checkout: install the pinned tools
-# (npm ci), build the addon with the dev profile, check the committed index.js/index.d.ts are
-# what the build generates, check the packed tarball installs and loads, then run the tests
-# (node --test __test__/) against a real `orbitmq standalone`.
+# (npm ci), build the addon with the workspace's ci profile (dev with line tables only: never
+# --release here), check the committed index.js/index.d.ts are what the build generates,
+# check the packed tarball installs and loads, then run the tests (node --test __test__/)
+# against a real `orbitmq standalone`.
 #
 # Usage: node/test.sh          (server: $ORBITMQ_BIN, else built with the ci profile)
 set -euo pipefail
@@ -16,7 +17,7 @@ npm_ci() { (cd "$1" && npm ci --no-audit --no-fund --loglevel=error); }
 step "npm ci (@napi-rs/cli, typescript, rocketmq-client-nodejs for interop)"
 npm_ci "$NODE_DIR"
 
-step "build the addon (napi build --platform, dev profile)"
+step "build the addon (napi build --platform --profile ci: the dev profile with line tables only)"
 (cd "$NODE_DIR" && npm run --silent build)
 
 step "the committed index.js and index.d.ts are what the build generates"
