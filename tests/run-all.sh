@@ -42,7 +42,10 @@ step "official RocketMQ clients (Python, Node.js, Java) against orbitmq standalo
 cargo build -q -p orbitmq-server --profile ci
 ORBITMQ_BIN="$PWD/target/ci/orbitmq" tests/compat/run-official-clients.sh
 
-step "Node.js package (node/): npm ci, addon build, fresh index.d.ts, node --test"
-ORBITMQ_BIN="$PWD/target/ci/orbitmq" node/test.sh
+step "the orbitmq Python package: stubtest and pytest against orbitmq standalone"
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" python/test.sh
+
+step "the orbitmq Node.js package: npm ci, addon build, fresh index.d.ts, node --test"
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" node/test.sh
 
 step "all tests passed"
