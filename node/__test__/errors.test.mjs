@@ -64,7 +64,7 @@ test('a bad message is rejected with BAD_REQUEST (and its RocketMQ status) befor
   const p = new Producer({ endpoints })
   try {
     await assert.rejects(p.send({ topic: 'bad topic', body: Buffer.from('x') }),
-      badRequest({ status: 40002, operation: 'send' }))
+      badRequest({ status: 40002, operation: 'send', kind: 1, retryable: false }))
     await assert.rejects(p.send({ topic: 'T', body: Buffer.alloc(0) }), badRequest())
     await assert.rejects(p.send({ topic: 'T', body: Buffer.from('x'), tag: 'a|b' }), badRequest())
     await assert.rejects(p.send({ topic: 'T', body: 'x', properties: { UNIQ_KEY: 'v' } }), badRequest())
