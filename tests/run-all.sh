@@ -45,6 +45,9 @@ ORBITMQ_BIN="$PWD/target/ci/orbitmq" tests/compat/run-official-clients.sh
 step "the orbitmq Python package: stubtest and pytest against orbitmq standalone"
 ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" python/test.sh
 
+step "the orbitmq Node.js package: npm ci, addon build, fresh index.d.ts, node --test"
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" node/test.sh
+
 step "the Kotlin/Swift binding (UniFFI): generation fresh, Kotlin JUnit against orbitmq standalone"
 ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" bindings/test.sh
 

@@ -66,7 +66,13 @@ pub(crate) fn checkpoint(shared: &Shared, deadline: Option<Instant>) -> Result<C
     let _one_at_a_time =
         shared.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dispatched = shared.dispatched.load(Ordering::Acquire);
-    let synced = sync_derived(shared, deadline);
+    // Once poisoned, the queue and index files are never synced again: a failed fsync may
+    // have dropped some of their pages, and a later one that succeeds would make the entries
+    // written after the lost ones durable, leaving a hole that looks like a valid file.
+    let synced = match shared.poisoned.get() {
+        Some(_) => Ok(None),
+        None => sync_derived(shared, deadline),
+    };
     if let Err(e) = &synced {
         shared.poison(&format!("consume queue or index flush failed: {e}"));
     }

@@ -537,11 +537,17 @@ async fn a_failed_queue_or_index_flush_poisons_the_store() {
         for i in 0..250 {
             put(i, &mut run).await.unwrap();
         }
+        // Dispatch runs behind the appends: the checkpoint must cover all 250.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.dispatched_offset() < store.commitlog_max_offset() {
+            assert!(Instant::now() < deadline, "dispatch did not catch up");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         store.checkpoint().unwrap();
         assert!(std::fs::read_dir(dir.path().join("index")).unwrap().count() > 1);
         fault.fail_next_sync(target);
         // Append until the failed flush refuses appends (bounded).
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut i = 250;
         let refusal = loop {
             match put(i, &mut run).await {
@@ -556,7 +562,12 @@ async fn a_failed_queue_or_index_flush_poisons_the_store() {
         };
         assert_eq!(fault.failed_syncs(), 1, "{target}");
         assert!(matches!(refusal, StorageError::Poisoned(_)), "{target}: {refusal}");
+        // Never synced again: a sync that succeeds after a failed one would make entries
+        // written after the dropped pages durable, a hole in a file that looks whole.
+        let derived = || fault.syncs_of("/consumequeue/") + fault.syncs_of("/index/");
+        let synced = derived();
         assert!(matches!(store.checkpoint(), Err(StorageError::Poisoned(_))), "{target}");
+        assert_eq!(derived(), synced, "{target}: a poisoned store synced queue or index files");
         drop(store);
         fault.apply(Mode::DropAll).unwrap();
         drop(fault);

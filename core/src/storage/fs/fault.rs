@@ -110,6 +110,8 @@ struct State {
     fail_sync: Option<String>,
     /// Syncs failed on purpose.
     failed_syncs: u64,
+    /// The files synced successfully, in order (a path per sync).
+    synced: Vec<PathBuf>,
 }
 
 /// The fault layer of one data directory. See the module docs.
@@ -193,6 +195,11 @@ impl Fault {
     /// How many syncs failed on purpose.
     pub(crate) fn failed_syncs(&self) -> u64 {
         self.lock().failed_syncs
+    }
+
+    /// How many successful syncs were of a file whose path contains `fragment`.
+    pub(crate) fn syncs_of(&self, fragment: &str) -> usize {
+        self.lock().synced.iter().filter(|p| p.to_string_lossy().contains(fragment)).count()
     }
 
     /// Fails if crashed; counts the operation; runs it; crashes if this was the chosen one.
@@ -285,6 +292,7 @@ impl Fault {
             }
             sync()?;
             s.undo.retain(|u| !matches!(u, Undo::Write { path: p, .. } if p == path));
+            s.synced.push(path.to_owned());
             Ok(())
         })
     }
