@@ -48,4 +48,7 @@ ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" python/test.sh
 step "the orbitmq Node.js package: npm ci, addon build, fresh index.d.ts, node --test"
 ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" node/test.sh
 
+step "the Kotlin/Swift binding (UniFFI): generation fresh, Kotlin JUnit against orbitmq standalone"
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" bindings/test.sh
+
 step "all tests passed"

@@ -12,13 +12,17 @@
 #   sdk    `orbitmq bench produce --batch 1 --inflight INFLIGHT --count COUNT` (Producer::send,
 #          1 KiB; connection set-up included in the time), then `orbitmq bench consume --count
 #          COUNT --receivers RECEIVERS` (SimpleConsumer::receive(32) plus one ack_batch).
+#   kotlin the Kotlin binding (bindings/, UniFFI; produce only): bindings/kotlin's
+#          io.orbitmq.perf.KotlinLoad, WARMUP unmeasured sends, then COUNT 1 KiB messages, one
+#          per Producer.send, INFLIGHT coroutines in flight. KOTLIN=0 leaves it out.
 # Per client: produce and consume msgs/s and the server's CPU per message (utime + stime of the
 # orbitmq process over each phase). Then the medians and the ratios sdk / java.
 #
 # Usage: tests/perf/sdk_vs_java.sh
 #   Env: ROUNDS (3), COUNT (100000), WARMUP (20000), INFLIGHT (512), RECEIVERS (16),
 #        ORBITMQ_BIN (default: builds target/release/orbitmq), WORK (a temp dir, removed at the
-#        end unless given).
+#        end unless given), KOTLIN (1), UNIFFI_LIB_DIR (the directory of an optimised
+#        liborbitmq_uniffi.so; default: builds target/release).
 # Needs java 17 and mvn. About a minute a round on 2 cores (the Java client is the slow part).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,12 +30,13 @@ cd "$HERE/../.."
 # shellcheck source-path=SCRIPTDIR source=peer_lib.sh
 source "$HERE/peer_lib.sh"
 
-[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n 2,22p "$0"; exit 0; }
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n 2,26p "$0"; exit 0; }
 ROUNDS=${ROUNDS:-3}
 COUNT=${COUNT:-100000}
 WARMUP=${WARMUP:-20000}
 INFLIGHT=${INFLIGHT:-512}
 RECEIVERS=${RECEIVERS:-16}
+KOTLIN=${KOTLIN:-1}
 if [[ -z "${WORK:-}" ]]; then
   WORK=$(mktemp -d /tmp/sdk-vs-java.XXXXXX)
   REMOVE_WORK=1
@@ -56,6 +61,21 @@ LOAD_DIR=$HERE/apache-load
 (cd "$LOAD_DIR" && mvn -q -B compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) \
   >"$WORK/mvn.log" 2>&1 || { cat "$WORK/mvn.log" >&2; die "mvn could not build tests/perf/apache-load"; }
 LOAD_CP="$LOAD_DIR/target/classes:$(cat "$LOAD_DIR/target/classpath.txt")"
+
+if ((KOTLIN)); then
+  if [[ -z "${UNIFFI_LIB_DIR:-}" ]]; then
+    log "building liborbitmq_uniffi (release; set UNIFFI_LIB_DIR to reuse one)..."
+    cargo build --release -q -p orbitmq-uniffi
+    UNIFFI_LIB_DIR=${CARGO_TARGET_DIR:-$PWD/target}/release
+  fi
+  [[ -f "$UNIFFI_LIB_DIR/liborbitmq_uniffi.so" ]] || die "no liborbitmq_uniffi.so in $UNIFFI_LIB_DIR"
+  log "building the Kotlin load program (bindings/kotlin, io.orbitmq.perf.KotlinLoad)..."
+  KT_DIR=$PWD/bindings/kotlin
+  (cd "$KT_DIR" && mvn -q -B test-compile dependency:build-classpath \
+    -Dmdep.outputFile=target/classpath.txt) >"$WORK/mvn-kotlin.log" 2>&1 \
+    || { cat "$WORK/mvn-kotlin.log" >&2; die "mvn could not build bindings/kotlin"; }
+  KT_CP="$KT_DIR/target/classes:$KT_DIR/target/test-classes:$(cat "$KT_DIR/target/classpath.txt")"
+fi
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
@@ -84,6 +104,20 @@ run_java() {
   done < <(grep '^{' "$WORK/load.out")
 }
 
+run_kotlin() {
+  local round=$1 line msgs rate ticks errors
+  java -Djna.library.path="$UNIFFI_LIB_DIR" -cp "$KT_CP" io.orbitmq.perf.KotlinLoadKt \
+    --endpoint "$ORB_ADDR" --topic perf-kotlin --count "$COUNT" --warmup "$WARMUP" \
+    --inflight "$INFLIGHT" --pids "$ORB_PID" >"$WORK/kotlin.out" 2>"$WORK/kotlin.err" \
+    || { tail -n 20 "$WORK/kotlin.err" >&2; die "the Kotlin load program failed"; }
+  line=$(grep '^{' "$WORK/kotlin.out" | tail -n 1)
+  read -r msgs rate ticks errors < <(python3 -c 'import sys, json; r = json.loads(sys.argv[1]); print(r["msgs"], r["msgs_per_sec"], r["server_ticks"], r["errors"])' "$line")
+  ((errors == 0)) || die "kotlin produce: $errors errors"
+  put kotlin "$round" produce_rate "$rate"
+  put kotlin "$round" produce_cpu_us "$(cpu_us "$ticks" "$msgs")"
+  log "  kotlin produce: $msgs msgs, $rate msgs/s"
+}
+
 # sdk_bench ROUND PHASE ARGS...: one `orbitmq bench` run, recorded as PHASE.
 sdk_bench() {
   local round=$1 phase=$2 t0 t1 line msgs rate
@@ -108,10 +142,17 @@ run_sdk() {
 for round in $(seq 1 "$ROUNDS"); do
   order=(sdk java)
   if ((round % 2 == 0)); then order=(java sdk); fi
+  if ((KOTLIN)); then
+    order=(sdk java kotlin)
+    case $((round % 3)) in
+      2) order=(java kotlin sdk) ;;
+      0) order=(kotlin sdk java) ;;
+    esac
+  fi
   log "round $round/$ROUNDS: ${order[*]}"
   sync
   start_orbitmq async "$WORK/data"
-  for topic in perf-java perf-sdk; do
+  for topic in perf-java perf-sdk perf-kotlin; do
     "$ORBITMQ_BIN" admin --endpoints "$ORB_ADDR" topic create --topic "$topic" \
       --read-queues 8 --write-queues 8 --message-type normal >"$WORK/admin.out" 2>&1 \
       || { cat "$WORK/admin.out" >&2; die "orbitmq admin topic create failed"; }
@@ -136,15 +177,22 @@ print(f"one orbitmq standalone; {count} messages of 1 KiB, one per request, {inf
       f" consume: simple consumer, {receivers} receivers")
 labels = {"produce_rate": "produce msgs/s", "consume_rate": "consume msgs/s",
           "produce_cpu_us": "produce server CPU us/msg", "consume_cpu_us": "consume server CPU us/msg"}
+clients = ("sdk", "java", "kotlin")
 for key, label in labels.items():
-    for client in ("sdk", "java"):
-        print(f"{client:<5} {label:<27} median {med[(client, key)]:>10.2f}  runs {runs[(client, key)]}")
+    for client in clients:
+        if (client, key) in med:
+            print(f"{client:<6} {label:<27} median {med[(client, key)]:>10.2f}  runs {runs[(client, key)]}")
 result = {"bench": "sdk_vs_java"}
 for key in labels:
     for client in ("sdk", "java"):
         result[f"{client}_{key}"] = med[(client, key)]
     result[f"ratio_{key}"] = round(med[("sdk", key)] / med[("java", key)], 3)
+    if ("kotlin", key) in med:
+        result[f"kotlin_{key}"] = med[("kotlin", key)]
+        result[f"ratio_kotlin_{key}"] = round(med[("kotlin", key)] / med[("java", key)], 3)
 for key in ("produce_rate", "consume_rate"):
     print(f"{labels[key]}: sdk / java = {result['ratio_' + key]:.2f}")
+if "ratio_kotlin_produce_rate" in result:
+    print(f"produce msgs/s: kotlin / java = {result['ratio_kotlin_produce_rate']:.2f}")
 print(json.dumps(result))
 PY
