@@ -4,12 +4,14 @@
 // (issue 19: target >= 5x).
 //
 // Each round starts orbitmq on fresh data (unless ORBITMQ_ENDPOINT is given) with one 8-queue
-// topic per client, then runs both clients in turn (order reversed every other round): WARMUP
-// unmeasured sends, then COUNT 1 KiB messages, one per request (send, not sendBatch), INFLIGHT
-// in flight from one producer. Prints each round's msgs/s, the medians and the ratio.
+// topic per client, then runs the clients in turn (order reversed every other round): WARMUP
+// unmeasured sends, then COUNT 1 KiB messages, one per request (`send`), INFLIGHT in flight from
+// one producer; then orbitmq again with `sendBatch` of BATCH messages per request, INFLIGHT
+// requests in flight (the official client has no batch send). Prints each round's msgs/s, the
+// medians and the ratios.
 //
 // Usage: node tests/perf/node_vs_official.mjs
-//   Env: ROUNDS (3), COUNT (20000), WARMUP (2000), INFLIGHT (256),
+//   Env: ROUNDS (3), COUNT (50000), WARMUP (2000), INFLIGHT (256), BATCH (16),
 //        ORBITMQ_BIN (default target/release/orbitmq), ORBITMQ_ENDPOINT (use that server).
 //   Needs node/ built (cd node && npm ci && npm run build:release; a dev build works but is
 //   slower) and node/node_modules (rocketmq-client-nodejs is a devDependency there).
@@ -26,9 +28,10 @@ const orbitmq = require('./orbitmq.js')
 const official = require('rocketmq-client-nodejs')
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
-const COUNT = Number(process.env.COUNT ?? 20_000)
+const COUNT = Number(process.env.COUNT ?? 50_000)
 const WARMUP = Number(process.env.WARMUP ?? 2_000)
 const INFLIGHT = Number(process.env.INFLIGHT ?? 256)
+const BATCH = Number(process.env.BATCH ?? 16)
 const BODY = Buffer.alloc(1024, 'x')
 const quiet = { info() {}, debug() {}, warn() {}, error(...a) { console.error('[official]', ...a) } }
 
@@ -59,8 +62,9 @@ async function startServer() {
   return { endpoints, stop }
 }
 
-/** `count` calls of `sendOne`, `inflight` at a time; msgs/s. */
-async function drive(sendOne, count) {
+/** `count / per` calls of `sendOne` (each sending `per` messages), INFLIGHT at a time; msgs/s. */
+async function drive(sendOne, count, per = 1) {
+  count = Math.ceil(count / per)
   let started = 0
   const worker = async () => {
     while (started < count) {
@@ -70,7 +74,7 @@ async function drive(sendOne, count) {
   }
   const t0 = performance.now()
   await Promise.all(Array.from({ length: INFLIGHT }, worker))
-  return count / ((performance.now() - t0) / 1000)
+  return (count * per) / ((performance.now() - t0) / 1000)
 }
 
 const clients = {
@@ -80,6 +84,15 @@ const clients = {
     const send = () => p.send({ topic, body: BODY })
     await drive(send, WARMUP)
     const rate = await drive(send, COUNT)
+    await p.shutdown()
+    return rate
+  },
+  async orbitmq_batch(endpoints, topic) {
+    const p = new orbitmq.Producer({ endpoints, topics: [topic] })
+    await p.start()
+    const send = () => p.sendBatch(Array.from({ length: BATCH }, () => ({ topic, body: BODY })))
+    await drive(send, WARMUP, BATCH)
+    const rate = await drive(send, COUNT, BATCH)
     await p.shutdown()
     return rate
   },
@@ -95,24 +108,24 @@ const clients = {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const rates = { orbitmq: [], official: [] }
-console.log(`${ROUNDS} rounds: ${COUNT} 1 KiB messages per client and round, one per request, ${INFLIGHT} in flight`)
+const rates = { orbitmq: [], official: [], orbitmq_batch: [] }
+console.log(`${ROUNDS} rounds: ${COUNT} 1 KiB messages per client and round, one per request (orbitmq_batch: ${BATCH}), ${INFLIGHT} requests in flight`)
 for (let round = 0; round < ROUNDS; round++) {
   const server = await startServer()
   try {
     const admin = new orbitmq.Admin({ endpoints: server.endpoints })
-    const order = round % 2 === 0 ? ['orbitmq', 'official'] : ['official', 'orbitmq']
+    const order = round % 2 === 0 ? ['orbitmq', 'official', 'orbitmq_batch'] : ['orbitmq_batch', 'official', 'orbitmq']
     for (const name of order) {
       const topic = `perf-node-${name}-${round}-${process.pid}`
       await admin.createTopic({ name: topic, readQueues: 8, writeQueues: 8 })
       const rate = await clients[name](server.endpoints, topic)
       rates[name].push(rate)
-      console.log(`round ${round + 1}: ${name.padEnd(8)} ${Math.round(rate)} msgs/s`)
+      console.log(`round ${round + 1}: ${name.padEnd(13)} ${Math.round(rate)} msgs/s`)
     }
   } finally {
     await server.stop()
   }
 }
-const m = { orbitmq: median(rates.orbitmq), official: median(rates.official) }
-console.log(`median: orbitmq ${Math.round(m.orbitmq)} msgs/s, rocketmq-client-nodejs 1.0.8 ${Math.round(m.official)} msgs/s`)
-console.log(`ratio orbitmq / official: ${(m.orbitmq / m.official).toFixed(2)}x (target >= 5x)`)
+const m = Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, median(v)]))
+console.log(`median: orbitmq ${Math.round(m.orbitmq)} msgs/s (send), ${Math.round(m.orbitmq_batch)} msgs/s (sendBatch ${BATCH}); rocketmq-client-nodejs 1.0.8 ${Math.round(m.official)} msgs/s`)
+console.log(`ratio orbitmq / official: send ${(m.orbitmq / m.official).toFixed(2)}x, sendBatch ${(m.orbitmq_batch / m.official).toFixed(2)}x (target >= 5x)`)
