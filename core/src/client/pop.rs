@@ -98,32 +98,7 @@ pub(crate) async fn receive(s: &Session, r: Receive<'_>) -> Result<Vec<MessageVi
 
 /// Acknowledges `message`.
 pub(crate) async fn ack(s: &Session, message: &MessageView) -> Result<()> {
-    if message.receipt_handle.is_empty() {
-        return Err(Error::bad_request(
-            "the message has no receipt handle (was it received here?)",
-        )
-        .with_operation("ack"));
-    }
-    let req = v2::AckMessageRequest {
-        group: s.group_resource(),
-        topic: Some(s.resource(&message.topic)),
-        entries: vec![v2::AckMessageEntry {
-            message_id: message.message_id.clone(),
-            receipt_handle: message.receipt_handle.clone(),
-            lite_topic: None,
-        }],
-    };
-    let resp = s
-        .rpc
-        .call("ack", &message.endpoint, Duration::ZERO, req, |mut c, r| async move {
-            c.ack_message(r).await
-        })
-        .await?;
-    let status = resp.entries.first().and_then(|e| e.status.clone()).or(resp.status);
-    match status.as_ref().and_then(Error::from_status) {
-        Some(e) => Err(e.with_operation("ack").with_endpoint(&*message.endpoint)),
-        None => Ok(()),
-    }
+    ack_batch(s, std::slice::from_ref(message)).await
 }
 
 /// Acknowledges `messages`: one AckMessage per endpoint and topic they came from, with an
@@ -153,12 +128,11 @@ pub(crate) async fn ack_batch(s: &Session, messages: &[MessageView]) -> Result<(
                     c.ack_message(r).await
                 })
                 .await?;
-        let refused =
-            resp.entries.iter().find_map(|e| e.status.as_ref().and_then(Error::from_status));
+        // The entries' statuses, or the request's when the server answered none.
         let failed = if resp.entries.is_empty() {
             resp.status.as_ref().and_then(Error::from_status)
         } else {
-            refused
+            resp.entries.iter().find_map(|e| e.status.as_ref().and_then(Error::from_status))
         };
         if let Some(e) = failed {
             return Err(e.with_operation("ack").with_endpoint(endpoint));
