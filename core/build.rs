@@ -12,10 +12,16 @@ const SERIALIZED: &[&str] = &[
     "QueueProgress",
     "ConsumerProgressResponse",
     "QueueOffsetReset",
+    "BrokerView",
+    "ClusterListResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/apache/rocketmq/v2/service.proto", "proto/orbitmq/v1/admin.proto"];
+    let protos = [
+        "proto/apache/rocketmq/v2/service.proto",
+        "proto/orbitmq/v1/admin.proto",
+        "proto/orbitmq/v1/cluster.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(protos, ["proto"])?;
     let mut builder = tonic_prost_build::configure();

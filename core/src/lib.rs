@@ -20,5 +20,9 @@ pub mod storage;
 pub mod broker;
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "broker")]
+pub mod namesrv;
+#[cfg(feature = "broker")]
+pub mod peer;
 pub mod protocol;
 pub mod tls;

@@ -124,6 +124,19 @@ enum AdminCommand {
     /// Example: orbitmq admin offset reset --group billing --topic orders --to-time now
     #[command(subcommand)]
     Offset(OffsetCommand),
+    /// The cluster's brokers, as a name server (or a lone server) sees them.
+    ///
+    /// Example: orbitmq admin --endpoints 10.0.0.1:9876 cluster list
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Brokers with their roles, addresses, topics, last heartbeat and replication lag.
+    ///
+    /// Example: orbitmq admin --endpoints 10.0.0.1:9876 cluster list --json
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -436,6 +449,7 @@ async fn execute(args: AdminArgs) -> anyhow::Result<String> {
         AdminCommand::Consumer(ConsumerCommand::Progress(p)) => cli.progress(p, json).await,
         AdminCommand::Message(m) => cli.message(m, json).await,
         AdminCommand::Offset(OffsetCommand::Reset(r)) => cli.reset(r, json).await,
+        AdminCommand::Cluster(ClusterCommand::List) => cli.cluster_list(json).await,
     }
 }
 
@@ -761,6 +775,54 @@ impl Cli {
             format_time(r.to_time),
             r.to_time,
             queues.len()
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // cluster
+
+    async fn cluster_list(&self, json: bool) -> anyhow::Result<String> {
+        let info = self.admin.cluster_list().await.map_err(self.failed("listing the cluster"))?;
+        if json {
+            return to_json(&info);
+        }
+        let mut table = Table::new(&[
+            ("CLUSTER", L),
+            ("BROKER", L),
+            ("ID", R),
+            ("ROLE", L),
+            ("ADDRESS", L),
+            ("VERSION", L),
+            ("TOPICS", R),
+            ("COMMITLOG_MAX", R),
+            ("REPL_LAG", R),
+            ("LAST_HEARTBEAT", L),
+            ("STARTED", L),
+        ]);
+        let now = now_ms();
+        for b in &info.brokers {
+            let lag = match b.replication_lag {
+                -1 => "no master".to_owned(),
+                n => n.to_string(),
+            };
+            table.row(vec![
+                b.cluster.clone(),
+                b.broker_name.clone(),
+                b.broker_id.to_string(),
+                b.role.clone(),
+                b.address.clone(),
+                b.version.clone(),
+                b.topics.to_string(),
+                b.commitlog_max_offset.to_string(),
+                lag,
+                format!("{:.1} s ago", (now - b.last_heartbeat).max(0) as f64 / 1000.0),
+                format_time(b.started_at),
+            ]);
+        }
+        Ok(format!(
+            "name server {}\n{}",
+            info.name_server,
+            table.render_or("no brokers registered")
         ))
     }
 

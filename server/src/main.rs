@@ -1,9 +1,11 @@
 //! `orbitmq`: one binary for every OrbitMQ process: `standalone` (name server + broker),
+//! `namesrv` and `broker` (a cluster's processes),
 //! `admin` (operator CLI) and `bench` (load generators).
 
 mod admin;
 mod bench;
 mod client_tls;
+mod cluster;
 mod config;
 mod http;
 mod signal;
@@ -26,6 +28,15 @@ enum Command {
     ///
     /// Example: orbitmq standalone --listen 127.0.0.1:8081 --data-dir ./orbitmq-data
     Standalone(config::ServerArgs),
+    /// Run a name server: the registry of live brokers and the topic routes clients ask for.
+    ///
+    /// Example: orbitmq namesrv --listen 10.0.0.1:9876
+    Namesrv(cluster::NamesrvArgs),
+    /// Run a broker of a cluster, registered with every name server given.
+    ///
+    /// Example: orbitmq broker --namesrv '10.0.0.1:9876;10.0.0.2:9876' --listen 10.0.0.5:8081
+    /// --broker-name broker-a --broker-id 0 --cluster prod --data-dir /var/lib/orbitmq
+    Broker(cluster::BrokerArgs),
     /// Operator CLI: topics, consumer groups, progress, message queries and offset resets.
     ///
     /// Example: orbitmq admin --endpoints 127.0.0.1:8081 topic list
@@ -40,6 +51,8 @@ fn main() -> anyhow::Result<()> {
     telemetry::init();
     match cli.command {
         Command::Standalone(args) => standalone::run(&args),
+        Command::Namesrv(args) => cluster::run_namesrv(&args),
+        Command::Broker(args) => cluster::run_broker(&args),
         Command::Admin(args) => admin::run(args),
         Command::Bench(b) => bench::run(b),
     }

@@ -15,7 +15,13 @@ use crate::http::{self, Health};
 use crate::signal::shutdown_signal;
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
-    let mut config = args.resolve()?;
+    serve(args.resolve()?, "standalone")
+}
+
+/// Runs a broker with `config` until SIGTERM or Ctrl-C: alone (`standalone`, where it also
+/// answers routes), or registered with the name servers of `config.broker.namesrv_addr`
+/// (`broker`), which it leaves before it stops.
+pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async move {
         // The health endpoint answers 503 while the store opens (recovery can take a while).
@@ -50,11 +56,24 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
         let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config, store_config))
             .await?
             .with_context(|| format!("opening the data directory {}", dir.display()))?;
-        tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, tls = %config.tls.mode, "orbitmq standalone started");
+        tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, tls = %config.tls.mode, "orbitmq {what} started");
+        if let Some(m) = broker.cluster() {
+            let c = broker.config();
+            tracing::info!(
+                cluster = c.cluster_name,
+                broker_name = c.broker_name,
+                broker_id = c.broker_id,
+                role = %c.broker_role,
+                namesrv = m.namesrv().join(";"),
+                "registering with the name servers every {} ms",
+                c.register_interval_ms
+            );
+        }
         let serving = broker.serve(listener, shutdown_signal());
         health.ready(&broker);
         println_flushed(&format!("ready on {addr}"))?;
         serving.await.context("serving")?;
+        broker.unregister().await;
         tracing::info!("shutting down: flushing and checkpointing");
         broker.close().await.context("closing the store")?;
         let _ = stop_http.send(());
@@ -67,7 +86,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
 }
 
 /// One line on stdout, flushed (scripts wait for `ready on`).
-fn println_flushed(line: &str) -> std::io::Result<()> {
+pub fn println_flushed(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()
@@ -75,7 +94,7 @@ fn println_flushed(line: &str) -> std::io::Result<()> {
 
 /// The certificate to serve: the configured files, or (as Apache's proxy does) a self-signed
 /// one generated now; `None` with `--tls off`.
-fn server_tls(
+pub fn server_tls(
     config: &TlsConfig,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<Option<ServerTls>> {

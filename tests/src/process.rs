@@ -68,6 +68,14 @@ impl ServerProcess {
         Self::spawn(cmd, log)
     }
 
+    /// Runs `bin args…` (any server command: `namesrv`, `broker`, …), with stderr in `log`
+    /// (or discarded), and waits for its `ready on` line.
+    pub fn run(bin: &Path, args: &[&str], log: Option<&Path>) -> ServerProcess {
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        Self::spawn(cmd, log)
+    }
+
     fn spawn(mut cmd: Command, log: Option<&Path>) -> ServerProcess {
         let stderr =
             log.map_or_else(Stdio::null, |p| Stdio::from(std::fs::File::create(p).unwrap()));

@@ -380,6 +380,13 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::QueryMessagesResponse>, Status> {
         let r = request.into_inner();
         let store = self.broker.store();
+        if !r.broker_name.is_empty() && r.broker_name != self.broker.config().broker_name {
+            return Err(Status::not_found(format!(
+                "this is broker {:?}, not {:?}",
+                self.broker.config().broker_name,
+                r.broker_name
+            )));
+        }
         let entry =
             store.queue(&r.topic, r.queue_id).and_then(|q| q.get(r.offset)).ok_or_else(|| {
                 Status::not_found(format!(
@@ -420,6 +427,7 @@ impl Admin for AdminApi {
                 queue_id,
                 old_offset,
                 new_offset,
+                broker_name: self.broker.config().broker_name.clone(),
             })
             .collect();
         tracing::info!(
@@ -429,5 +437,16 @@ impl Admin for AdminApi {
             "consumer offsets reset"
         );
         Ok(Response::new(pb::ResetOffsetResponse { queues }))
+    }
+
+    async fn cluster_list(
+        &self,
+        _request: Request<pb::ClusterListRequest>,
+    ) -> Result<Response<pb::ClusterListResponse>, Status> {
+        let b = &self.broker;
+        Ok(Response::new(pb::ClusterListResponse {
+            brokers: vec![b.view()],
+            name_server: b.address().to_string(),
+        }))
     }
 }

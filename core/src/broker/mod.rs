@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod clients;
+pub mod cluster;
 pub mod convert;
 mod dead_letter;
 pub mod error;
@@ -68,6 +69,15 @@ pub struct BrokerConfig {
     pub broker_name: String,
     /// Cluster name.
     pub cluster_name: String,
+    /// Id in the broker group: 0 is the master, > 0 a slave.
+    pub broker_id: u64,
+    /// `async_master` (acknowledge after the local write), `sync_master` or `slave`.
+    pub broker_role: BrokerRole,
+    /// Name servers to register with, `host:port;host:port`; empty: no cluster (standalone).
+    pub namesrv_addr: String,
+    /// How often the broker registers with (heartbeats to) its name servers, ms (RocketMQ's
+    /// `registerNameServerPeriod`, 30 s); also at once whenever its topics change.
+    pub register_interval_ms: u64,
     /// Create a topic on first use (route query or send) instead of answering `TOPIC_NOT_FOUND`.
     pub auto_create_topics: bool,
     /// Create a consumer group on first use instead of answering `CONSUMER_GROUP_NOT_FOUND`.
@@ -128,6 +138,10 @@ impl Default for BrokerConfig {
         BrokerConfig {
             broker_name: "broker-a".to_owned(),
             cluster_name: "DefaultCluster".to_owned(),
+            broker_id: 0,
+            broker_role: BrokerRole::AsyncMaster,
+            namesrv_addr: String::new(),
+            register_interval_ms: 30_000,
             auto_create_topics: true,
             auto_create_groups: true,
             default_queues: 8,
@@ -149,6 +163,48 @@ impl Default for BrokerConfig {
             max_inflight_per_group: 50_000,
             max_long_polls: 10_000,
             max_pending_sends: 4096,
+        }
+    }
+}
+
+/// A broker's role in its group (RocketMQ's `brokerRole`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerRole {
+    /// A master that acknowledges a send once it is written locally.
+    #[default]
+    AsyncMaster,
+    /// A master that acknowledges a send once a slave has it too.
+    SyncMaster,
+    /// A read-only replica of its group's master.
+    Slave,
+}
+
+impl BrokerRole {
+    /// The name in configs and cluster listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerRole::AsyncMaster => "async_master",
+            BrokerRole::SyncMaster => "sync_master",
+            BrokerRole::Slave => "slave",
+        }
+    }
+}
+
+impl std::fmt::Display for BrokerRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BrokerRole {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "async_master" => Ok(BrokerRole::AsyncMaster),
+            "sync_master" => Ok(BrokerRole::SyncMaster),
+            "slave" => Ok(BrokerRole::Slave),
+            other => Err(format!("{other:?} is not async_master, sync_master or slave")),
         }
     }
 }
@@ -183,6 +239,10 @@ struct Inner {
     metrics: metrics::Metrics,
     /// When the broker opened (`orbitmq_uptime`).
     started: std::time::Instant,
+    /// The same, ms since the epoch (cluster listings).
+    started_ms: i64,
+    /// Its name servers, in a cluster.
+    cluster: Option<cluster::Membership>,
     /// Bytes the data directory takes, and when it was last walked (`rocketmq_storage_size`).
     disk_usage: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
@@ -200,6 +260,8 @@ impl Broker {
         let timer = timer::Timer::open(&store)?;
         let transactions = transaction::Transactions::open(&store, &config)?;
         let clients = clients::Clients::new(&config);
+        let client_id = format!("{}@{}", config.broker_name, store.config().store_host);
+        let cluster = cluster::Membership::new(&config.namesrv_addr, &client_id);
         Ok(Broker {
             inner: Arc::new(Inner {
                 config,
@@ -216,6 +278,8 @@ impl Broker {
                 stop: tokio::sync::watch::channel(false).0,
                 metrics: metrics::Metrics::default(),
                 started: std::time::Instant::now(),
+                started_ms: crate::storage::message::now_millis(),
+                cluster,
                 disk_usage: std::sync::Mutex::new(None),
             }),
         })
@@ -268,6 +332,11 @@ impl Broker {
         let bytes = crate::storage::fs::disk_usage(&self.store().config().dir);
         *cached = Some((std::time::Instant::now(), bytes));
         bytes
+    }
+
+    /// Its name servers, when it is in a cluster.
+    pub fn cluster(&self) -> Option<&cluster::Membership> {
+        self.inner.cluster.as_ref()
     }
 
     /// The address clients reach this broker at (the store host).
@@ -353,6 +422,9 @@ impl Broker {
     /// dropping idle consumption state.
     pub fn start_background(&self) {
         self.inner.background.call_once(|| {
+            if self.inner.cluster.is_some() {
+                tokio::spawn(self.clone().run_registration());
+            }
             let b = self.clone();
             let stop = self.inner.stop.subscribe();
             tokio::spawn(async move { b.run_timer(stop).await });

@@ -15,7 +15,7 @@ use crate::broker::error::{BrokerError, Result};
 use crate::broker::receive::{MAX_BATCH, filter};
 use crate::broker::topics::PERM_READ;
 use crate::broker::{Broker, validate};
-use crate::protocol::v2::{self, ClientType, Code, Permission, QueryOffsetPolicy};
+use crate::protocol::v2::{self, ClientType, Code, QueryOffsetPolicy};
 use crate::storage::{GetStatus, StoredMessage, TopicConfig};
 
 /// What one pull found.
@@ -225,28 +225,11 @@ impl Broker {
         &self,
         client_id: &str,
         group: &str,
-        topic: &v2::Resource,
-        endpoints: v2::Endpoints,
-    ) -> Result<Vec<v2::Assignment>> {
-        let readable: Vec<v2::MessageQueue> = self
-            .route(topic, endpoints)?
-            .into_iter()
-            .filter(|q| {
-                matches!(
-                    Permission::try_from(q.permission),
-                    Ok(Permission::Read | Permission::ReadWrite)
-                )
-            })
-            .collect();
-        if readable.is_empty() {
-            return Err(BrokerError::new(Code::Forbidden, "no readable queue"));
-        }
+        readable: &[v2::MessageQueue],
+    ) -> Vec<v2::Assignment> {
         let members = self.clients().members(group, ClientType::PullConsumer);
         let mine = allocate_averagely(readable.len(), &members, client_id);
-        Ok(readable[mine]
-            .iter()
-            .map(|q| v2::Assignment { message_queue: Some(q.clone()) })
-            .collect())
+        readable[mine].iter().map(|q| v2::Assignment { message_queue: Some(q.clone()) }).collect()
     }
 
     /// Validates the group and the queue of a pull-style request (group first, as receive

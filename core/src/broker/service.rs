@@ -19,7 +19,7 @@ use crate::broker::{Broker, namespace, validate};
 use crate::protocol::time::{signed_duration_ms, timestamp};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
-use crate::protocol::{HEADER_OFFSET_MSG_IDS, HEADER_QUEUE_IDS};
+use crate::protocol::{HEADER_LOCAL_ROUTE, HEADER_OFFSET_MSG_IDS, HEADER_QUEUE_IDS};
 use crate::storage::message::now_millis;
 
 /// The client-facing gRPC service.
@@ -233,20 +233,34 @@ impl MessagingService for Messaging {
         request: Request<v2::QueryRouteRequest>,
     ) -> Result<Response<v2::QueryRouteResponse>, Status> {
         let start = Instant::now();
-        let result = self.meta(&request).and_then(|meta| {
+        let result = async {
+            let meta = self.meta(&request)?;
             let req = request.get_ref();
             let asked = req.topic.clone().unwrap_or_default();
             let topic = v2::Resource {
                 resource_namespace: String::new(),
                 name: namespace::stored_name(Some(&asked), &meta.namespace),
             };
-            let mut queues =
-                self.broker.route(&topic, access_point(&self.broker, req.endpoints.as_ref()))?;
+            // In a cluster, the whole cluster's route (unless a name server asks for this
+            // broker's own); alone, or with no name server answering, this broker's queues.
+            let cluster = if request.metadata().contains_key(HEADER_LOCAL_ROUTE) {
+                None
+            } else {
+                validate::topic(&topic.name)?;
+                self.broker.cluster_route(&topic).await
+            };
+            let mut queues = match cluster {
+                Some(queues) => queues,
+                None => {
+                    self.broker.route(&topic, access_point(&self.broker, req.endpoints.as_ref()))?
+                }
+            };
             for q in &mut queues {
                 q.topic = Some(asked.clone());
             }
-            Ok(queues)
-        });
+            Ok::<_, BrokerError>(queues)
+        }
+        .await;
         Ok(self.answered(
             "QueryRoute",
             start,
@@ -371,7 +385,8 @@ impl MessagingService for Messaging {
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
         let start = Instant::now();
-        let result = self.meta(&request).and_then(|meta| {
+        let result = async {
+            let meta = self.meta(&request)?;
             let req = request.get_ref();
             let group = namespace::stored_name(req.group.as_ref(), &meta.namespace);
             validate::group(&group)?;
@@ -381,21 +396,23 @@ impl MessagingService for Messaging {
                 resource_namespace: String::new(),
                 name: namespace::stored_name(Some(&asked), &meta.namespace),
             };
-            if self.broker.is_pull_consumer(&meta.client_id) {
-                let endpoints = access_point(&self.broker, req.endpoints.as_ref());
-                let mut assigned =
-                    self.broker.pull_assignments(&meta.client_id, &group, &topic, endpoints)?;
-                for a in &mut assigned {
-                    if let Some(q) = a.message_queue.as_mut() {
-                        q.topic = Some(asked.clone());
-                    }
-                }
-                return Ok(assigned);
-            }
-            let endpoints = req.endpoints.clone().unwrap_or_default();
-            let mut readable: Vec<v2::MessageQueue> = self
-                .broker
-                .route(&topic, endpoints)?
+            validate::topic(&topic.name)?;
+            // The queues clients read: in a cluster, every group's reader (broker id 0) from
+            // the name servers; alone, this broker's.
+            let route = if let Some(queues) = self.broker.cluster_route(&topic).await {
+                queues
+                    .into_iter()
+                    .filter(|q| q.broker.as_ref().is_some_and(|b| b.id == 0))
+                    .collect()
+            } else {
+                let endpoints = if self.broker.is_pull_consumer(&meta.client_id) {
+                    access_point(&self.broker, req.endpoints.as_ref())
+                } else {
+                    req.endpoints.clone().unwrap_or_default()
+                };
+                self.broker.route(&topic, endpoints)?
+            };
+            let mut readable: Vec<v2::MessageQueue> = route
                 .into_iter()
                 .filter(|q| {
                     matches!(
@@ -410,6 +427,9 @@ impl MessagingService for Messaging {
             for q in &mut readable {
                 q.topic = Some(asked.clone());
             }
+            if self.broker.is_pull_consumer(&meta.client_id) {
+                return Ok(self.broker.pull_assignments(&meta.client_id, &group, &readable));
+            }
             if group_cfg.fifo {
                 // FIFO groups: one assignment per readable queue, as the proxy answers.
                 return Ok(readable
@@ -417,12 +437,19 @@ impl MessagingService for Messaging {
                     .map(|q| v2::Assignment { message_queue: Some(q) })
                     .collect());
             }
-            // Pop consumption takes from every queue of the broker: one assignment per broker,
+            // Pop consumption takes from every queue of a broker: one assignment per broker,
             // queue id -1 ("any"), as the proxy answers non-FIFO groups.
-            let mut q = readable.swap_remove(0);
-            q.id = -1;
-            Ok(vec![v2::Assignment { message_queue: Some(q) }])
-        });
+            let mut seen = std::collections::HashSet::new();
+            Ok(readable
+                .into_iter()
+                .filter(|q| seen.insert(q.broker.as_ref().map(|b| b.name.clone())))
+                .map(|mut q| {
+                    q.id = -1;
+                    v2::Assignment { message_queue: Some(q) }
+                })
+                .collect())
+        }
+        .await;
         Ok(self.answered(
             "QueryAssignment",
             start,

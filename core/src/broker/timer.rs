@@ -202,6 +202,16 @@ pub fn recall_handle(
         .encode(format!("v1 {topic} {broker} {at} {message_id} {b} {offset}"))
 }
 
+/// The broker (group) name a recall handle names: where the delay message waits.
+pub fn recall_handle_broker(handle: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(handle.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.split(' ');
+    (parts.next()? == "v1").then_some(())?;
+    let _topic = parts.next()?;
+    parts.next().filter(|b| !b.is_empty()).map(str::to_owned)
+}
+
 /// A parsed recall handle: (topic, deliver ms, message id, bucket, offset).
 fn parse_recall_handle(handle: &str) -> Result<(String, i64, String, u32, u64)> {
     let bad =
@@ -357,5 +367,7 @@ mod tests {
         let h = recall_handle("ns%t", "broker-a", 123, "01AB", 3, 9);
         assert_eq!(parse_recall_handle(&h).unwrap(), ("ns%t".into(), 123, "01AB".into(), 3, 9));
         assert_eq!(parse_recall_handle("???").unwrap_err().code, Code::BadRequest);
+        assert_eq!(recall_handle_broker(&h).as_deref(), Some("broker-a"));
+        assert_eq!(recall_handle_broker("???"), None);
     }
 }

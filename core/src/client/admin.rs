@@ -240,6 +240,44 @@ pub struct QueueOffsetReset {
     pub old_offset: u64,
     /// Its offset now.
     pub new_offset: u64,
+    /// The broker holding the queue.
+    pub broker_name: String,
+}
+
+/// A broker as a cluster listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokerInfo {
+    /// Its cluster.
+    pub cluster: String,
+    /// Its group's name.
+    pub broker_name: String,
+    /// 0: the master; > 0: a slave.
+    pub broker_id: u64,
+    /// `host:port` clients reach it at.
+    pub address: String,
+    /// `async_master`, `sync_master` or `slave`.
+    pub role: String,
+    /// Its version.
+    pub version: String,
+    /// When it started, ms since the epoch.
+    pub started_at: i64,
+    /// When the name server last heard from it, ms since the epoch.
+    pub last_heartbeat: i64,
+    /// Topics it holds (system topics included).
+    pub topics: u32,
+    /// End of its CommitLog.
+    pub commitlog_max_offset: u64,
+    /// A slave: bytes behind its master (`-1`: its master is not registered); 0 for masters.
+    pub replication_lag: i64,
+}
+
+/// The brokers a name server (or a lone server) knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterInfo {
+    /// The server that answered.
+    pub name_server: String,
+    /// Its live brokers, by group name and id.
+    pub brokers: Vec<BrokerInfo>,
 }
 
 /// The admin client. Cheap to clone; every clone shares the connections.
@@ -268,7 +306,7 @@ impl Admin {
 
     /// Creates a topic; [`ErrorKind::BadRequest`] if it exists or a setting is invalid.
     pub async fn create_topic(&self, topic: TopicConfig) -> Result<TopicConfig> {
-        let req = pb::CreateTopicRequest { topic: Some(self.topic_pb(topic)) };
+        let req = pb::CreateTopicRequest { topic: Some(self.topic_pb(topic)), brokers: Vec::new() };
         let resp = self
             .call("create topic", false, req, |mut s, r| async move { s.create_topic(r).await })
             .await?;
@@ -479,7 +517,12 @@ impl Admin {
         queue_id: u32,
         offset: u64,
     ) -> Result<StoredMessage> {
-        let req = pb::QueryMessageByOffsetRequest { topic: self.name(topic), queue_id, offset };
+        let req = pb::QueryMessageByOffsetRequest {
+            topic: self.name(topic),
+            queue_id,
+            offset,
+            broker_name: String::new(),
+        };
         let resp = self
             .call("query message by offset", true, req, |s, r| async move {
                 s.max_decoding_message_size(MAX_RESPONSE).query_message_by_offset(r).await
@@ -512,10 +555,41 @@ impl Admin {
                 queue_id: q.queue_id,
                 old_offset: q.old_offset,
                 new_offset: q.new_offset,
+                broker_name: q.broker_name,
             })
             .collect();
-        queues.sort_by_key(|q| q.queue_id);
+        queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
         Ok(queues)
+    }
+
+    /// The brokers of the cluster (from a name server), or the server itself (a standalone
+    /// server or a lone broker).
+    pub async fn cluster_list(&self) -> Result<ClusterInfo> {
+        let resp = self
+            .call("cluster list", true, pb::ClusterListRequest {}, |mut s, r| async move {
+                s.cluster_list(r).await
+            })
+            .await?;
+        Ok(ClusterInfo {
+            name_server: resp.name_server,
+            brokers: resp
+                .brokers
+                .into_iter()
+                .map(|b| BrokerInfo {
+                    cluster: b.cluster,
+                    broker_name: b.broker_name,
+                    broker_id: b.broker_id,
+                    address: b.address,
+                    role: b.role,
+                    version: b.version,
+                    started_at: b.started_at,
+                    last_heartbeat: b.last_heartbeat,
+                    topics: b.topics,
+                    commitlog_max_offset: b.commitlog_max_offset,
+                    replication_lag: b.replication_lag,
+                })
+                .collect(),
+        })
     }
 
     /// `name`'s stored name in the configured namespace.

@@ -52,7 +52,9 @@ impl Route {
             .collect()
     }
 
-    /// The queues a consumer may read from.
+    /// The queues a consumer may read from: readable, on each group's reader (broker id 0:
+    /// the master, or the slave a name server lists in its place while the master is gone),
+    /// as the official clients choose them.
     pub(crate) fn readable(&self) -> Vec<&v2::MessageQueue> {
         self.queues
             .iter()
@@ -60,7 +62,7 @@ impl Route {
                 matches!(
                     v2::Permission::try_from(q.permission),
                     Ok(v2::Permission::Read | v2::Permission::ReadWrite)
-                )
+                ) && q.broker.as_ref().is_some_and(|b| b.id == 0)
             })
             .collect()
     }

@@ -17,6 +17,11 @@ pub const HEADER_OFFSET_MSG_IDS: &str = "x-orbitmq-offset-msg-ids";
 /// for delay and transaction messages (stored in a system queue first).
 pub const HEADER_QUEUE_IDS: &str = "x-orbitmq-queue-ids";
 
+/// OrbitMQ's request header on `QueryRoute` from a name server to a broker: answer this
+/// broker's own route (creating the topic if it creates topics on first use) instead of the
+/// cluster's route from the name servers.
+pub const HEADER_LOCAL_ROUTE: &str = "x-orbitmq-local-route";
+
 /// `apache.rocketmq.v2`.
 #[allow(
     missing_docs,

@@ -161,10 +161,17 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<Vec<PathBuf>> {
             f.create(d, true, || std::fs::create_dir(d).map(|()| true))
                 .map_err(StorageError::io("create directory", d))?;
         }
-        return Ok(new.iter().filter_map(|d| d.parent()).map(Path::to_owned).collect());
+        return Ok(new.iter().filter_map(|d| parent_dir(d)).collect());
     }
     std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
-    Ok(new.iter().filter_map(|d| d.parent()).map(Path::to_owned).collect())
+    Ok(new.iter().filter_map(|d| parent_dir(d)).collect())
+}
+
+/// The directory holding `path`: `.` for a relative name of one component (`Path::parent`
+/// gives the empty path, which cannot be opened to fsync).
+fn parent_dir(path: &Path) -> Option<PathBuf> {
+    let parent = path.parent()?;
+    Some(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_owned() })
 }
 
 /// Creates `dir` (and parents) and makes it durable at once.

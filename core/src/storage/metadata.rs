@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,6 +19,8 @@ pub struct Table<T> {
     path: PathBuf,
     rows: Mutex<BTreeMap<String, T>>,
     dirty: AtomicBool,
+    /// Bumped by every change (a broker re-registers its topics when it moves).
+    version: AtomicU64,
     /// One save at a time, so an older snapshot never lands after a newer one.
     save_lock: Mutex<()>,
 }
@@ -30,6 +32,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
             path,
             rows: Mutex::new(rows),
             dirty: AtomicBool::new(false),
+            version: AtomicU64::new(0),
             save_lock: Mutex::new(()),
         })
     }
@@ -61,7 +64,17 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
     /// Inserts or replaces a record; saved by the next [`Table::save`].
     pub fn put(&self, name: impl Into<String>, value: T) {
         self.lock().insert(name.into(), value);
+        self.changed();
+    }
+
+    fn changed(&self) {
         self.dirty.store(true, Ordering::Release);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A number every change moves on.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Changes a record in place (inserting `T::default()` first if absent).
@@ -70,13 +83,13 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         T: Default,
     {
         f(self.lock().entry(name.to_owned()).or_default());
-        self.dirty.store(true, Ordering::Release);
+        self.changed();
     }
 
     /// Removes a record.
     pub fn remove(&self, name: &str) -> Option<T> {
         let old = self.lock().remove(name);
-        self.dirty.store(true, Ordering::Release);
+        self.changed();
         old
     }
 

@@ -1,0 +1,196 @@
+//! `orbitmq namesrv` and `orbitmq broker`: the processes of a cluster. A name server keeps the
+//! registry of live brokers and answers routes; a broker is `standalone`'s broker that
+//! registers with every name server given (`--namesrv a:9876;b:9876`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use orbitmq_core::broker::listener::Listener;
+use orbitmq_core::namesrv::{NameServer, NamesrvConfig};
+use orbitmq_core::tls::server::TlsMode;
+use serde::Deserialize;
+
+use crate::config::{ServerArgs, TlsConfig};
+use crate::signal::shutdown_signal;
+use crate::standalone::{println_flushed, server_tls};
+
+/// Default name server port, as RocketMQ's.
+pub const DEFAULT_NAMESRV_LISTEN: &str = "127.0.0.1:9876";
+
+/// `orbitmq namesrv` flags.
+#[derive(Debug, Clone, Args)]
+pub struct NamesrvArgs {
+    /// TOML configuration file (`listen`, `tls*` and a `[namesrv]` table); flags and ORBITMQ_*
+    /// variables override its values.
+    #[arg(long, env = "ORBITMQ_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to serve routes (RocketMQ gRPC QueryRoute), broker registrations and the admin
+    /// API on [default: 127.0.0.1:9876].
+    #[arg(long, env = "ORBITMQ_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// A broker not heard from for this long leaves the routes, ms [default: 120000]. Brokers
+    /// register every `register_interval_ms` (30 s by default).
+    #[arg(long, env = "ORBITMQ_BROKER_EXPIRY_MS", value_name = "MS")]
+    pub broker_expiry_ms: Option<u64>,
+    /// Have brokers create a topic a client asks the route of and nobody holds [default: true].
+    #[arg(long, env = "ORBITMQ_AUTO_CREATE_TOPICS", value_name = "true|false")]
+    pub auto_create_topics: Option<bool>,
+    /// TLS on the port: `optional` (TLS and plaintext), `required` or `off` [default: optional].
+    #[arg(long, env = "ORBITMQ_TLS", value_name = "off|optional|required", help_heading = "TLS")]
+    pub tls: Option<TlsMode>,
+    /// PEM certificate chain to serve (with --tls-key); neither: a self-signed one.
+    #[arg(long, env = "ORBITMQ_TLS_CERT", value_name = "FILE", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ORBITMQ_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The name server's TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NamesrvFile {
+    listen: Option<SocketAddr>,
+    tls: Option<TlsMode>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    namesrv: Option<NamesrvConfig>,
+}
+
+/// Resolves the name server's configuration: file < environment < flags.
+fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<(SocketAddr, NamesrvConfig, TlsConfig)> {
+    let file: NamesrvFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => NamesrvFile::default(),
+    };
+    let listen = match args.listen.or(file.listen) {
+        Some(l) => l,
+        None => DEFAULT_NAMESRV_LISTEN.parse()?,
+    };
+    let mut config = file.namesrv.unwrap_or_default();
+    if let Some(ms) = args.broker_expiry_ms {
+        config.broker_expiry_ms = ms;
+    }
+    if let Some(auto) = args.auto_create_topics {
+        config.auto_create_topics = auto;
+    }
+    anyhow::ensure!(config.broker_expiry_ms >= 100, "broker_expiry_ms must be at least 100 ms");
+    let files = match (
+        args.tls_cert.clone().or(file.tls_cert),
+        args.tls_key.clone().or(file.tls_key),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "--tls-cert and --tls-key go together: give both, or neither for a self-signed certificate"
+        ),
+    };
+    let tls = TlsConfig { mode: args.tls.or(file.tls).unwrap_or_default(), files };
+    Ok((listen, config, tls))
+}
+
+/// Runs a name server until SIGTERM or Ctrl-C.
+pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
+    let (listen, config, tls_config) = resolve_namesrv(args)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async move {
+        let tls = server_tls(&tls_config, listen)?;
+        let tcp = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen} (is another server using it?)"))?;
+        let addr = tcp.local_addr()?;
+        let listener = match &tls {
+            Some(tls) => Listener::with_tls(tcp, tls, tls_config.mode == TlsMode::Required),
+            None => Listener::from(tcp),
+        };
+        let ns = NameServer::new(config, addr);
+        tracing::info!(
+            %addr,
+            broker_expiry_ms = ns.config().broker_expiry_ms,
+            auto_create_topics = ns.config().auto_create_topics,
+            tls = %tls_config.mode,
+            "orbitmq name server started"
+        );
+        let serving = ns.serve(listener, shutdown_signal());
+        println_flushed(&format!("ready on {addr}"))?;
+        serving.await.context("serving")?;
+        tracing::info!("stopped cleanly");
+        anyhow::Ok(())
+    })
+}
+
+/// `orbitmq broker` flags: the standalone server's, and who the broker is in its cluster.
+// The doc comments are `--help` text, where backticks would show.
+#[allow(clippy::doc_markdown)]
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Name servers to register with, `host:port;host:port` (RocketMQ's `namesrvAddr`).
+    #[arg(long, env = "ORBITMQ_NAMESRV", value_name = "HOST:PORT;…", help_heading = "Cluster")]
+    pub namesrv: Option<String>,
+    /// The broker group's name; a master and its slaves share it [default: broker-a].
+    #[arg(long, env = "ORBITMQ_BROKER_NAME", value_name = "NAME", help_heading = "Cluster")]
+    pub broker_name: Option<String>,
+    /// Id in the group: 0 is the master [default: 0].
+    #[arg(long, env = "ORBITMQ_BROKER_ID", value_name = "ID", help_heading = "Cluster")]
+    pub broker_id: Option<u64>,
+    /// Cluster name [default: DefaultCluster].
+    #[arg(long, env = "ORBITMQ_CLUSTER", value_name = "NAME", help_heading = "Cluster")]
+    pub cluster: Option<String>,
+    /// How often to register with (heartbeat to) the name servers, ms [default: 30000].
+    #[arg(long, env = "ORBITMQ_REGISTER_INTERVAL_MS", value_name = "MS", help_heading = "Cluster")]
+    pub register_interval_ms: Option<u64>,
+}
+
+/// Runs a broker of a cluster until SIGTERM or Ctrl-C.
+pub fn run_broker(args: &BrokerArgs) -> anyhow::Result<()> {
+    let mut config = args.server.resolve()?;
+    let b = &mut config.broker;
+    if let Some(n) = &args.namesrv {
+        b.namesrv_addr.clone_from(n);
+    }
+    if let Some(n) = &args.broker_name {
+        b.broker_name.clone_from(n);
+    }
+    if let Some(id) = args.broker_id {
+        b.broker_id = id;
+    }
+    if let Some(c) = &args.cluster {
+        b.cluster_name.clone_from(c);
+    }
+    if let Some(ms) = args.register_interval_ms {
+        b.register_interval_ms = ms;
+    }
+    anyhow::ensure!(
+        b.namesrv_addr.split([';', ',']).any(|s| !s.trim().is_empty()),
+        "orbitmq broker needs --namesrv HOST:PORT[;HOST:PORT] (or [broker] namesrv_addr): the name \
+         servers to register with. A single server with no name server is `orbitmq standalone`."
+    );
+    anyhow::ensure!(
+        b.broker_id == 0,
+        "--broker-id {}: slaves (ids > 0) replicate a master, which this version cannot do yet; \
+         run every broker as the master (id 0) of its own group",
+        b.broker_id
+    );
+    anyhow::ensure!(
+        b.broker_role == orbitmq_core::broker::BrokerRole::AsyncMaster,
+        "broker_role {}: sync_master and slave need replication, which this version cannot do \
+         yet; use async_master",
+        b.broker_role
+    );
+    anyhow::ensure!(
+        !config.listen.ip().is_unspecified(),
+        "--listen {}: a broker in a cluster registers the address clients reach it at, so \
+         listen on that address (e.g. 10.0.0.5:8081), not on a wildcard",
+        config.listen
+    );
+    crate::standalone::serve(config, "broker")
+}

@@ -1,0 +1,298 @@
+//! A cluster of real `orbitmq` processes on 127.0.0.1: two name servers side by side (they never
+//! talk to each other) and two brokers registered with both. Clients and `orbitmq admin` use
+//! only the name servers. Checks that topics span both brokers, sends spread over them, a
+//! killed broker leaves the routes within the name servers' expiry while clients carry on,
+//! and a broker stopped cleanly leaves at once.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use orbitmq_core::client::{ClientConfig, FilterExpression, Message, Producer, SimpleConsumer};
+use orbitmq_core::storage::msg_id;
+use orbitmq_tests::process::ServerProcess;
+use serde_json::Value;
+
+/// How long a name server keeps a silent broker (the default is 120 s).
+const EXPIRY_MS: u64 = 2_000;
+/// How often brokers register (the default is 30 s).
+const REGISTER_MS: &str = "300";
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_orbitmq"))
+}
+
+/// `orbitmq admin --endpoints <endpoints> <cmd> --json`: its JSON answer, or its stderr.
+fn admin(endpoints: &str, cmd: &str) -> Result<Value, String> {
+    let out = Command::new(bin())
+        .env("RUST_LOG", "warn")
+        .args(["admin", "--endpoints", endpoints, "--json"])
+        .args(cmd.split_whitespace())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
+fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The broker names a name server lists.
+fn brokers(ns: &str) -> BTreeSet<String> {
+    let list = admin(ns, "cluster list").unwrap();
+    list["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["broker_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The broker names in `topic`'s route from a name server, each with its queue count.
+fn route(ns: &str, topic: &str) -> BTreeMap<String, usize> {
+    let mut by_broker = BTreeMap::new();
+    if let Ok(r) = admin(ns, &format!("topic route --topic {topic}")) {
+        for q in r["queues"].as_array().unwrap() {
+            *by_broker.entry(q["broker_name"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    by_broker
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    namesrv: Vec<ServerProcess>,
+    brokers: Vec<(String, ServerProcess)>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let expiry = EXPIRY_MS.to_string();
+        let namesrv: Vec<ServerProcess> = (1..=2)
+            .map(|i| {
+                let log = dir.path().join(format!("namesrv{i}.log"));
+                let args = ["namesrv", "--listen", "127.0.0.1:0", "--broker-expiry-ms", &expiry];
+                ServerProcess::run(bin(), &args, Some(&log))
+            })
+            .collect();
+        let mut c = Cluster { dir, namesrv, brokers: Vec::new() };
+        for name in ["broker-a", "broker-b"] {
+            c.start_broker(name);
+        }
+        c
+    }
+
+    fn endpoints(&self) -> String {
+        self.namesrv.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>().join(";")
+    }
+
+    fn ns(&self, i: usize) -> String {
+        self.namesrv[i].addr.to_string()
+    }
+
+    fn start_broker(&mut self, name: &str) {
+        let data = self.dir.path().join(name);
+        let log = self.dir.path().join(format!("{name}.log"));
+        let namesrv = self.endpoints();
+        let args = [
+            "broker",
+            "--namesrv",
+            &namesrv,
+            "--listen",
+            "127.0.0.1:0",
+            "--broker-name",
+            name,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--metrics-listen",
+            "off",
+            "--register-interval-ms",
+            REGISTER_MS,
+        ];
+        let p = ServerProcess::run(bin(), &args, Some(&log));
+        self.brokers.push((name.to_owned(), p));
+    }
+
+    fn broker(&mut self, name: &str) -> &mut ServerProcess {
+        &mut self.brokers.iter_mut().find(|(n, _)| n == name).unwrap().1
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let log = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    eprintln!("--- {} ---", path.display());
+                    for l in tail.into_iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn two_brokers_behind_two_name_servers() {
+    const TOPIC: &str = "orders";
+    const GROUP: &str = "billing";
+    let mut cluster = Cluster::start();
+    let all: BTreeSet<String> = ["broker-a", "broker-b"].map(str::to_owned).into();
+    for i in 0..2 {
+        let ns = cluster.ns(i);
+        wait_for(Duration::from_secs(10), "both brokers registered", || {
+            (brokers(&ns) == all).then_some(())
+        });
+    }
+
+    // Admin through one name server creates the topic on every master; the other name server
+    // learns it from the brokers' registrations.
+    let created = admin(
+        &cluster.ns(0),
+        &format!("topic create --topic {TOPIC} --read-queues 4 --write-queues 4"),
+    )
+    .unwrap();
+    assert_eq!(created["topic"]["name"], TOPIC);
+    for i in 0..2 {
+        let ns = cluster.ns(i);
+        wait_for(Duration::from_secs(5), "the route on both brokers", || {
+            let r = route(&ns, TOPIC);
+            (r.len() == 2 && r.values().all(|n| *n == 4)).then_some(())
+        });
+    }
+    let list = admin(&cluster.ns(1), "cluster list").unwrap();
+    for b in list["brokers"].as_array().unwrap() {
+        assert_eq!(b["role"], "async_master", "{b}");
+        assert_eq!(b["broker_id"], 0, "{b}");
+        assert!(b["topics"].as_u64().unwrap() >= 1, "{b}");
+    }
+
+    // Clients that know only the name servers: sends spread over both brokers.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = ClientConfig::new(cluster.endpoints());
+    let producer = Producer::builder(config.clone())
+        .topics([TOPIC])
+        .runtime(rt.handle().clone())
+        .build()
+        .unwrap();
+    rt.block_on(producer.start()).unwrap();
+    let consumer = SimpleConsumer::builder(config, GROUP)
+        .subscribe(TOPIC, FilterExpression::all())
+        .await_duration(Duration::from_secs(2))
+        .runtime(rt.handle().clone())
+        .build()
+        .unwrap();
+    rt.block_on(consumer.start()).unwrap();
+    let mut stored_on = BTreeMap::<String, usize>::new();
+    let mut sent = BTreeSet::new();
+    for i in 0..200 {
+        let m = Message::builder(TOPIC).body(format!("order {i}")).keys([format!("k{i}")]).build();
+        let receipt = rt.block_on(producer.send(m)).unwrap();
+        let (host, _) = msg_id::decode(receipt.offset_msg_id.as_deref().unwrap()).unwrap();
+        *stored_on.entry(host.to_string()).or_default() += 1;
+        sent.insert(receipt.message_id);
+    }
+    assert_eq!(stored_on.len(), 2, "sends went to both brokers: {stored_on:?}");
+    assert!(stored_on.values().all(|n| *n >= 50), "spread evenly enough: {stored_on:?}");
+    let status = admin(&cluster.ns(1), &format!("topic status --topic {TOPIC}")).unwrap();
+    let held: u64 = status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["max_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(held, 200, "{status}");
+    // A message found by key through a name server, whichever broker holds it.
+    let found = admin(&cluster.ns(0), &format!("message by-key --topic {TOPIC} --key k7")).unwrap();
+    assert_eq!(found["messages"].as_array().unwrap().len(), 1, "{found}");
+
+    // The consumer reads every message, from both brokers.
+    let mut received = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.len() < sent.len() && Instant::now() < deadline {
+        for m in rt.block_on(consumer.receive(32, Duration::from_secs(30))).unwrap() {
+            rt.block_on(consumer.ack(&m)).unwrap();
+            received.insert(m.message_id.clone());
+        }
+    }
+    assert_eq!(received, sent);
+    let progress =
+        admin(&cluster.ns(0), &format!("consumer progress --group {GROUP} --topic {TOPIC}"))
+            .unwrap();
+    assert_eq!(progress["total_lag"], 0, "{progress}");
+    let brokers_in_progress: BTreeSet<&str> = progress["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["broker_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(brokers_in_progress.len(), 2, "{progress}");
+
+    // SIGKILL broker-b: both name servers drop it within the expiry (plus a check interval).
+    cluster.broker("broker-b").kill();
+    let killed = Instant::now();
+    for i in 0..2 {
+        let ns = cluster.ns(i);
+        wait_for(Duration::from_millis(EXPIRY_MS + 3_000), "broker-b out of the route", || {
+            (route(&ns, TOPIC).keys().collect::<Vec<_>>() == ["broker-a"]).then_some(())
+        });
+    }
+    let gone_after = killed.elapsed();
+    assert!(gone_after >= Duration::from_millis(EXPIRY_MS / 2), "left too early: {gone_after:?}");
+    assert_eq!(brokers(&cluster.ns(0)), ["broker-a".to_owned()].into());
+
+    // The clients carry on with broker-a: every send succeeds (a send to the dead broker's
+    // queues is retried on the live one) and is consumed.
+    let mut after = BTreeSet::new();
+    for i in 0..100 {
+        let m = Message::builder(TOPIC).body(format!("after {i}")).build();
+        let receipt = rt.block_on(producer.send(m)).unwrap();
+        after.insert(receipt.message_id);
+    }
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !after.is_subset(&got) && Instant::now() < deadline {
+        if let Ok(batch) = rt.block_on(consumer.receive(32, Duration::from_secs(30))) {
+            for m in batch {
+                rt.block_on(consumer.ack(&m)).unwrap();
+                got.insert(m.message_id.clone());
+            }
+        }
+    }
+    assert!(
+        after.is_subset(&got),
+        "{} of 100 sent after the kill consumed",
+        after.intersection(&got).count()
+    );
+    rt.block_on(producer.shutdown());
+    rt.block_on(consumer.shutdown());
+
+    // A broker stopped cleanly unregisters at once, long before the expiry.
+    let stopped = Instant::now();
+    assert!(cluster.broker("broker-a").stop().success());
+    let ns = cluster.ns(0);
+    wait_for(Duration::from_millis(EXPIRY_MS / 2), "broker-a unregistered", || {
+        brokers(&ns).is_empty().then_some(())
+    });
+    assert!(stopped.elapsed() < Duration::from_millis(EXPIRY_MS));
+    let err = admin(&ns, &format!("topic route --topic {TOPIC}")).unwrap_err();
+    assert!(err.contains("no live broker"), "{err}");
+}
