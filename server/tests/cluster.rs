@@ -150,10 +150,76 @@ impl Drop for Cluster {
     }
 }
 
+const TOPIC: &str = "orders";
+const GROUP: &str = "billing";
+
+/// An application that knows only the name servers: an SDK producer and simple consumer.
+struct App {
+    rt: tokio::runtime::Runtime,
+    producer: Producer,
+    consumer: SimpleConsumer,
+}
+
+impl App {
+    fn connect(endpoints: String) -> App {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = ClientConfig::new(endpoints);
+        let producer = Producer::builder(config.clone())
+            .topics([TOPIC])
+            .runtime(rt.handle().clone())
+            .build()
+            .unwrap();
+        rt.block_on(producer.start()).unwrap();
+        let consumer = SimpleConsumer::builder(config, GROUP)
+            .subscribe(TOPIC, FilterExpression::all())
+            .await_duration(Duration::from_secs(2))
+            .runtime(rt.handle().clone())
+            .build()
+            .unwrap();
+        rt.block_on(consumer.start()).unwrap();
+        App { rt, producer, consumer }
+    }
+
+    /// Sends `n` messages (key `k<i>`); their message ids, and how many each broker address
+    /// stored.
+    fn send(&self, n: usize) -> (BTreeSet<String>, BTreeMap<String, usize>) {
+        let mut stored_on = BTreeMap::<String, usize>::new();
+        let mut sent = BTreeSet::new();
+        for i in 0..n {
+            let m =
+                Message::builder(TOPIC).body(format!("order {i}")).keys([format!("k{i}")]).build();
+            let receipt = self.rt.block_on(self.producer.send(m)).unwrap();
+            let (host, _) = msg_id::decode(receipt.offset_msg_id.as_deref().unwrap()).unwrap();
+            *stored_on.entry(host.to_string()).or_default() += 1;
+            sent.insert(receipt.message_id);
+        }
+        (sent, stored_on)
+    }
+
+    /// Receives and acks until every id of `want` came, or 40 s passed; the ids received.
+    fn consume(&self, want: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut got = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !want.is_subset(&got) && Instant::now() < deadline {
+            if let Ok(batch) = self.rt.block_on(self.consumer.receive(32, Duration::from_secs(30)))
+            {
+                for m in batch {
+                    self.rt.block_on(self.consumer.ack(&m)).unwrap();
+                    got.insert(m.message_id.clone());
+                }
+            }
+        }
+        got
+    }
+
+    fn shutdown(self) {
+        self.rt.block_on(self.producer.shutdown());
+        self.rt.block_on(self.consumer.shutdown());
+    }
+}
+
 #[test]
 fn two_brokers_behind_two_name_servers() {
-    const TOPIC: &str = "orders";
-    const GROUP: &str = "billing";
     let mut cluster = Cluster::start();
     let all: BTreeSet<String> = ["broker-a", "broker-b"].map(str::to_owned).into();
     for i in 0..2 {
@@ -165,12 +231,8 @@ fn two_brokers_behind_two_name_servers() {
 
     // Admin through one name server creates the topic on every master; the other name server
     // learns it from the brokers' registrations.
-    let created = admin(
-        &cluster.ns(0),
-        &format!("topic create --topic {TOPIC} --read-queues 4 --write-queues 4"),
-    )
-    .unwrap();
-    assert_eq!(created["topic"]["name"], TOPIC);
+    let create = format!("topic create --topic {TOPIC} --read-queues 4 --write-queues 4");
+    assert_eq!(admin(&cluster.ns(0), &create).unwrap()["topic"]["name"], TOPIC);
     for i in 0..2 {
         let ns = cluster.ns(i);
         wait_for(Duration::from_secs(5), "the route on both brokers", || {
@@ -185,31 +247,9 @@ fn two_brokers_behind_two_name_servers() {
         assert!(b["topics"].as_u64().unwrap() >= 1, "{b}");
     }
 
-    // Clients that know only the name servers: sends spread over both brokers.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = ClientConfig::new(cluster.endpoints());
-    let producer = Producer::builder(config.clone())
-        .topics([TOPIC])
-        .runtime(rt.handle().clone())
-        .build()
-        .unwrap();
-    rt.block_on(producer.start()).unwrap();
-    let consumer = SimpleConsumer::builder(config, GROUP)
-        .subscribe(TOPIC, FilterExpression::all())
-        .await_duration(Duration::from_secs(2))
-        .runtime(rt.handle().clone())
-        .build()
-        .unwrap();
-    rt.block_on(consumer.start()).unwrap();
-    let mut stored_on = BTreeMap::<String, usize>::new();
-    let mut sent = BTreeSet::new();
-    for i in 0..200 {
-        let m = Message::builder(TOPIC).body(format!("order {i}")).keys([format!("k{i}")]).build();
-        let receipt = rt.block_on(producer.send(m)).unwrap();
-        let (host, _) = msg_id::decode(receipt.offset_msg_id.as_deref().unwrap()).unwrap();
-        *stored_on.entry(host.to_string()).or_default() += 1;
-        sent.insert(receipt.message_id);
-    }
+    // Sends spread over both brokers, and the consumer reads them all, from both.
+    let app = App::connect(cluster.endpoints());
+    let (sent, stored_on) = app.send(200);
     assert_eq!(stored_on.len(), 2, "sends went to both brokers: {stored_on:?}");
     assert!(stored_on.values().all(|n| *n >= 50), "spread evenly enough: {stored_on:?}");
     let status = admin(&cluster.ns(1), &format!("topic status --topic {TOPIC}")).unwrap();
@@ -220,33 +260,23 @@ fn two_brokers_behind_two_name_servers() {
         .map(|q| q["max_offset"].as_u64().unwrap())
         .sum();
     assert_eq!(held, 200, "{status}");
-    // A message found by key through a name server, whichever broker holds it.
+    // Found by key through a name server, whichever broker holds it.
     let found = admin(&cluster.ns(0), &format!("message by-key --topic {TOPIC} --key k7")).unwrap();
     assert_eq!(found["messages"].as_array().unwrap().len(), 1, "{found}");
-
-    // The consumer reads every message, from both brokers.
-    let mut received = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while received.len() < sent.len() && Instant::now() < deadline {
-        for m in rt.block_on(consumer.receive(32, Duration::from_secs(30))).unwrap() {
-            rt.block_on(consumer.ack(&m)).unwrap();
-            received.insert(m.message_id.clone());
-        }
-    }
-    assert_eq!(received, sent);
-    let progress =
-        admin(&cluster.ns(0), &format!("consumer progress --group {GROUP} --topic {TOPIC}"))
-            .unwrap();
+    assert_eq!(app.consume(&sent), sent);
+    let progress = format!("consumer progress --group {GROUP} --topic {TOPIC}");
+    let progress = admin(&cluster.ns(0), &progress).unwrap();
     assert_eq!(progress["total_lag"], 0, "{progress}");
-    let brokers_in_progress: BTreeSet<&str> = progress["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["broker_name"].as_str().unwrap())
-        .collect();
-    assert_eq!(brokers_in_progress.len(), 2, "{progress}");
+    let queues = progress["queues"].as_array().unwrap();
+    let names: BTreeSet<&str> = queues.iter().map(|q| q["broker_name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{progress}");
 
-    // SIGKILL broker-b: both name servers drop it within the expiry (plus a check interval).
+    kill_one_and_carry_on(&mut cluster, app);
+}
+
+/// SIGKILL broker-b: both name servers drop it within the expiry; the clients carry on with
+/// broker-a; then broker-a, stopped cleanly, leaves at once.
+fn kill_one_and_carry_on(cluster: &mut Cluster, app: App) {
     cluster.broker("broker-b").kill();
     let killed = Instant::now();
     for i in 0..2 {
@@ -259,31 +289,13 @@ fn two_brokers_behind_two_name_servers() {
     assert!(gone_after >= Duration::from_millis(EXPIRY_MS / 2), "left too early: {gone_after:?}");
     assert_eq!(brokers(&cluster.ns(0)), ["broker-a".to_owned()].into());
 
-    // The clients carry on with broker-a: every send succeeds (a send to the dead broker's
-    // queues is retried on the live one) and is consumed.
-    let mut after = BTreeSet::new();
-    for i in 0..100 {
-        let m = Message::builder(TOPIC).body(format!("after {i}")).build();
-        let receipt = rt.block_on(producer.send(m)).unwrap();
-        after.insert(receipt.message_id);
-    }
-    let mut got = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !after.is_subset(&got) && Instant::now() < deadline {
-        if let Ok(batch) = rt.block_on(consumer.receive(32, Duration::from_secs(30))) {
-            for m in batch {
-                rt.block_on(consumer.ack(&m)).unwrap();
-                got.insert(m.message_id.clone());
-            }
-        }
-    }
-    assert!(
-        after.is_subset(&got),
-        "{} of 100 sent after the kill consumed",
-        after.intersection(&got).count()
-    );
-    rt.block_on(producer.shutdown());
-    rt.block_on(consumer.shutdown());
+    // Every send succeeds (one to the dead broker's queues is retried on the live one) and is
+    // consumed.
+    let (after, stored_on) = app.send(100);
+    assert_eq!(stored_on.len(), 1, "{stored_on:?}");
+    let got = app.consume(&after);
+    assert!(after.is_subset(&got), "{} of 100 consumed", after.intersection(&got).count());
+    app.shutdown();
 
     // A broker stopped cleanly unregisters at once, long before the expiry.
     let stopped = Instant::now();
