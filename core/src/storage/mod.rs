@@ -35,6 +35,7 @@ pub mod metadata;
 pub mod msg_id;
 mod open_files;
 pub(crate) mod persist;
+pub mod replica;
 mod writer;
 
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ use writer::{EncodedBatch, EncodedRecord, Request, Writer};
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: StoreConfig,
+    /// The log's master runs (replication finds where a slave's log and its master's agree).
+    epochs: replica::Epochs,
     log: Arc<CommitLog>,
     queues: RwLock<HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>>,
     /// The open ConsumeQueue files, bounded, and the size of the in-memory tails.
@@ -395,6 +398,7 @@ impl MessageStore {
             offsets: ConsumerOffsets::open(cfg_dir.join("consumer_offsets.json"))?,
             topics: Table::open(cfg_dir.join("topics.json"))?,
             groups: Table::open(cfg_dir.join("groups.json"))?,
+            epochs: replica::Epochs::open(cfg_dir.join("epochs.json"))?,
             log: Arc::clone(&log),
             queues: RwLock::new(HashMap::new()),
             queue_io: Arc::new(QueueIo::new(OpenFiles::new(open_files::budget(

@@ -55,6 +55,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<PutResult>>>;
 
 pub(crate) enum Request {
     Append(EncodedBatch, Reply),
+    /// A slave's copy of its master's bytes, at their offset (answered with the new end).
+    Replicate(crate::storage::replica::Chunk, oneshot::Sender<Result<u64>>),
     /// Forget a deleted topic's next queue offsets (answered once done).
     Forget(String, oneshot::Sender<()>),
     Stop,
@@ -107,6 +109,10 @@ impl Writer {
                     let _ = done.send(());
                     continue;
                 }
+                Some(Request::Replicate(chunk, reply)) => {
+                    let _ = reply.send(self.replicate(&chunk));
+                    continue;
+                }
                 Some(Request::Stop) | None => break,
             }
             while batch.len() < MAX_DRAIN {
@@ -117,6 +123,10 @@ impl Writer {
                         self.write_batch(&mut batch);
                         self.queue_offsets.remove(&topic);
                         let _ = done.send(());
+                    }
+                    Ok(Request::Replicate(chunk, reply)) => {
+                        self.write_batch(&mut batch);
+                        let _ = reply.send(self.replicate(&chunk));
                     }
                     Ok(Request::Stop) => {
                         stopping = true;
@@ -222,6 +232,59 @@ impl Writer {
         let run = req.buf.get(run_start..run_end).unwrap_or_default();
         seg.file.write_at(run_pos as usize, run)?;
         Ok(out)
+    }
+
+    /// Writes a master's bytes (checked by the caller: whole records at their own offsets,
+    /// within one segment) at the tail, publishes them and wakes the dispatcher; flushes them
+    /// first under sync flush. An empty log may begin at the chunk's segment boundary (a slave
+    /// of a master whose older segments retention deleted).
+    fn replicate(&mut self, chunk: &crate::storage::replica::Chunk) -> Result<u64> {
+        if let Some(refusal) = self.shared.refusal() {
+            return Err(refusal);
+        }
+        let seg_size = self.log.segment_size() as u64;
+        let empty = self.log.read_segments().is_empty();
+        if chunk.offset != self.end {
+            if !(empty && chunk.offset.is_multiple_of(seg_size)) {
+                return Err(StorageError::InvalidMessage(format!(
+                    "replicated bytes start at offset {}, but this log ends at {}",
+                    chunk.offset, self.end
+                )));
+            }
+            self.active = Some(self.log.create_segment(chunk.offset)?);
+            self.end = chunk.offset;
+        }
+        let seg = self.segment()?;
+        let pos = (self.end - seg.base) as usize;
+        if pos + chunk.data.len() > seg_size as usize {
+            return Err(StorageError::InvalidMessage(format!(
+                "replicated bytes at {} cross the segment end {}",
+                chunk.offset,
+                seg.end()
+            )));
+        }
+        if let Err(e) = seg.file.write_at(pos, &chunk.data) {
+            self.shared.poison(&e.to_string());
+            return Err(e);
+        }
+        self.end += chunk.data.len() as u64;
+        let end = self.end;
+        self.log.publish(end);
+        self.shared.wake_dispatcher();
+        match self.flush {
+            FlushDiskType::Sync => {
+                if let Err(e) = self.log.flush_to(end) {
+                    self.shared.poison(&e.to_string());
+                    return Err(StorageError::Poisoned(format!("flush failed: {e}")));
+                }
+            }
+            FlushDiskType::Async => {
+                if end.saturating_sub(self.log.flushed_pos()) >= self.flush_dirty_bytes {
+                    self.shared.wake_flusher();
+                }
+            }
+        }
+        Ok(end)
     }
 
     /// The segment the tail is in, creating it when the tail is at a segment boundary.

@@ -8,6 +8,7 @@ mod fuzz_regressions;
 mod many_queues;
 mod metadata;
 mod queries;
+mod replica;
 mod retention;
 mod roundtrip;
 

@@ -202,6 +202,11 @@ pub fn check(buf: &[u8]) -> std::result::Result<Check, String> {
     }
 }
 
+/// The CommitLog offset a record says it is stored at (its header field).
+pub fn commitlog_offset_of(rec: &[u8]) -> Option<u64> {
+    u64_at(rec, OFF_COMMITLOG_OFFSET)
+}
+
 /// Verifies one whole message record: its length field says `rec.len()`, its magic is
 /// `MESSAGE_MAGIC` and its CRC matches.
 pub fn verify(rec: &[u8]) -> std::result::Result<(), String> {
