@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::protocol::admin::admin_client::AdminClient;
 use crate::protocol::admin::cluster_client::ClusterClient;
+use crate::protocol::admin::replication_client::ReplicationClient;
 use crate::protocol::v2::messaging_service_client::MessagingServiceClient;
 
 /// Channels to other servers.
@@ -62,6 +63,13 @@ impl Peers {
             .max_encoding_message_size(256 << 20))
     }
 
+    /// The `orbitmq.v1.Replication` client of `address` (a master).
+    pub fn replication(&self, address: &str) -> Result<ReplicationClient<Channel>, tonic::Status> {
+        Ok(ReplicationClient::new(self.channel(address)?)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20))
+    }
+
     /// The `apache.rocketmq.v2.MessagingService` client of `address`.
     pub fn messaging(
         &self,
@@ -78,6 +86,14 @@ impl Peers {
         meta.insert("x-mq-language", AsciiMetadataValue::from_static("RUST"));
         meta.insert("x-mq-protocol", AsciiMetadataValue::from_static("v2"));
         req.set_timeout(self.timeout);
+        req
+    }
+
+    /// A streaming request carrying `message` and this process's client metadata, without a
+    /// timeout (the stream lives as long as both sides do).
+    pub fn stream_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut req = self.request(message);
+        req.metadata_mut().remove("grpc-timeout");
         req
     }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use orbitmq_core::broker::BrokerRole;
 use orbitmq_core::broker::listener::Listener;
 use orbitmq_core::namesrv::{NameServer, NamesrvConfig};
 use orbitmq_core::tls::server::TlsMode;
@@ -148,6 +149,27 @@ pub struct BrokerArgs {
     /// How often to register with (heartbeat to) the name servers, ms [default: 30000].
     #[arg(long, env = "ORBITMQ_REGISTER_INTERVAL_MS", value_name = "MS", help_heading = "Cluster")]
     pub register_interval_ms: Option<u64>,
+    /// `async_master`: acknowledge a send once stored here; `sync_master`: once a slave has it
+    /// too (else the client gets SLAVE_PERSISTENCE_TIMEOUT or HA_NOT_AVAILABLE); `slave`: a
+    /// read-only copy of the group's master [default: async_master for id 0, slave above].
+    #[arg(long, env = "ORBITMQ_BROKER_ROLE", value_name = "ROLE", help_heading = "Replication")]
+    pub broker_role: Option<BrokerRole>,
+    /// A slave's master, HOST:PORT [default: the group's id 0 as the name servers list it].
+    #[arg(
+        long,
+        env = "ORBITMQ_MASTER_ADDRESS",
+        value_name = "HOST:PORT",
+        help_heading = "Replication"
+    )]
+    pub master_address: Option<String>,
+    /// A sync_master: how long a send waits for a slave, ms [default: 3000].
+    #[arg(
+        long,
+        env = "ORBITMQ_SYNC_REPLICA_TIMEOUT_MS",
+        value_name = "MS",
+        help_heading = "Replication"
+    )]
+    pub sync_replica_timeout_ms: Option<u64>,
 }
 
 /// Runs a broker of a cluster until SIGTERM or Ctrl-C.
@@ -169,21 +191,29 @@ pub fn run_broker(args: &BrokerArgs) -> anyhow::Result<()> {
     if let Some(ms) = args.register_interval_ms {
         b.register_interval_ms = ms;
     }
+    if let Some(a) = &args.master_address {
+        b.master_address.clone_from(a);
+    }
+    if let Some(ms) = args.sync_replica_timeout_ms {
+        b.sync_replica_timeout_ms = ms;
+    }
+    match args.broker_role {
+        Some(role) => b.broker_role = role,
+        // Id > 0 means a slave (RocketMQ's rule), unless the file said otherwise.
+        None if b.broker_id > 0 => b.broker_role = BrokerRole::Slave,
+        None => {}
+    }
     anyhow::ensure!(
-        b.namesrv_addr.split([';', ',']).any(|s| !s.trim().is_empty()),
+        b.namesrv_addr.split([';', ',']).any(|s| !s.trim().is_empty())
+            || !b.master_address.is_empty(),
         "orbitmq broker needs --namesrv HOST:PORT[;HOST:PORT] (or [broker] namesrv_addr): the name \
          servers to register with. A single server with no name server is `orbitmq standalone`."
     );
     anyhow::ensure!(
-        b.broker_id == 0,
-        "--broker-id {}: slaves (ids > 0) replicate a master, which this version cannot do yet; \
-         run every broker as the master (id 0) of its own group",
-        b.broker_id
-    );
-    anyhow::ensure!(
-        b.broker_role == orbitmq_core::broker::BrokerRole::AsyncMaster,
-        "broker_role {}: sync_master and slave need replication, which this version cannot do \
-         yet; use async_master",
+        (b.broker_id > 0) == (b.broker_role == BrokerRole::Slave),
+        "--broker-id {} with --broker-role {}: id 0 is the group's master (async_master or \
+         sync_master), ids above 0 are its slaves",
+        b.broker_id,
         b.broker_role
     );
     anyhow::ensure!(

@@ -3,7 +3,7 @@
 //! (200 once the broker serves, 503 while it starts or stops).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::Context;
 use axum::Router;
@@ -16,13 +16,22 @@ use orbitmq_core::broker::Broker;
 /// What `/health` and `/metrics` answer from: empty until the broker serves.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
-    broker: Arc<OnceLock<Broker>>,
+    broker: Arc<RwLock<Option<Broker>>>,
 }
 
 impl Health {
     /// The broker serves clients from now on.
     pub fn ready(&self, broker: &Broker) {
-        let _ = self.broker.set(broker.clone());
+        *self.broker.write().unwrap_or_else(PoisonError::into_inner) = Some(broker.clone());
+    }
+
+    /// The broker stopped serving (a restart: `/health` answers 503 until it is back).
+    pub fn down(&self) {
+        *self.broker.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn broker(&self) -> Option<Broker> {
+        self.broker.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
@@ -50,7 +59,7 @@ pub async fn serve(
 }
 
 async fn health_check(State(health): State<Health>) -> Response {
-    match health.broker.get() {
+    match health.broker() {
         Some(b) if b.is_stopping() => {
             (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
         }
@@ -60,7 +69,7 @@ async fn health_check(State(health): State<Health>) -> Response {
 }
 
 async fn metrics(State(health): State<Health>) -> Response {
-    let Some(broker) = health.broker.get().cloned() else {
+    let Some(broker) = health.broker() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
     };
     // Scrapes read consumer and storage state: off the async threads.

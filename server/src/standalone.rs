@@ -41,41 +41,83 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
             }
         };
         let tls = server_tls(&config.tls, config.listen)?;
-        let tcp = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {} (is another server using it?)", config.listen))?;
-        let addr = tcp.local_addr()?;
-        let listener = match (&tls, config.tls.mode) {
-            (Some(tls), mode) => Listener::with_tls(tcp, tls, mode == TlsMode::Required),
-            (None, _) => Listener::from(tcp),
-        };
-        // Port 0 picks a free port: ids and routes must carry the real one.
-        config.store.store_host = addr;
-        let dir = config.store.dir.clone();
-        let (broker_config, store_config) = (config.broker, config.store);
-        let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config, store_config))
+        // SIGTERM / Ctrl-C, seen by every round of the loop below.
+        let (term_tx, term) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = term_tx.send(true);
+        });
+        let mut listen = config.listen;
+        let mut ready_printed = false;
+        // One round per broker run: a slave whose log diverged from its master's restarts
+        // here with the log cut where they agree, on the same port.
+        loop {
+            let tcp = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen} (is another server using it?)"))?;
+            let addr = tcp.local_addr()?;
+            listen = addr;
+            let listener = match (&tls, config.tls.mode) {
+                (Some(tls), mode) => Listener::with_tls(tcp, tls, mode == TlsMode::Required),
+                (None, _) => Listener::from(tcp),
+            };
+            // Port 0 picks a free port: ids and routes must carry the real one.
+            config.store.store_host = addr;
+            let dir = config.store.dir.clone();
+            let (broker_config, store_config) = (config.broker.clone(), config.store.clone());
+            let broker =
+                tokio::task::spawn_blocking(move || Broker::open(broker_config, store_config))
+                    .await?
+                    .with_context(|| format!("opening the data directory {}", dir.display()))?;
+            tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, tls = %config.tls.mode, "orbitmq {what} started");
+            if let Some(m) = broker.cluster() {
+                let c = broker.config();
+                tracing::info!(
+                    cluster = c.cluster_name,
+                    broker_name = c.broker_name,
+                    broker_id = c.broker_id,
+                    role = %c.broker_role,
+                    namesrv = m.namesrv().join(";"),
+                    "registering with the name servers every {} ms",
+                    c.register_interval_ms
+                );
+            }
+            let restart = broker.restart_requested();
+            let cut = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let stop = {
+                let (cut, mut term) = (std::sync::Arc::clone(&cut), term.clone());
+                async move {
+                    tokio::select! {
+                        _ = term.wait_for(|t| *t) => {}
+                        to = restart => {
+                            *cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(to);
+                        }
+                    }
+                }
+            };
+            let serving = broker.serve(listener, stop);
+            health.ready(&broker);
+            if !ready_printed {
+                println_flushed(&format!("ready on {addr}"))?;
+                ready_printed = true;
+            }
+            serving.await.context("serving")?;
+            health.down();
+            let cut = cut.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if cut.is_none() {
+                broker.unregister().await;
+            }
+            tracing::info!("shutting down: flushing and checkpointing");
+            broker.close().await.context("closing the store")?;
+            let Some(to) = cut else { break };
+            let (dir, segment_size) = (config.store.dir.clone(), config.store.segment_size);
+            let dropped = tokio::task::spawn_blocking(move || {
+                orbitmq_core::storage::replica::truncate_log(&dir, segment_size, to)
+            })
             .await?
-            .with_context(|| format!("opening the data directory {}", dir.display()))?;
-        tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, tls = %config.tls.mode, "orbitmq {what} started");
-        if let Some(m) = broker.cluster() {
-            let c = broker.config();
-            tracing::info!(
-                cluster = c.cluster_name,
-                broker_name = c.broker_name,
-                broker_id = c.broker_id,
-                role = %c.broker_role,
-                namesrv = m.namesrv().join(";"),
-                "registering with the name servers every {} ms",
-                c.register_interval_ms
-            );
+            .context("cutting the log where it agrees with the master's")?;
+            tracing::warn!(cut_at = to, dropped_bytes = dropped, "log cut; restarting the broker");
         }
-        let serving = broker.serve(listener, shutdown_signal());
-        health.ready(&broker);
-        println_flushed(&format!("ready on {addr}"))?;
-        serving.await.context("serving")?;
-        broker.unregister().await;
-        tracing::info!("shutting down: flushing and checkpointing");
-        broker.close().await.context("closing the store")?;
         let _ = stop_http.send(());
         if let Some(h) = http {
             h.await?.context("serving metrics")?;

@@ -111,7 +111,7 @@ impl AdminApi {
     }
 }
 
-fn topic_pb(name: &str, c: &TopicConfig) -> pb::TopicConfig {
+pub(crate) fn topic_pb(name: &str, c: &TopicConfig) -> pb::TopicConfig {
     pb::TopicConfig {
         name: name.to_owned(),
         read_queues: c.read_queues,
@@ -121,7 +121,7 @@ fn topic_pb(name: &str, c: &TopicConfig) -> pb::TopicConfig {
     }
 }
 
-fn group_pb(name: String, c: &GroupConfig) -> pb::GroupConfig {
+pub(crate) fn group_pb(name: String, c: &GroupConfig) -> pb::GroupConfig {
     pb::GroupConfig {
         name,
         max_delivery_attempts: c.max_delivery_attempts,
@@ -158,6 +158,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::TopicResponse>, Status> {
+        self.broker.check_writable("creating a topic").map_err(|e| e.to_grpc())?;
         self.put_topic(request.into_inner().topic, false)
     }
 
@@ -165,6 +166,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::UpdateTopicRequest>,
     ) -> Result<Response<pb::TopicResponse>, Status> {
+        self.broker.check_writable("updating a topic").map_err(|e| e.to_grpc())?;
         self.put_topic(request.into_inner().topic, true)
     }
 
@@ -173,6 +175,7 @@ impl Admin for AdminApi {
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
         let name = request.into_inner().topic;
+        self.broker.check_writable("deleting a topic").map_err(|e| e.to_grpc())?;
         self.broker.delete_topic(&name).await.map_err(|e| e.to_grpc())?;
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
@@ -244,6 +247,7 @@ impl Admin for AdminApi {
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::GroupResponse>, Status> {
         let g = request.into_inner();
+        self.broker.check_writable("creating a group").map_err(|e| e.to_grpc())?;
         validate::group(&g.name).map_err(|e| BrokerError::from(e).to_grpc())?;
         let existing = self.broker.store().groups().get(&g.name);
         let created = existing.is_none();
@@ -285,6 +289,7 @@ impl Admin for AdminApi {
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
         let name = request.into_inner().group;
+        self.broker.check_writable("deleting a group").map_err(|e| e.to_grpc())?;
         self.broker.delete_group(&name).map_err(|e| e.to_grpc())?;
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
@@ -408,6 +413,7 @@ impl Admin for AdminApi {
         request: Request<pb::ResetOffsetRequest>,
     ) -> Result<Response<pb::ResetOffsetResponse>, Status> {
         let r = request.into_inner();
+        self.broker.check_writable("resetting offsets").map_err(|e| e.to_grpc())?;
         let store = self.broker.store();
         validate::group(&r.group).map_err(|e| BrokerError::from(e).to_grpc())?;
         if store.groups().get(&r.group).is_none() {

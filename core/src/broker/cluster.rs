@@ -72,8 +72,26 @@ impl Broker {
             last_heartbeat: now_millis(),
             topics: u32::try_from(self.store().topics().len()).unwrap_or(u32::MAX),
             commitlog_max_offset: self.store().commitlog_max_offset(),
-            replication_lag: 0,
+            replication_lag: self.replication_lag(),
         }
+    }
+
+    /// A slave: bytes behind its master as it last heard from it (-1 while not connected); a
+    /// master: how far its furthest-behind connected slave is (0 with none).
+    pub fn replication_lag(&self) -> i64 {
+        let end = self.store().commitlog_max_offset();
+        if self.is_slave() {
+            let link = self.master_link();
+            if !link.connected {
+                return -1;
+            }
+            return i64::try_from(link.master_max_offset.saturating_sub(end)).unwrap_or(i64::MAX);
+        }
+        self.replicas()
+            .iter()
+            .map(|r| i64::try_from(end.saturating_sub(r.acked)).unwrap_or(i64::MAX))
+            .max()
+            .unwrap_or(0)
     }
 
     fn registration(&self) -> pb::RegisterBrokerRequest {
@@ -100,8 +118,9 @@ impl Broker {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: self.inner.started_ms,
             commitlog_max_offset: self.store().commitlog_max_offset(),
-            auto_create_topics: c.auto_create_topics,
+            auto_create_topics: c.auto_create_topics && !self.is_slave(),
             topics,
+            replication_lag: self.replication_lag(),
         }
     }
 
@@ -125,7 +144,8 @@ impl Broker {
             let ok = r.is_ok();
             let was = lock(&m.registered).insert(ns.clone(), ok);
             match r {
-                Ok(_) => {
+                Ok(answer) => {
+                    self.learn_master(&answer.get_ref().master_address);
                     accepted += 1;
                     if was != Some(true) {
                         tracing::info!(namesrv = ns, "registered with the name server");

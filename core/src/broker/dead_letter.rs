@@ -117,6 +117,7 @@ impl Broker {
         topic: &str,
         handle: &str,
     ) -> Result<()> {
+        self.check_writable("ForwardMessageToDeadLetterQueue")?;
         let letter = self.pop().take_for_dead_letter(group, topic, handle)?;
         self.move_to_dead_letter_queue(vec![letter]).await.map_err(|e| {
             BrokerError::new(

@@ -17,6 +17,7 @@ pub mod pop;
 pub mod progress;
 pub mod pull;
 mod receive;
+pub mod replication;
 mod send;
 pub mod service;
 mod settled;
@@ -78,6 +79,11 @@ pub struct BrokerConfig {
     /// How often the broker registers with (heartbeats to) its name servers, ms (RocketMQ's
     /// `registerNameServerPeriod`, 30 s); also at once whenever its topics change.
     pub register_interval_ms: u64,
+    /// A slave: its master's `host:port`; empty: the one the name servers name.
+    pub master_address: String,
+    /// A `sync_master`: how long a send waits for a slave to store it before the client gets
+    /// `SLAVE_PERSISTENCE_TIMEOUT`, ms.
+    pub sync_replica_timeout_ms: u64,
     /// Create a topic on first use (route query or send) instead of answering `TOPIC_NOT_FOUND`.
     pub auto_create_topics: bool,
     /// Create a consumer group on first use instead of answering `CONSUMER_GROUP_NOT_FOUND`.
@@ -142,6 +148,8 @@ impl Default for BrokerConfig {
             broker_role: BrokerRole::AsyncMaster,
             namesrv_addr: String::new(),
             register_interval_ms: 30_000,
+            master_address: String::new(),
+            sync_replica_timeout_ms: 3_000,
             auto_create_topics: true,
             auto_create_groups: true,
             default_queues: 8,
@@ -243,6 +251,8 @@ struct Inner {
     started_ms: i64,
     /// Its name servers, in a cluster.
     cluster: Option<cluster::Membership>,
+    /// Master: its slaves; slave: its master.
+    replication: replication::Replication,
     /// Bytes the data directory takes, and when it was last walked (`rocketmq_storage_size`).
     disk_usage: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
@@ -256,6 +266,11 @@ impl Broker {
 
     /// A broker over an already open store: loads the consumption state.
     pub fn with_store(config: BrokerConfig, store: MessageStore) -> Result<Broker> {
+        if config.broker_role != BrokerRole::Slave {
+            // A master's run is a new epoch of its log (slaves mirror their master's).
+            let now = u64::try_from(crate::storage::message::now_millis()).unwrap_or(0);
+            store.epochs().begin(store.commitlog_max_offset(), now)?;
+        }
         let pop = pop::Pop::open(store.clone())?;
         let timer = timer::Timer::open(&store)?;
         let transactions = transaction::Transactions::open(&store, &config)?;
@@ -280,6 +295,7 @@ impl Broker {
                 started: std::time::Instant::now(),
                 started_ms: crate::storage::message::now_millis(),
                 cluster,
+                replication: replication::Replication::default(),
                 disk_usage: std::sync::Mutex::new(None),
             }),
         })
@@ -425,9 +441,14 @@ impl Broker {
             if self.inner.cluster.is_some() {
                 tokio::spawn(self.clone().run_registration());
             }
-            let b = self.clone();
-            let stop = self.inner.stop.subscribe();
-            tokio::spawn(async move { b.run_timer(stop).await });
+            if self.is_slave() {
+                tokio::spawn(self.clone().run_slave());
+            } else {
+                // Firing delay messages writes the log: masters only.
+                let b = self.clone();
+                let stop = self.inner.stop.subscribe();
+                tokio::spawn(async move { b.run_timer(stop).await });
+            }
             let b = self.clone();
             let mut stop = self.inner.stop.subscribe();
             tokio::spawn(async move {
@@ -458,8 +479,11 @@ impl Broker {
                         _ = tick.tick() => {}
                         _ = stop.changed() => return,
                     }
-                    b.dead_letter_due().await;
-                    b.check_transactions();
+                    if !b.is_slave() {
+                        // Both write the log: masters only.
+                        b.dead_letter_due().await;
+                        b.check_transactions();
+                    }
                     if last_save.elapsed() >= every {
                         last_save = tokio::time::Instant::now();
                         let s = b.clone();
@@ -506,6 +530,13 @@ impl Broker {
             .add_service(crate::protocol::admin::admin_server::AdminServer::new(
                 admin::AdminApi::new(self.clone()),
             ))
+            .add_service(
+                crate::protocol::admin::replication_server::ReplicationServer::new(
+                    replication::ReplicationApi::new(self.clone()),
+                )
+                .max_encoding_message_size(64 << 20)
+                .max_decoding_message_size(64 << 20),
+            )
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 // Streams that would otherwise keep the graceful shutdown waiting (Telemetry,

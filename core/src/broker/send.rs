@@ -65,6 +65,7 @@ impl Broker {
         messages: &[v2::Message],
         remote: Option<SocketAddr>,
     ) -> Result<Vec<Sent>> {
+        self.check_writable("SendMessage")?;
         let Some(first) = messages.first() else {
             return Err(BrokerError::new(Code::MessageCorrupted, "no message to send"));
         };
@@ -150,6 +151,11 @@ impl Broker {
                 }
             }
             sent.push(s);
+        }
+        // A sync_master answers once a slave has the bytes too (or says it does not).
+        if let Some(end) = sent.iter().map(|s| s.put.commitlog_offset + u64::from(s.put.size)).max()
+        {
+            self.wait_replicated(end).await?;
         }
         Ok(sent)
     }

@@ -254,6 +254,7 @@ pub fn real_message(m: &StoredMessage, write_queues: u32) -> Option<PutMessage> 
 impl Broker {
     /// `RecallMessage`: cancels a delay message that has not fired. Returns its message id.
     pub async fn recall(&self, topic: &str, handle: &str) -> Result<String> {
+        self.check_writable("RecallMessage")?;
         let (handle_topic, at, id, b, offset) = parse_recall_handle(handle)?;
         if handle_topic != topic {
             return Err(BrokerError::new(

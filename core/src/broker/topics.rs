@@ -108,7 +108,7 @@ impl Broker {
         if let Some(cfg) = self.store().topics().get(topic) {
             return Ok(cfg);
         }
-        if !self.config().auto_create_topics {
+        if !self.config().auto_create_topics || self.is_slave() {
             return Err(BrokerError::new(
                 Code::TopicNotFound,
                 format!(

@@ -256,6 +256,7 @@ impl Broker {
         id: &str,
         resolution: TransactionResolution,
     ) -> Result<()> {
+        self.check_writable("EndTransaction")?;
         if id.trim().is_empty() {
             return Err(BrokerError::new(Code::InvalidTransactionId, "transaction id is empty"));
         }

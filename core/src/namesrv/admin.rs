@@ -530,14 +530,14 @@ impl Admin for AdminApi {
         let brokers = registry
             .brokers()
             .map(|(k, e)| {
-                let replication_lag = if k.broker_id == 0 {
-                    0
-                } else {
-                    registry.master(&k.broker_name).map_or(-1, |m| {
-                        i64::try_from(m.commitlog_max_offset.saturating_sub(e.commitlog_max_offset))
-                            .unwrap_or(i64::MAX)
-                    })
-                };
+                // What the broker reported: a slave's bytes behind (-1: not connected to its
+                // master), a master's furthest-behind slave.
+                let replication_lag =
+                    if k.broker_id > 0 && registry.master(&k.broker_name).is_none() {
+                        -1
+                    } else {
+                        e.replication_lag
+                    };
                 pb::BrokerView {
                     cluster: e.cluster.clone(),
                     broker_name: k.broker_name.clone(),

@@ -38,6 +38,8 @@ pub struct BrokerEntry {
     pub commitlog_max_offset: u64,
     /// It creates topics on first use.
     pub auto_create_topics: bool,
+    /// A slave: bytes behind its master as it reported (-1: not connected).
+    pub replication_lag: i64,
     /// Its topics, by name.
     pub topics: BTreeMap<String, TopicConfig>,
     /// Wall-clock time of its last registration, ms since the epoch (shown to operators).
@@ -97,6 +99,7 @@ impl Registry {
             started_at: req.started_at,
             commitlog_max_offset: req.commitlog_max_offset,
             auto_create_topics: req.auto_create_topics,
+            replication_lag: req.replication_lag,
             topics,
             last_heartbeat: now_ms,
             seen: now,

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     config: StoreConfig,
     /// The log's master runs (replication finds where a slave's log and its master's agree).
     epochs: replica::Epochs,
+    /// Woken whenever the log's published end moves (replication streams follow it).
+    appended: tokio::sync::Notify,
     log: Arc<CommitLog>,
     queues: RwLock<HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>>,
     /// The open ConsumeQueue files, bounded, and the size of the in-memory tails.
@@ -399,6 +401,7 @@ impl MessageStore {
             topics: Table::open(cfg_dir.join("topics.json"))?,
             groups: Table::open(cfg_dir.join("groups.json"))?,
             epochs: replica::Epochs::open(cfg_dir.join("epochs.json"))?,
+            appended: tokio::sync::Notify::new(),
             log: Arc::clone(&log),
             queues: RwLock::new(HashMap::new()),
             queue_io: Arc::new(QueueIo::new(OpenFiles::new(open_files::budget(
@@ -489,6 +492,12 @@ impl MessageStore {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    /// Resolves once the log's published end moved after this call (create it before
+    /// looking at the end, then await it).
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shared().appended.notified()
     }
 
     /// The configuration the store runs with.

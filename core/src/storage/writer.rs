@@ -167,6 +167,7 @@ impl Writer {
         let end = self.end;
         self.log.publish(end);
         self.shared.wake_dispatcher();
+        self.shared.appended.notify_waiters();
         match self.flush {
             FlushDiskType::Sync => {
                 if let Err(e) = self.log.flush_to(end) {
@@ -271,6 +272,7 @@ impl Writer {
         let end = self.end;
         self.log.publish(end);
         self.shared.wake_dispatcher();
+        self.shared.appended.notify_waiters();
         match self.flush {
             FlushDiskType::Sync => {
                 if let Err(e) = self.log.flush_to(end) {
