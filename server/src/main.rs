@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod client_tls;
 mod config;
+mod credentials;
 mod http;
 mod signal;
 mod standalone;
