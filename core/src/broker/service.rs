@@ -744,7 +744,8 @@ impl MessagingService for Messaging {
         request: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
         if let Err(e) = self.authenticate(&request) {
-            return Ok(Response::new(refused_stream(request.into_inner(), err_status(&e))));
+            let inbound = request.into_inner();
+            return Ok(Response::new(refused_stream(self.broker.clone(), inbound, err_status(&e))));
         }
         let meta = self.meta(&request).map_err(|e| e.to_grpc())?;
         let mut inbound = request.into_inner();
@@ -905,23 +906,29 @@ impl MessagingService for Messaging {
     }
 }
 
-/// The top-level status of a multi-entry answer: the shared code, or `MULTIPLE_RESULTS`.
 /// A Telemetry stream refused for its credentials, as Apache's proxy refuses one
 /// (`GrpcMessagingApplication.telemetry`: every command the client sends goes through the
 /// authentication pipeline, and a failure is written as a `TelemetryCommand` carrying only the
 /// status, after which the stream completes with gRPC status OK): the client's first command is
-/// answered with `status` and the stream ends.
+/// answered with `status` and the stream ends. A client that sends nothing gets the answer after
+/// 10 s, or when the broker stops, so a silent stream holds up neither.
 fn refused_stream(
+    broker: Broker,
     mut inbound: Streaming<v2::TelemetryCommand>,
     status: v2::Status,
 ) -> BoxStream<v2::TelemetryCommand> {
     Box::pin(futures_util::stream::once(async move {
         // Whatever the client sent (or a closed stream), the answer is the refusal.
-        let _ = inbound.message().await;
+        tokio::select! {
+            _ = inbound.message() => {}
+            () = broker.stopping() => {}
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
         Ok(v2::TelemetryCommand { status: Some(status), command: None })
     }))
 }
 
+/// The top-level status of a multi-entry answer: the shared code, or `MULTIPLE_RESULTS`.
 fn summary<'a>(mut statuses: impl Iterator<Item = &'a v2::Status>) -> v2::Status {
     let Some(first) = statuses.next() else { return ok() };
     if statuses.all(|s| s.code == first.code) {

@@ -272,5 +272,21 @@ async fn a_telemetry_stream_without_credentials_gets_one_unauthorized_command_an
     let first = stream.message().await.unwrap().expect("settings");
     assert_eq!(code(first.status.as_ref()), Code::Ok, "{first:?}");
     assert!(matches!(first.command, Some(v2::telemetry_command::Command::Settings(_))));
-    b.stop().await;
+
+    // A refused stream whose client never sends holds up no shutdown: it gets its refusal then.
+    let (_silent_tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut silent = c
+        .raw
+        .telemetry(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let stopped = tokio::spawn(b.stop());
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), silent.message())
+        .await
+        .expect("the refusal when the broker stops")
+        .unwrap()
+        .expect("one command");
+    assert_eq!(code(first.status.as_ref()), Code::Unauthorized, "{first:?}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), stopped).await.unwrap().unwrap();
 }
