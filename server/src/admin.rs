@@ -55,6 +55,7 @@ use orbitmq_core::client::{
 use serde::Serialize;
 
 use crate::client_tls::{TlsArgs, chain};
+use crate::credentials::{self, CredentialArgs};
 
 /// Where `orbitmq standalone` listens by default.
 const DEFAULT_ENDPOINTS: &str = "127.0.0.1:8081";
@@ -93,6 +94,8 @@ pub struct AdminArgs {
     namespace: Option<String>,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    creds: CredentialArgs,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -435,12 +438,15 @@ async fn execute(args: AdminArgs) -> anyhow::Result<String> {
     let https = args.endpoints.starts_with("https://");
     let endpoints = args.endpoints.trim_start_matches("https://").trim_start_matches("http://");
     let tls = ClientTls::from_flags(args.tls.tls || https, args.tls.tls_ca.clone());
-    let config = ClientConfig::new(endpoints)
+    let mut config = ClientConfig::new(endpoints)
         .namespace(ns.clone())
         .request_timeout(REQUEST_TIMEOUT)
         .tls(tls.clone());
+    config.credentials = args.creds.credentials()?;
+    let signed = config.credentials.is_some();
     let admin = Admin::new(config).map_err(|e| anyhow!("invalid flags: {}", e.message()))?;
-    let cli = Cli { admin, ns, endpoints: endpoints.to_owned(), tls, hint: args.tls.hint() };
+    let cli =
+        Cli { admin, ns, endpoints: endpoints.to_owned(), tls, hint: args.tls.hint(), signed };
     let json = args.json;
     match args.command {
         AdminCommand::Topic(c) => cli.topic(c, json).await,
@@ -460,6 +466,8 @@ struct Cli {
     endpoints: String,
     tls: ClientTls,
     hint: &'static str,
+    /// Whether requests are signed (--access-key), for the hint on a refusal.
+    signed: bool,
 }
 
 impl Cli {
@@ -472,6 +480,9 @@ impl Cli {
     /// with the hint for a client and server that disagree on TLS.
     fn failed(&self, what: impl std::fmt::Display) -> impl FnOnce(client::Error) -> anyhow::Error {
         move |e| {
+            if e.kind() == ErrorKind::Unauthorized {
+                return anyhow!("{what}: {} ({})", e.message(), credentials::hint(self.signed));
+            }
             if e.kind() != ErrorKind::Unavailable {
                 return anyhow!("{what}: {}", e.message());
             }

@@ -33,6 +33,7 @@ use orbitmq_core::protocol::time::now_ms;
 use orbitmq_core::storage::{FlushDiskType, MessageStore, PutMessage, StoreConfig};
 
 use crate::client_tls::TlsArgs;
+use crate::credentials::{self, CredentialArgs};
 
 const MIB: f64 = 1_048_576.0;
 
@@ -150,6 +151,8 @@ pub struct ConsumeArgs {
     endpoints: String,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    creds: CredentialArgs,
     /// Topic to consume.
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -217,6 +220,8 @@ pub struct ProduceArgs {
     endpoints: String,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    creds: CredentialArgs,
     /// Topic to send to (created on first use when the server auto-creates topics).
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -247,6 +252,8 @@ pub struct E2eArgs {
     endpoints: String,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    creds: CredentialArgs,
     /// Topic to send to and receive from.
     #[arg(long, default_value = "bench-e2e")]
     topic: String,
@@ -425,11 +432,16 @@ async fn store(args: StoreArgs) -> anyhow::Result<()> {
 
 /// The SDK configuration for `--endpoints` (`HOST:PORT`, `;`-separated, or an `https://` URL,
 /// which implies TLS) and the TLS flags.
-fn client_config(endpoints: &str, tls: &TlsArgs) -> anyhow::Result<ClientConfig> {
+fn client_config(
+    endpoints: &str,
+    tls: &TlsArgs,
+    creds: &CredentialArgs,
+) -> anyhow::Result<ClientConfig> {
     let https = endpoints.starts_with("https://");
     let list = endpoints.trim_start_matches("https://").trim_start_matches("http://");
-    let config =
+    let mut config =
         ClientConfig::new(list).tls(ClientTls::from_flags(tls.tls || https, tls.tls_ca.clone()));
+    config.credentials = creds.credentials()?;
     config.validate().map_err(|e| anyhow!("invalid --endpoints {endpoints:?}: {e}"))?;
     Ok(config)
 }
@@ -439,6 +451,8 @@ fn sdk_error(e: &sdk::Error, config: &ClientConfig, tls: &TlsArgs) -> anyhow::Er
     let over = if matches!(config.tls, ClientTls::Off) { "" } else { " over TLS" };
     if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout) {
         anyhow!("cannot reach orbitmq at {}{over}: {e} ({})", config.endpoints, tls.hint())
+    } else if e.kind() == ErrorKind::Unauthorized {
+        anyhow!("{e} ({})", credentials::hint(config.credentials.is_some()))
     } else {
         anyhow!("{e}")
     }
@@ -547,7 +561,7 @@ fn lateness_of(messages: &[MessageView]) -> Vec<(i64, i64)> {
 }
 
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
-    let config = client_config(&args.endpoints, &args.tls)?;
+    let config = client_config(&args.endpoints, &args.tls, &args.creds)?;
     if args.fifo {
         ensure_fifo_group(&config, &args.tls, &args.group).await?;
     }
@@ -620,7 +634,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
 
 async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let typing = Typing::from_args(&args)?;
-    let config = client_config(&args.endpoints, &args.tls)?;
+    let config = client_config(&args.endpoints, &args.tls, &args.creds)?;
     let producers = producers(&config, &args.tls, &args.topic, args.connections).await?;
     let handles = producers.clone();
     let body = body(args.load.size);
@@ -768,7 +782,7 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         args.rate > 0 && args.count > 0 && args.size > 0 && args.receivers > 0,
         "--rate, --count, --size and --receivers must be > 0"
     );
-    let config = client_config(&args.endpoints, &args.tls)?;
+    let config = client_config(&args.endpoints, &args.tls, &args.creds)?;
     let consumer = consumers(&config, &args.tls, &args.group, &args.topic, 1).await?.remove(0);
     let producer = producers(&config, &args.tls, &args.topic, 1).await?.remove(0);
     let state = Arc::new(E2eState {

@@ -9,6 +9,8 @@
 //! tls = "optional"               # or "off", "required"
 //! tls_cert = "/etc/orbitmq/cert.pem"   # both or neither; neither: self-signed at start
 //! tls_key = "/etc/orbitmq/key.pem"
+//! access_key = "orders-app"      # both or neither: every request must be signed with them
+//! secret_key = "…"               # (better: ORBITMQ_SECRET_KEY, or a file only the server reads)
 //!
 //! [broker]                       # orbitmq_core::broker::BrokerConfig
 //! auto_create_topics = true
@@ -25,9 +27,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use orbitmq_core::broker::BrokerConfig;
+use orbitmq_core::protocol::auth::ServerCredentials;
 use orbitmq_core::storage::{FlushDiskType, StoreConfig};
 use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
+
+use crate::credentials::{self, SecretKey};
 
 /// Default client port, as the RocketMQ proxy's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
@@ -99,6 +104,21 @@ pub struct ServerArgs {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "ORBITMQ_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
     pub tls_key: Option<PathBuf>,
+    /// Require every request (client and admin) to be signed with this access key and
+    /// --secret-key (RocketMQ's `MQv2-HMAC-SHA1`); unsigned or wrongly signed requests get
+    /// UNAUTHORIZED. Without both, requests are not checked.
+    #[arg(long, env = "ORBITMQ_ACCESS_KEY", value_name = "KEY", help_heading = "Credentials")]
+    pub access_key: Option<String>,
+    /// Secret key of --access-key, never printed. Prefer the environment variable or the config
+    /// file's `secret_key` to the flag: other users of the machine can read a process's arguments.
+    #[arg(
+        long,
+        env = "ORBITMQ_SECRET_KEY",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Credentials"
+    )]
+    pub secret_key: Option<SecretKey>,
 }
 
 /// The TOML file.
@@ -112,6 +132,8 @@ struct FileConfig {
     tls: Option<TlsMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    access_key: Option<String>,
+    secret_key: Option<SecretKey>,
     broker: Option<BrokerConfig>,
     store: Option<StoreConfig>,
 }
@@ -152,6 +174,11 @@ impl ServerArgs {
             None => DEFAULT_LISTEN.parse()?,
         };
         let mut broker = file.broker.unwrap_or_default();
+        broker.credentials = credentials::pair(
+            self.access_key.clone().or(file.access_key),
+            self.secret_key.clone().or(file.secret_key),
+        )?
+        .map(|(ak, sk)| ServerCredentials::new(ak, sk.expose()));
         if let Some(auto) = self.auto_create_topics {
             broker.auto_create_topics = auto;
             broker.auto_create_groups = auto;
@@ -213,6 +240,8 @@ mod tests {
             tls: None,
             tls_cert: None,
             tls_key: None,
+            access_key: None,
+            secret_key: None,
         }
     }
 
@@ -295,6 +324,30 @@ mod tests {
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.store.flush_disk_type, FlushDiskType::Async);
         assert_eq!(c.store.dir, PathBuf::from("/tmp/a"));
+    }
+
+    #[test]
+    fn credentials_from_the_file_and_flags_both_or_neither() {
+        assert_eq!(args().resolve().unwrap().broker.credentials, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(&path, "access_key = \"ak\"\nsecret_key = \"file-secret\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let c = a.resolve().unwrap();
+        assert_eq!(c.broker.credentials, Some(ServerCredentials::new("ak", "file-secret")));
+        assert!(!format!("{c:?}").contains("file-secret"), "the secret in Debug output");
+        a.secret_key = Some("flag-secret".parse().unwrap());
+        let c = a.resolve().unwrap();
+        assert_eq!(c.broker.credentials, Some(ServerCredentials::new("ak", "flag-secret")));
+        let mut a = args();
+        a.access_key = Some("ak".into());
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("needs --secret-key"), "{err}");
+        let mut a = args();
+        a.secret_key = Some("s".parse().unwrap());
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("needs --access-key"), "{err}");
     }
 
     #[test]

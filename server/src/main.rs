@@ -7,6 +7,7 @@ mod bench;
 mod client_tls;
 mod cluster;
 mod config;
+mod credentials;
 mod http;
 mod signal;
 mod standalone;

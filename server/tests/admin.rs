@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 
 fn orbitmq() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orbitmq"));
-    c.env_remove("ORBITMQ_ENDPOINTS").env("RUST_LOG", "warn");
+    c.env_remove("ORBITMQ_ENDPOINTS")
+        .env_remove("ORBITMQ_ACCESS_KEY")
+        .env_remove("ORBITMQ_SECRET_KEY")
+        .env("RUST_LOG", "warn");
     c
 }
 
@@ -642,4 +645,80 @@ fn help_teaches_every_command() {
     for flag in ["--topic", "--read-queues", "--write-queues", "--message-type", "--perm", "fifo"] {
         assert!(create.contains(flag), "{flag} missing from:\n{create}");
     }
+}
+
+/// A server started with `--access-key`/`--secret-key`: `admin` and `bench` sign with the same
+/// keys (flags or environment), and a refusal names its cause and how to give the keys.
+#[test]
+fn credentials_are_required_and_refusals_name_the_cause() {
+    const SECRET: &str = "s3cret-value";
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_orbitmq"));
+    let log = dir.path().join("server.log");
+    let mut server = ServerProcess::start(
+        bin,
+        &dir.path().join("data"),
+        &["--access-key", "ops", "--secret-key", SECRET],
+        Some(&log),
+    );
+    let addr = server.addr.to_string();
+    let run = |extra: &[&str], env: &[(&str, &str)], cmd: &str| {
+        orbitmq()
+            .args(["admin", "--endpoints", &addr])
+            .args(extra)
+            .args(cmd.split_whitespace())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&[], &[], "topic list --json");
+    let err = expect_failure(&out, "topic list without credentials");
+    assert!(err.contains("no authorization header"), "{err}");
+    assert!(err.contains("--access-key and --secret-key"), "the hint: {err}");
+    let out = run(&["--access-key", "ops", "--secret-key", "guess"], &[], "topic list --json");
+    let err = expect_failure(&out, "topic list with a wrong secret");
+    assert!(err.contains("signature does not match (wrong secret key?)"), "{err}");
+    let out = run(&["--access-key", "dev", "--secret-key", SECRET], &[], "topic list --json");
+    let err = expect_failure(&out, "topic list with an unknown access key");
+    assert!(err.contains("unknown access key \"dev\""), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+    let out = run(&["--access-key", "ops"], &[], "topic list --json");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("needs --secret-key"), "{err}");
+
+    let ok = ["--access-key", "ops", "--secret-key", SECRET];
+    parse(&run(&ok, &[], "topic create --topic signed --json"), "topic create");
+    let env = [("ORBITMQ_ACCESS_KEY", "ops"), ("ORBITMQ_SECRET_KEY", SECRET)];
+    let topics = parse(&run(&[], &env, "topic list --json"), "topic list with env keys");
+    assert!(find(&topics["topics"], "name", "signed").is_some(), "{topics}");
+
+    // bench produces through the SDK with the same keys, and is refused without them.
+    let bench = |extra: &[&str]| {
+        orbitmq()
+            .args(["bench", "produce", "--endpoints", &addr, "--topic", "signed"])
+            .args(["--count", "20", "--batch", "4", "--inflight", "2", "--connections", "1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = bench(&ok);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bench(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no authorization header"), "{err}");
+
+    server.stop();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains(SECRET), "the server logged its secret:\n{log}");
+
+    // Half a pair is refused at start, naming the missing half.
+    let out = orbitmq()
+        .args(["standalone", "--listen", "127.0.0.1:0", "--access-key", "ops", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .env_remove("ORBITMQ_SECRET_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("needs --secret-key"), "{err}");
 }

@@ -14,6 +14,10 @@
 #                     `$ORBITMQ_BIN standalone --listen 127.0.0.1:<free port> --data-dir <temp dir>` for all suites
 #                     (waits for its `ready on <addr>` line, 30 s max) and stop it (SIGTERM) at the end.
 #   ORBITMQ_BIN       server binary (default <repo>/target/debug/orbitmq).
+#   ORBITMQ_AUTH_ENDPOINT  host:port of a server that requires the access key ORBITMQ_AUTH_ACCESS_KEY and secret
+#                     key ORBITMQ_AUTH_SECRET_KEY (default compat-ak / compat-secret), for the credential tests.
+#                     Unset, and ORBITMQ_ENDPOINT unset: a second standalone is started with --access-key and
+#                     --secret-key. Unset with ORBITMQ_ENDPOINT set: the credential tests are skipped.
 #   ORBITMQ_ADMIN     command prefix that creates topics/groups (default "$ORBITMQ_BIN admin --endpoints <endpoint>").
 #   SUITE_TIMEOUT     upper bound per suite in seconds (default 600).
 #   EXAMPLE_TIMEOUT   upper bound per example of the examples suite in seconds (default 120).
@@ -99,17 +103,45 @@ for s in "${suites[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------- server
-server_pid=
+server_pids=()
 server_log=
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
-  fi
+  local pid
+  for pid in "${server_pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || continue
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# start_server DIR [FLAGS...]: starts `$ORBITMQ_BIN standalone FLAGS` on a free port with its data and log
+# (DIR/server.log) in DIR, waits for its `ready on <addr>` line (30 s max) and sets started_addr.
+start_server() {
+  local dir=$1 port pid
+  shift
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
+  "$ORBITMQ_BIN" standalone --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+    --metrics-listen 127.0.0.1:0 "$@" >"$dir/server.log" 2>&1 </dev/null &
+  pid=$!
+  server_pids+=("$pid")
+  started_addr=
+  for _ in $(seq 1 300); do
+    started_addr=$(sed -n 's/.*ready on \([^ ]*\).*/\1/p' "$dir/server.log" | head -1)
+    [ -n "$started_addr" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$started_addr" ]; then
+    echo "server did not print 'ready on <addr>' within 30 s; log:" >&2
+    tail -50 "$dir/server.log" >&2
+    return 1
+  fi
+  echo "server ready on $started_addr (pid $pid, log $dir/server.log)"
+}
 
 if [ -z "${ORBITMQ_ENDPOINT:-}" ]; then
   header "server: $ORBITMQ_BIN standalone"
@@ -118,29 +150,23 @@ if [ -z "${ORBITMQ_ENDPOINT:-}" ]; then
     exit 1
   fi
   work=$(mktemp -d -t orbitmq-compat-XXXXXX)
-  server_log=$work/server.log
-  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
-  "$ORBITMQ_BIN" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" \
-    --metrics-listen 127.0.0.1:0 >"$server_log" 2>&1 </dev/null &
-  server_pid=$!
-  addr=
-  for _ in $(seq 1 300); do
-    addr=$(sed -n 's/.*ready on \([^ ]*\).*/\1/p' "$server_log" | head -1)
-    [ -n "$addr" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$addr" ]; then
-    echo "server did not print 'ready on <addr>' within 30 s; log:" >&2
-    tail -50 "$server_log" >&2
-    exit 1
+  mkdir -p "$work/open" "$work/auth"
+  start_server "$work/open" || exit 1
+  export ORBITMQ_ENDPOINT=$started_addr
+  server_log=$work/open/server.log
+  # A second server that requires credentials, for the suites' credential tests (Python
+  # test_official_python_credentials.py, Java AuthTest).
+  if [ -z "${ORBITMQ_AUTH_ENDPOINT:-}" ]; then
+    export ORBITMQ_AUTH_ACCESS_KEY=${ORBITMQ_AUTH_ACCESS_KEY:-compat-ak}
+    export ORBITMQ_AUTH_SECRET_KEY=${ORBITMQ_AUTH_SECRET_KEY:-compat-secret}
+    header "server with credentials: $ORBITMQ_BIN standalone --access-key $ORBITMQ_AUTH_ACCESS_KEY --secret-key ..."
+    start_server "$work/auth" --access-key "$ORBITMQ_AUTH_ACCESS_KEY" --secret-key "$ORBITMQ_AUTH_SECRET_KEY" || exit 1
+    export ORBITMQ_AUTH_ENDPOINT=$started_addr
   fi
-  export ORBITMQ_ENDPOINT=$addr
-  echo "server ready on $ORBITMQ_ENDPOINT (pid $server_pid, log $server_log)"
 fi
 echo "endpoint: $ORBITMQ_ENDPOINT"
 echo "admin:    ${ORBITMQ_ADMIN:-$ORBITMQ_BIN admin --endpoints $ORBITMQ_ENDPOINT}"
+echo "with credentials: ${ORBITMQ_AUTH_ENDPOINT:-none (the credential tests are skipped)}"
 
 # ---------------------------------------------------------------------------------------------- suites
 run_python() {

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub use error::{BrokerError, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::auth::{RequireCredentials, ServerCredentials};
 use crate::storage::{MessageStore, StoreConfig};
 
 /// Locks a mutex, carrying on through poisoning: the broker's state stays usable (and is saved
@@ -137,6 +138,11 @@ pub struct BrokerConfig {
     pub max_long_polls: usize,
     /// Most sends waiting for the store's append thread; one more answers `TOO_MANY_REQUESTS`.
     pub max_pending_sends: usize,
+    /// The access key and secret key every request must be signed with (`UNAUTHORIZED`
+    /// otherwise); `None`: requests are not checked. Not a `[broker]` key: the server sets it
+    /// from its top-level `access_key` and `secret_key`, which name servers share.
+    #[serde(skip)]
+    pub credentials: Option<ServerCredentials>,
 }
 
 impl Default for BrokerConfig {
@@ -171,6 +177,7 @@ impl Default for BrokerConfig {
             max_inflight_per_group: 50_000,
             max_long_polls: 10_000,
             max_pending_sends: 4096,
+            credentials: None,
         }
     }
 }
@@ -527,8 +534,9 @@ impl Broker {
                 .max_decoding_message_size(service::request_limit(self.config()))
                 .max_encoding_message_size(130 << 20),
             )
-            .add_service(crate::protocol::admin::admin_server::AdminServer::new(
+            .add_service(crate::protocol::admin::admin_server::AdminServer::with_interceptor(
                 admin::AdminApi::new(self.clone()),
+                RequireCredentials::new(self.config().credentials.clone()),
             ))
             .add_service(
                 crate::protocol::admin::replication_server::ReplicationServer::new(

@@ -16,6 +16,7 @@ use crate::broker::convert::{BodyDigest, Delivered, to_wire};
 use crate::broker::error::BrokerError;
 use crate::broker::pull::Pulled;
 use crate::broker::{Broker, namespace, validate};
+use crate::protocol::auth;
 use crate::protocol::time::{signed_duration_ms, timestamp};
 use crate::protocol::v2::messaging_service_server::MessagingService;
 use crate::protocol::v2::{self, Code, telemetry_command::Command};
@@ -128,8 +129,23 @@ fn grpc_timeout(v: &str) -> Option<Duration> {
 }
 
 impl Messaging {
-    /// Reads the metadata; `CLIENT_ID_REQUIRED` without `x-mq-client-id`.
+    /// Checks the request's signature against the broker's credentials, if it has some. A
+    /// refusal is the in-body `UNAUTHORIZED` (40100) with the cause, as Apache's proxy answers
+    /// an `AuthenticationException` (`proxy/src/main/java/org/apache/rocketmq/proxy/grpc/v2/
+    /// common/ResponseBuilder.java`), which the official clients raise as their
+    /// unauthorized error.
+    fn authenticate<T>(&self, req: &Request<T>) -> Result<(), BrokerError> {
+        auth::check(self.broker.config().credentials.as_ref(), req.metadata()).map_err(|e| {
+            tracing::debug!(remote = ?req.remote_addr(), error = %e, "request refused");
+            BrokerError::new(Code::Unauthorized, e.to_string())
+        })
+    }
+
+    /// Reads the metadata: `UNAUTHORIZED` without valid credentials when the broker has some,
+    /// then `CLIENT_ID_REQUIRED` without `x-mq-client-id` (the order of Apache's proxy, whose
+    /// authentication pipeline runs before `validateContext`).
     fn meta<T>(&self, req: &Request<T>) -> Result<Meta, BrokerError> {
+        self.authenticate(req)?;
         let client_id =
             header(req, "x-mq-client-id").filter(|c| !c.is_empty()).ok_or_else(|| {
                 BrokerError::new(Code::ClientIdRequired, "the x-mq-client-id header is required")
@@ -754,6 +770,10 @@ impl MessagingService for Messaging {
         &self,
         request: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
+        if let Err(e) = self.authenticate(&request) {
+            let inbound = request.into_inner();
+            return Ok(Response::new(refused_stream(self.broker.clone(), inbound, err_status(&e))));
+        }
         let meta = self.meta(&request).map_err(|e| e.to_grpc())?;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
@@ -903,12 +923,36 @@ impl MessagingService for Messaging {
 
     async fn sync_lite_subscription(
         &self,
-        _request: Request<v2::SyncLiteSubscriptionRequest>,
+        request: Request<v2::SyncLiteSubscriptionRequest>,
     ) -> Result<Response<v2::SyncLiteSubscriptionResponse>, Status> {
-        Ok(Response::new(v2::SyncLiteSubscriptionResponse {
-            status: Some(status(Code::Unsupported, "lite topics are not supported")),
-        }))
+        let st = match self.authenticate(&request) {
+            Ok(()) => status(Code::Unsupported, "lite topics are not supported"),
+            Err(e) => err_status(&e),
+        };
+        Ok(Response::new(v2::SyncLiteSubscriptionResponse { status: Some(st) }))
     }
+}
+
+/// A Telemetry stream refused for its credentials, as Apache's proxy refuses one
+/// (`GrpcMessagingApplication.telemetry`: every command the client sends goes through the
+/// authentication pipeline, and a failure is written as a `TelemetryCommand` carrying only the
+/// status, after which the stream completes with gRPC status OK): the client's first command is
+/// answered with `status` and the stream ends. A client that sends nothing gets the answer after
+/// 10 s, or when the broker stops, so a silent stream holds up neither.
+fn refused_stream(
+    broker: Broker,
+    mut inbound: Streaming<v2::TelemetryCommand>,
+    status: v2::Status,
+) -> BoxStream<v2::TelemetryCommand> {
+    Box::pin(futures_util::stream::once(async move {
+        // Whatever the client sent (or a closed stream), the answer is the refusal.
+        tokio::select! {
+            _ = inbound.message() => {}
+            () = broker.stopping() => {}
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+        Ok(v2::TelemetryCommand { status: Some(status), command: None })
+    }))
 }
 
 /// The top-level status of a multi-entry answer: the shared code, or `MULTIPLE_RESULTS`.

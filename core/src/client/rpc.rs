@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::protocol::admin::admin_client::AdminClient;
+use crate::protocol::auth::{authorization, date_time};
 use crate::protocol::v2::messaging_service_client::MessagingServiceClient;
 
 /// How long an endpoint whose connection failed is avoided.
@@ -305,48 +305,6 @@ fn base36(mut n: u128) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `yyyyMMdd'T'HHmmss'Z'` in UTC, the `x-mq-date-time` the signature covers.
-pub(crate) fn date_time(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// The `authorization` header: `MQv2-HMAC-SHA1 Credential=AK, SignedHeaders=x-mq-date-time,
-/// Signature=HEX`, the signature being HMAC-SHA1 of the date-time keyed by the secret.
-pub(crate) fn authorization(access_key: &str, secret_key: &str, date_time: &str) -> String {
-    format!(
-        "MQv2-HMAC-SHA1 Credential={access_key}, SignedHeaders=x-mq-date-time, Signature={}",
-        signature(secret_key, date_time)
-    )
-}
-
-/// Upper-case hex HMAC-SHA1 of `data` keyed by `secret`, as the Java client sends it.
-pub(crate) fn signature(secret: &str, data: &str) -> String {
-    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()) else {
-        // HMAC takes a key of any length; this cannot happen.
-        return String::new();
-    };
-    mac.update(data.as_bytes());
-    hex_upper(&mac.finalize().into_bytes())
-}
-
 /// Upper-case hex of `bytes`.
 pub(crate) fn hex_upper(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -367,31 +325,6 @@ pub(crate) fn push_hex_upper(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn date_time_is_utc_in_the_signed_format() {
-        let at = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(date_time(at(0)), "19700101T000000Z");
-        // 2023-09-13T06:30:59Z, the example in the official Node client.
-        assert_eq!(date_time(at(1_694_586_659)), "20230913T063059Z");
-        // A leap day.
-        assert_eq!(date_time(at(1_709_164_800)), "20240229T000000Z");
-    }
-
-    #[test]
-    fn signature_is_hmac_sha1_of_the_date_time() {
-        // RFC 2202 test case 2: key "Jefe", data "what do ya want for nothing?".
-        assert_eq!(
-            signature("Jefe", "what do ya want for nothing?"),
-            "EFFCDF6AE5EB2FA2D27416D5F184DF9C259A7C79"
-        );
-        let auth = authorization("AK", "Jefe", "what do ya want for nothing?");
-        assert_eq!(
-            auth,
-            "MQv2-HMAC-SHA1 Credential=AK, SignedHeaders=x-mq-date-time, \
-             Signature=EFFCDF6AE5EB2FA2D27416D5F184DF9C259A7C79"
-        );
-    }
 
     #[test]
     fn requests_carry_the_official_clients_metadata() {

@@ -2,8 +2,11 @@
 //! `apache.rocketmq.v2` (the client protocol the official RocketMQ 5 clients speak) and
 //! `orbitmq.v1` (our admin API), built from `core/proto` by `build.rs`, and the conversions
 //! between protobuf's time types and ours ([`time`]), and RocketMQ's rules for names and message
-//! fields ([`validate`]), and the stored names of a namespace ([`namespace`]).
+//! fields ([`validate`]), and the stored names of a namespace ([`namespace`]), and request
+//! signing with credentials, client and server side (`auth`).
 
+#[cfg(any(feature = "client", feature = "broker"))]
+pub mod auth;
 pub mod namespace;
 pub mod time;
 pub mod validate;

@@ -11,11 +11,14 @@ Server contract (shared with the Node and Java suites, see tests/compat/README.m
   ``<prefix> topic create --topic T --read-queues 4 --write-queues 4 --message-type normal`` and
   ``<prefix> group create --group G``; the message-type module also uses ``--message-type fifo|delay|transaction``
   and ``group create --group G [--fifo] [--max-attempts N]``.
+* ``ORBITMQ_AUTH_ENDPOINT=host:port``: a server that requires the access key ``ORBITMQ_AUTH_ACCESS_KEY`` and
+  secret key ``ORBITMQ_AUTH_SECRET_KEY``; unset, one is started here with ``--access-key``/``--secret-key``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -61,7 +64,34 @@ def endpoint():
     if given:
         yield given
         return
+    with _server([]) as addr:
+        yield addr
 
+
+# The credentials of the second server, the one that requires them (test_official_python_credentials.py).
+AUTH_ACCESS_KEY = os.environ.get("ORBITMQ_AUTH_ACCESS_KEY", "compat-ak")
+AUTH_SECRET_KEY = os.environ.get("ORBITMQ_AUTH_SECRET_KEY", "compat-secret")
+
+
+@pytest.fixture(scope="session")
+def auth_endpoint():
+    """host:port of a server started with ``--access-key AUTH_ACCESS_KEY --secret-key AUTH_SECRET_KEY``:
+    ``ORBITMQ_AUTH_ENDPOINT`` if set, else started here; skipped when ``ORBITMQ_ENDPOINT`` names another
+    server (Apache RocketMQ's credentials are users in its ACL, set up otherwise)."""
+    given = os.environ.get("ORBITMQ_AUTH_ENDPOINT")
+    if given:
+        yield given
+        return
+    if os.environ.get("ORBITMQ_ENDPOINT"):
+        pytest.skip("ORBITMQ_ENDPOINT is set but ORBITMQ_AUTH_ENDPOINT is not")
+    with _server(["--access-key", AUTH_ACCESS_KEY, "--secret-key", AUTH_SECRET_KEY]) as addr:
+        yield addr
+
+
+@contextlib.contextmanager
+def _server(extra: list[str]):
+    """Starts ``$ORBITMQ_BIN standalone`` with ``extra`` flags on a free port; yields its address once it is
+    ready and SIGTERMs it at the end."""
     binary = _orbitmq_bin()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"ORBITMQ_ENDPOINT is unset and the server binary {binary} does not exist "
@@ -72,7 +102,7 @@ def endpoint():
     log = open(log_path, "wb")
     # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
     proc = subprocess.Popen([binary, "standalone", "--listen", listen, "--data-dir", str(Path(data_dir) / "data"),
-                             "--metrics-listen", "127.0.0.1:0"],
+                             "--metrics-listen", "127.0.0.1:0", *extra],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         addr = None
@@ -271,7 +301,7 @@ def wait_settings(client, what):
         f"(or no route at all: see the client errors logged above)")
 
 
-def start(client, what):
+def start(client, what, settings: bool = True):
     """Starts a client (bounded) and waits for its settings reply.
 
     The official client opens its Telemetry stream inside ``startup()``, from the calling thread,
@@ -289,5 +319,6 @@ def start(client, what):
         client.startup()
 
     run_with_timeout(startup, 30, f"{what}.startup()")
-    wait_settings(client, what)
+    if settings:
+        wait_settings(client, what)
     return client

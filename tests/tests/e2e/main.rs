@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)]
 
 mod consume;
+mod credentials;
 mod dead_letter;
 mod delay;
 mod fifo;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod apache;
+mod credentials;
 mod producer;
 mod pull;
 mod push;

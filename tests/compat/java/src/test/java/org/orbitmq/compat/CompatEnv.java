@@ -68,6 +68,41 @@ public final class CompatEnv {
         if (given != null && !given.isEmpty()) {
             return endpoint = given;
         }
+        return endpoint = startServer();
+    }
+
+    /** The access key and secret key the second server requires (AuthTest). */
+    public static final String AUTH_ACCESS_KEY = envOr("ORBITMQ_AUTH_ACCESS_KEY", "compat-ak");
+    public static final String AUTH_SECRET_KEY = envOr("ORBITMQ_AUTH_SECRET_KEY", "compat-secret");
+    private static String authEndpoint;
+
+    private static String envOr(String name, String otherwise) {
+        String v = System.getenv(name);
+        return v != null && !v.isEmpty() ? v : otherwise;
+    }
+
+    /**
+     * A server that requires {@link #AUTH_ACCESS_KEY} and {@link #AUTH_SECRET_KEY}: {@code ORBITMQ_AUTH_ENDPOINT} if
+     * set, else one started here with {@code --access-key}/{@code --secret-key}; {@code null} when
+     * {@code ORBITMQ_ENDPOINT} names another server and {@code ORBITMQ_AUTH_ENDPOINT} is unset.
+     */
+    public static synchronized String authEndpoint() throws Exception {
+        if (authEndpoint != null) {
+            return authEndpoint;
+        }
+        String given = System.getenv("ORBITMQ_AUTH_ENDPOINT");
+        if (given != null && !given.isEmpty()) {
+            return authEndpoint = given;
+        }
+        String other = System.getenv("ORBITMQ_ENDPOINT");
+        if (other != null && !other.isEmpty()) {
+            return null;
+        }
+        return authEndpoint = startServer("--access-key", AUTH_ACCESS_KEY, "--secret-key", AUTH_SECRET_KEY);
+    }
+
+    /** Starts {@code $ORBITMQ_BIN standalone} with {@code extra} flags on a free port; returns its address. */
+    private static String startServer(String... extra) throws Exception {
         String bin = orbitmqBin();
         if (!Files.isExecutable(Paths.get(bin))) {
             throw new IllegalStateException("ORBITMQ_ENDPOINT is unset and the server binary " + bin
@@ -80,8 +115,10 @@ public final class CompatEnv {
             port = s.getLocalPort();
         }
         // Metrics on a free port: the default 127.0.0.1:5557 may be taken by a running server.
-        Process proc = new ProcessBuilder(bin, "standalone", "--listen", "127.0.0.1:" + port, "--data-dir",
-            dir.resolve("data").toString(), "--metrics-listen", "127.0.0.1:0")
+        List<String> cmd = new ArrayList<>(List.of(bin, "standalone", "--listen", "127.0.0.1:" + port, "--data-dir",
+            dir.resolve("data").toString(), "--metrics-listen", "127.0.0.1:0"));
+        cmd.addAll(List.of(extra));
+        Process proc = new ProcessBuilder(cmd)
             .redirectErrorStream(true).redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE)
             .start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -99,7 +136,7 @@ public final class CompatEnv {
         while (System.nanoTime() < deadline) {
             Matcher m = ready.matcher(Files.readString(log, StandardCharsets.UTF_8));
             if (m.find()) {
-                return endpoint = m.group(1);
+                return m.group(1);
             }
             if (!proc.isAlive()) {
                 break;
