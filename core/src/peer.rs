@@ -14,6 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::protocol::admin::admin_client::AdminClient;
 use crate::protocol::admin::cluster_client::ClusterClient;
 use crate::protocol::admin::replication_client::ReplicationClient;
+use crate::protocol::auth::{ServerCredentials, authorization, date_time};
 use crate::protocol::v2::messaging_service_client::MessagingServiceClient;
 
 /// Channels to other servers.
@@ -22,15 +23,22 @@ pub struct Peers {
     client_id: AsciiMetadataValue,
     timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The process's own credentials: a cluster shares one key pair, and servers sign their
+    /// calls to each other with it.
+    credentials: Option<ServerCredentials>,
 }
 
 impl Peers {
     /// Peers calling as `client_id` (e.g. `broker-a@10.0.0.1:8081`), each call bounded by
     /// `timeout`.
-    pub fn new(client_id: &str, timeout: Duration) -> Peers {
+    pub fn new(
+        client_id: &str,
+        timeout: Duration,
+        credentials: Option<ServerCredentials>,
+    ) -> Peers {
         let client_id = AsciiMetadataValue::try_from(client_id)
             .unwrap_or_else(|_| AsciiMetadataValue::from_static("orbitmq-server"));
-        Peers { client_id, timeout, channels: Mutex::new(HashMap::new()) }
+        Peers { client_id, timeout, channels: Mutex::new(HashMap::new()), credentials }
     }
 
     /// The channel to `address` (`host:port`), connecting on first use.
@@ -85,6 +93,16 @@ impl Peers {
         meta.insert("x-mq-client-id", self.client_id.clone());
         meta.insert("x-mq-language", AsciiMetadataValue::from_static("RUST"));
         meta.insert("x-mq-protocol", AsciiMetadataValue::from_static("v2"));
+        if let Some(c) = &self.credentials {
+            let date = date_time(std::time::SystemTime::now());
+            let signed = authorization(&c.access_key, &c.secret_key, &date);
+            if let (Ok(d), Ok(a)) =
+                (AsciiMetadataValue::try_from(date.as_str()), AsciiMetadataValue::try_from(signed))
+            {
+                meta.insert("x-mq-date-time", d);
+                meta.insert("authorization", a);
+            }
+        }
         req.set_timeout(self.timeout);
         req
     }

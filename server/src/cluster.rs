@@ -10,10 +10,12 @@ use clap::Args;
 use orbitmq_core::broker::BrokerRole;
 use orbitmq_core::broker::listener::Listener;
 use orbitmq_core::namesrv::{NameServer, NamesrvConfig};
+use orbitmq_core::protocol::auth::ServerCredentials;
 use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
 
 use crate::config::{ServerArgs, TlsConfig};
+use crate::credentials::{self, SecretKey};
 use crate::signal::shutdown_signal;
 use crate::standalone::{println_flushed, server_tls};
 
@@ -47,6 +49,20 @@ pub struct NamesrvArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "ORBITMQ_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
     pub tls_key: Option<PathBuf>,
+    /// Require every request (clients, brokers, admin) to be signed with this access key and
+    /// --secret-key (RocketMQ's `MQv2-HMAC-SHA1`); calls to brokers are signed with them too, so
+    /// a cluster shares one pair. Without both, requests are not checked.
+    #[arg(long, env = "ORBITMQ_ACCESS_KEY", value_name = "KEY", help_heading = "Credentials")]
+    pub access_key: Option<String>,
+    /// Secret key of --access-key, never printed (prefer the environment or the file).
+    #[arg(
+        long,
+        env = "ORBITMQ_SECRET_KEY",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Credentials"
+    )]
+    pub secret_key: Option<SecretKey>,
 }
 
 /// The name server's TOML file.
@@ -57,11 +73,21 @@ struct NamesrvFile {
     tls: Option<TlsMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    access_key: Option<String>,
+    secret_key: Option<SecretKey>,
     namesrv: Option<NamesrvConfig>,
 }
 
 /// Resolves the name server's configuration: file < environment < flags.
-fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<(SocketAddr, NamesrvConfig, TlsConfig)> {
+/// A name server's resolved configuration.
+struct NamesrvSetup {
+    listen: SocketAddr,
+    config: NamesrvConfig,
+    tls: TlsConfig,
+    credentials: Option<ServerCredentials>,
+}
+
+fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<NamesrvSetup> {
     let file: NamesrvFile = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -94,12 +120,18 @@ fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<(SocketAddr, NamesrvCon
         ),
     };
     let tls = TlsConfig { mode: args.tls.or(file.tls).unwrap_or_default(), files };
-    Ok((listen, config, tls))
+    let credentials = credentials::pair(
+        args.access_key.clone().or(file.access_key),
+        args.secret_key.clone().or(file.secret_key),
+    )?
+    .map(|(ak, sk)| ServerCredentials::new(ak, sk.expose()));
+    Ok(NamesrvSetup { listen, config, tls, credentials })
 }
 
 /// Runs a name server until SIGTERM or Ctrl-C.
 pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
-    let (listen, config, tls_config) = resolve_namesrv(args)?;
+    let NamesrvSetup { listen, config, tls: tls_config, credentials } = resolve_namesrv(args)?;
+    let signed = credentials.is_some();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async move {
         let tls = server_tls(&tls_config, listen)?;
@@ -111,9 +143,10 @@ pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
             Some(tls) => Listener::with_tls(tcp, tls, tls_config.mode == TlsMode::Required),
             None => Listener::from(tcp),
         };
-        let ns = NameServer::new(config, addr);
+        let ns = NameServer::new(config, addr, credentials);
         tracing::info!(
             %addr,
+            credentials = signed,
             broker_expiry_ms = ns.config().broker_expiry_ms,
             auto_create_topics = ns.config().auto_create_topics,
             tls = %tls_config.mode,

@@ -13,6 +13,7 @@ use futures_util::future::join_all;
 use crate::broker::{Broker, lock};
 use crate::peer::Peers;
 use crate::protocol::admin as pb;
+use crate::protocol::auth::ServerCredentials;
 use crate::protocol::v2::{self, Code};
 use crate::storage::message::now_millis;
 
@@ -33,7 +34,11 @@ pub struct Membership {
 
 impl Membership {
     /// Membership in the cluster of the name servers `namesrv` (`a:1;b:2`), `None` when empty.
-    pub fn new(namesrv: &str, client_id: &str) -> Option<Membership> {
+    pub fn new(
+        namesrv: &str,
+        client_id: &str,
+        credentials: Option<ServerCredentials>,
+    ) -> Option<Membership> {
         let namesrv: Vec<String> = namesrv
             .split([';', ','])
             .map(str::trim)
@@ -45,7 +50,7 @@ impl Membership {
         }
         Some(Membership {
             namesrv,
-            peers: Peers::new(client_id, Duration::from_secs(3)),
+            peers: Peers::new(client_id, Duration::from_secs(3), credentials),
             routes: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashMap::new()),
         })

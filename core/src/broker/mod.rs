@@ -283,7 +283,8 @@ impl Broker {
         let transactions = transaction::Transactions::open(&store, &config)?;
         let clients = clients::Clients::new(&config);
         let client_id = format!("{}@{}", config.broker_name, store.config().store_host);
-        let cluster = cluster::Membership::new(&config.namesrv_addr, &client_id);
+        let cluster =
+            cluster::Membership::new(&config.namesrv_addr, &client_id, config.credentials.clone());
         Ok(Broker {
             inner: Arc::new(Inner {
                 config,
@@ -538,13 +539,14 @@ impl Broker {
                 admin::AdminApi::new(self.clone()),
                 RequireCredentials::new(self.config().credentials.clone()),
             ))
-            .add_service(
+            .add_service(tonic::service::interceptor::InterceptedService::new(
                 crate::protocol::admin::replication_server::ReplicationServer::new(
                     replication::ReplicationApi::new(self.clone()),
                 )
                 .max_encoding_message_size(64 << 20)
                 .max_decoding_message_size(64 << 20),
-            )
+                RequireCredentials::new(self.config().credentials.clone()),
+            ))
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 // Streams that would otherwise keep the graceful shutdown waiting (Telemetry,

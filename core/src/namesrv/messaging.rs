@@ -43,8 +43,18 @@ fn header<'a>(meta: &'a MetadataMap, name: &str) -> &'a str {
     meta.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
+impl Messaging {
+    /// `UNAUTHORIZED` without valid credentials when the name server has some, then
+    /// `CLIENT_ID_REQUIRED` without `x-mq-client-id`: what brokers check first, in that order.
+    fn check_client(&self, meta: &MetadataMap) -> Result<(), v2::Status> {
+        crate::protocol::auth::check(self.ns.credentials(), meta)
+            .map_err(|e| status(Code::Unauthorized, e.to_string()))?;
+        check_client_id(meta)
+    }
+}
+
 /// `CLIENT_ID_REQUIRED` without `x-mq-client-id`, as brokers answer.
-fn check_client(meta: &MetadataMap) -> Result<(), v2::Status> {
+fn check_client_id(meta: &MetadataMap) -> Result<(), v2::Status> {
     if header(meta, "x-mq-client-id").is_empty() {
         return Err(status(Code::ClientIdRequired, "the x-mq-client-id header is required"));
     }
@@ -193,7 +203,7 @@ impl MessagingService for Messaging {
         let meta = request.metadata();
         let req = request.get_ref();
         let result = async {
-            check_client(meta)?;
+            self.check_client(meta)?;
             let ns = header(meta, "x-mq-namespace");
             namespace::validate(ns).map_err(|e| status(e.code, e.message))?;
             let asked = req.topic.clone().unwrap_or_default();
@@ -220,7 +230,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::HeartbeatRequest>,
     ) -> Result<Response<v2::HeartbeatResponse>, Status> {
-        let st = check_client(request.metadata()).err().unwrap_or_else(ok);
+        let st = self.check_client(request.metadata()).err().unwrap_or_else(ok);
         Ok(Response::new(v2::HeartbeatResponse { status: Some(st) }))
     }
 
@@ -238,7 +248,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::QueryAssignmentRequest>,
     ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
-        if let Err(st) = check_client(request.metadata()) {
+        if let Err(st) = self.check_client(request.metadata()) {
             return Ok(Response::new(v2::QueryAssignmentResponse {
                 status: Some(st),
                 assignments: Vec::new(),
@@ -341,8 +351,12 @@ impl MessagingService for Messaging {
         &self,
         request: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
-        if let Err(st) = check_client(request.metadata()) {
-            return Err(Status::invalid_argument(st.message));
+        if let Err(st) = self.check_client(request.metadata()) {
+            return Err(if st.code == Code::Unauthorized as i32 {
+                Status::unauthenticated(st.message)
+            } else {
+                Status::invalid_argument(st.message)
+            });
         }
         let language = header(request.metadata(), "x-mq-language").to_owned();
         let mut inbound = request.into_inner();
@@ -376,7 +390,7 @@ impl MessagingService for Messaging {
         &self,
         request: Request<v2::NotifyClientTerminationRequest>,
     ) -> Result<Response<v2::NotifyClientTerminationResponse>, Status> {
-        let st = check_client(request.metadata()).err().unwrap_or_else(ok);
+        let st = self.check_client(request.metadata()).err().unwrap_or_else(ok);
         Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(st) }))
     }
 
@@ -402,7 +416,7 @@ impl MessagingService for Messaging {
                 message_id: String::new(),
             }))
         };
-        if let Err(st) = check_client(request.metadata()) {
+        if let Err(st) = self.check_client(request.metadata()) {
             return answer(st);
         }
         let Some(broker) =

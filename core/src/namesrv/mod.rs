@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use tonic::service::interceptor::InterceptedService;
+
 use crate::broker::listener::Listener;
 use crate::peer::Peers;
+use crate::protocol::auth::{RequireCredentials, ServerCredentials};
 use registry::Registry;
 
 /// Name server configuration (the `[namesrv]` keys of the server's TOML).
@@ -56,6 +59,9 @@ pub struct NameServer {
 #[derive(Debug)]
 struct Inner {
     config: NamesrvConfig,
+    /// What every request must be signed with, when set (and what its own calls are signed
+    /// with).
+    credentials: Option<ServerCredentials>,
     address: SocketAddr,
     registry: Mutex<Registry>,
     peers: Peers,
@@ -64,11 +70,16 @@ struct Inner {
 
 impl NameServer {
     /// A name server answering at `address` (what it calls itself in cluster listings).
-    pub fn new(config: NamesrvConfig, address: SocketAddr) -> NameServer {
+    pub fn new(
+        config: NamesrvConfig,
+        address: SocketAddr,
+        credentials: Option<ServerCredentials>,
+    ) -> NameServer {
         let timeout = Duration::from_millis(config.broker_call_timeout_ms.max(100));
         NameServer {
             inner: Arc::new(Inner {
-                peers: Peers::new(&format!("namesrv@{address}"), timeout),
+                peers: Peers::new(&format!("namesrv@{address}"), timeout, credentials.clone()),
+                credentials,
                 config,
                 address,
                 registry: Mutex::new(Registry::default()),
@@ -95,6 +106,10 @@ impl NameServer {
     /// The registry, locked.
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn credentials(&self) -> Option<&ServerCredentials> {
+        self.inner.credentials.as_ref()
     }
 
     pub(crate) fn peers(&self) -> &Peers {
@@ -146,19 +161,21 @@ impl NameServer {
                     messaging::Messaging::new(self.clone()),
                 ),
             )
-            .add_service(
+            .add_service(InterceptedService::new(
                 crate::protocol::admin::admin_server::AdminServer::new(admin::AdminApi::new(
                     self.clone(),
                 ))
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(256 << 20),
-            )
-            .add_service(
+                RequireCredentials::new(self.inner.credentials.clone()),
+            ))
+            .add_service(InterceptedService::new(
                 crate::protocol::admin::cluster_server::ClusterServer::new(
                     cluster::ClusterApi::new(self.clone()),
                 )
                 .max_decoding_message_size(256 << 20),
-            )
+                RequireCredentials::new(self.inner.credentials.clone()),
+            ))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         let _ = stop.send(true);

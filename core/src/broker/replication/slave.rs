@@ -88,6 +88,7 @@ impl Broker {
                 self.address()
             ),
             Duration::from_secs(3),
+            self.config().credentials.clone(),
         );
         if !self.config().master_address.is_empty() {
             lock(&self.replication().link).master = Some(self.config().master_address.clone());
