@@ -76,6 +76,12 @@ impl ServerProcess {
         Self::spawn(cmd, log)
     }
 
+    /// Runs `cmd` (which redirects the server's stderr itself, if it wants it) and waits for its
+    /// `ready on` line.
+    pub fn spawn_command(cmd: Command) -> ServerProcess {
+        Self::spawn(cmd, None)
+    }
+
     fn spawn(mut cmd: Command, log: Option<&Path>) -> ServerProcess {
         let stderr =
             log.map_or_else(Stdio::null, |p| Stdio::from(std::fs::File::create(p).unwrap()));

@@ -322,6 +322,15 @@ impl Session {
                 }
                 let endpoint = self.access_endpoint()?;
                 self.open_telemetry(&endpoint).await?;
+                // As the official clients do: a session with every broker the routes name, so
+                // each knows this client's settings (type, group) before it is asked for
+                // anything (a name server as the access point passes QueryAssignment on to
+                // one). A broker that does not answer now is retried with the heartbeats.
+                for broker in self.endpoints().into_iter().filter(|e| *e != endpoint) {
+                    if let Err(e) = self.open_telemetry(&broker).await {
+                        tracing::debug!(endpoint = broker, error = %e, "telemetry not open yet");
+                    }
+                }
                 self.spawn_background();
                 Ok::<(), Error>(())
             })

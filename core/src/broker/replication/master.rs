@@ -111,6 +111,12 @@ impl Replication for ReplicationApi {
             .filter(|(k, off)| ours.get(k).is_none_or(|o| off > o))
             .collect();
         if !ahead.is_empty() {
+            // Groups first used on the slave exist here too from now on.
+            for (group, _, _) in ahead.keys() {
+                if let Err(e) = broker.group_or_create(group) {
+                    tracing::warn!(group, error = %e.message, "cannot create a group the slave consumed in");
+                }
+            }
             let n = apply_offsets(&broker, &ahead).map_err(|e| e.to_grpc())?;
             tracing::info!(
                 slave = first.address,
