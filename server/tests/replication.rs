@@ -459,3 +459,62 @@ fn consumers_read_from_the_slave_while_the_master_is_gone() {
         assert_eq!(p["total_lag"], 0, "{group}: {p}");
     }
 }
+
+#[test]
+fn a_slave_far_behind_catches_up_and_a_diverged_one_is_cut() {
+    let mut bed = Bed::new();
+    // Small segments, so "far behind" is many of them.
+    let config = bed.path("small-segments.toml");
+    std::fs::write(
+        &config,
+        "[broker]\nmax_body_size = 16384\n[store]\nsegment_size = 262144\nmax_message_size = 81920\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap().to_owned();
+    let (ns, master, slave) = group(&mut bed, "async_master", "async", &["--config", &cfg]);
+    let send = |prefix: &str, n: usize| {
+        let sender = Sender::new(&ns);
+        for i in 0..n {
+            let m = Message::builder(TOPIC)
+                .body(vec![b'z'; 1024])
+                .keys([format!("{prefix}{i}")])
+                .build();
+            sender.rt.block_on(sender.producer.send(m)).unwrap();
+        }
+    };
+    let converged = |what: &str| {
+        wait_for(Duration::from_secs(30), what, || {
+            let (m, s) = (row(&ns, 0)?, row(&ns, 1)?);
+            (m["commitlog_max_offset"] == s["commitlog_max_offset"] && s["replication_lag"] == 0)
+                .then_some(())
+        });
+    };
+
+    // The slave is down while the master writes a dozen segments.
+    bed.stop("slave");
+    send("a", 3000);
+    let end = row(&ns, 0).unwrap()["commitlog_max_offset"].as_u64().unwrap();
+    assert!(end > 10 * 262_144, "{end}");
+    bed.restart("slave");
+    converged("the slave caught up");
+    assert_eq!(stored_ids(&slave), stored_ids(&master));
+
+    // The master loses the tail of its log (as an OS crash under async flush can), and writes
+    // other messages in its place; the slave, down meanwhile, still has the old tail.
+    let found = admin(&master, &format!("message by-key --topic {TOPIC} --key a2500")).unwrap();
+    let cut = found["messages"][0]["commitlog_offset"].as_u64().unwrap();
+    bed.stop("slave");
+    bed.stop("master");
+    orbitmq_core::storage::replica::truncate_log(&bed.path("master"), 262_144, cut).unwrap();
+    bed.restart("master");
+    send("b", 300);
+    bed.restart("slave");
+    converged("the slave cut its diverged tail and caught up");
+    let (on_master, on_slave) = (stored_ids(&master), stored_ids(&slave));
+    assert_eq!(on_slave, on_master);
+    assert_eq!(on_master.len(), 2500 + 300);
+    let lost = admin(&slave, &format!("message by-key --topic {TOPIC} --key a2700")).unwrap();
+    assert_eq!(lost["messages"].as_array().unwrap().len(), 0, "{lost}");
+    let log = std::fs::read_to_string(bed.path("slave.log")).unwrap();
+    assert!(log.contains("diverged"), "the slave says why it cut its log");
+}
