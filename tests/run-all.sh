@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every OrbitMQ test, on a fresh machine: formatting, lints, the Rust suites (unit, storage
 # crash/corruption/retention and the fault-injection crash suite, broker end-to-end, the
-# orbitmq binary: admin, durability, 10k topics under ulimit -n 4096), bounded fuzzing, the
+# orbitmq binary: admin, durability, 10k topics under ulimit -n 4096, clusters of name servers
+# and replicated broker groups), the multi-host test bed (network namespaces), bounded fuzzing, the
 # protocol wire-contract check against the official RocketMQ Python client's descriptors, and
 # Apache's official RocketMQ clients (Python, Node.js, Java) against a real orbitmq standalone.
 # Installs what it needs (Python venvs under target/, npm packages, Maven artifacts) and
@@ -37,6 +38,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/compat/requirements.txt
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat/check_proto_descriptors.py
+
+step "multi-host test bed: name servers and brokers in network namespaces (loopback where not permitted)"
+cargo build -q -p orbitmq-server --profile ci
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" tests/cluster/smoke.sh
 
 step "official RocketMQ clients (Python, Node.js, Java) against orbitmq standalone"
 cargo build -q -p orbitmq-server --profile ci

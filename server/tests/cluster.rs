@@ -5,50 +5,20 @@
 //! and a broker stopped cleanly leaves at once.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{admin, bin, wait_for};
 use orbitmq_core::client::{ClientConfig, FilterExpression, Message, Producer, SimpleConsumer};
 use orbitmq_core::storage::msg_id;
 use orbitmq_tests::process::ServerProcess;
-use serde_json::Value;
 
 /// How long a name server keeps a silent broker (the default is 120 s).
 const EXPIRY_MS: u64 = 2_000;
 /// How often brokers register (the default is 30 s).
 const REGISTER_MS: &str = "300";
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_orbitmq"))
-}
-
-/// `orbitmq admin --endpoints <endpoints> <cmd> --json`: its JSON answer, or its stderr.
-fn admin(endpoints: &str, cmd: &str) -> Result<Value, String> {
-    let out = Command::new(bin())
-        .env("RUST_LOG", "warn")
-        .args(["admin", "--endpoints", endpoints, "--json"])
-        .args(cmd.split_whitespace())
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The broker names a name server lists.
 fn brokers(ns: &str) -> BTreeSet<String> {

@@ -210,6 +210,7 @@ impl Broker {
         let every = Duration::from_millis(self.config().register_interval_ms.max(10));
         let mut last = Instant::now();
         let mut version = self.store().topics().version();
+        let mut connected = self.master_link().connected;
         self.register().await;
         let mut tick = tokio::time::interval(TOPIC_POLL.min(every));
         loop {
@@ -218,8 +219,16 @@ impl Broker {
                 _ = stop.changed() => return,
             }
             let now_version = self.store().topics().version();
-            if now_version != version || last.elapsed() >= every {
+            let link = self.master_link();
+            // A slave also registers when its link to the master comes or goes (so listings
+            // show its lag), and every second while it does not know its master yet (the name
+            // servers' answer names it).
+            let slave_news = self.is_slave()
+                && (link.connected != connected
+                    || (link.master.is_none() && last.elapsed() >= Duration::from_secs(1)));
+            if now_version != version || last.elapsed() >= every || slave_news {
                 version = now_version;
+                connected = link.connected;
                 last = Instant::now();
                 self.register().await;
             }
