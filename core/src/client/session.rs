@@ -326,10 +326,21 @@ impl Session {
                 // each knows this client's settings (type, group) before it is asked for
                 // anything (a name server as the access point passes QueryAssignment on to
                 // one). A broker that does not answer now is retried with the heartbeats.
-                for broker in self.endpoints().into_iter().filter(|e| *e != endpoint) {
-                    if let Err(e) = self.open_telemetry(&broker).await {
-                        tracing::debug!(endpoint = broker, error = %e, "telemetry not open yet");
-                    }
+                let opening: Vec<_> = self
+                    .endpoints()
+                    .into_iter()
+                    .filter(|e| *e != endpoint)
+                    .map(|broker| {
+                        let s = Arc::clone(self);
+                        self.runtime.spawn(async move {
+                            if let Err(e) = s.open_telemetry(&broker).await {
+                                tracing::debug!(endpoint = broker, error = %e, "telemetry not open yet");
+                            }
+                        })
+                    })
+                    .collect();
+                for open in opening {
+                    let _ = open.await;
                 }
                 self.spawn_background();
                 Ok::<(), Error>(())
