@@ -96,6 +96,12 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                 }
             };
             let serving = broker.serve(listener, stop);
+            // In a cluster, `ready on` also means registered (when a name server answers), so
+            // a script that waits for it finds the broker in the routes. The port is bound:
+            // clients arriving meanwhile wait in its backlog.
+            if broker.cluster().is_some() && broker.register().await == 0 {
+                tracing::warn!("no name server answered the first registration; serving anyway, retrying in the background");
+            }
             health.ready(&broker);
             if !ready_printed {
                 println_flushed(&format!("ready on {addr}"))?;
