@@ -70,18 +70,7 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                     .await?
                     .with_context(|| format!("opening the data directory {}", dir.display()))?;
             tracing::info!(%addr, data_dir = %dir.display(), flush = %broker.store().config().flush_disk_type, tls = %config.tls.mode, "orbitmq {what} started");
-            if let Some(m) = broker.cluster() {
-                let c = broker.config();
-                tracing::info!(
-                    cluster = c.cluster_name,
-                    broker_name = c.broker_name,
-                    broker_id = c.broker_id,
-                    role = %c.broker_role,
-                    namesrv = m.namesrv().join(";"),
-                    "registering with the name servers every {} ms",
-                    c.register_interval_ms
-                );
-            }
+            log_membership(&broker);
             let restart = broker.restart_requested();
             let cut = std::sync::Arc::new(std::sync::Mutex::new(None));
             let stop = {
@@ -131,6 +120,22 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
     })
+}
+
+/// Who the broker is in its cluster, if it is in one.
+fn log_membership(broker: &Broker) {
+    if let Some(m) = broker.cluster() {
+        let c = broker.config();
+        tracing::info!(
+            cluster = c.cluster_name,
+            broker_name = c.broker_name,
+            broker_id = c.broker_id,
+            role = %c.broker_role,
+            namesrv = m.namesrv().join(";"),
+            "registering with the name servers every {} ms",
+            c.register_interval_ms
+        );
+    }
 }
 
 /// One line on stdout, flushed (scripts wait for `ready on`).
