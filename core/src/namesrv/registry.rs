@@ -237,10 +237,17 @@ impl Registry {
     /// from id 0 (PROTOCOL.md §2.5), and this is how their consumers keep reading from a slave
     /// while producers (which need a writable queue) send to the other masters. Empty when no
     /// live broker holds the topic.
+    ///
+    /// The brokers' queues are interleaved (queue 0 of each broker, then queue 1 of each, ...):
+    /// the official Python client retries a failed send on the *next* queue of the route, three
+    /// attempts in all, so with each broker's queues in one block a send that hits a dead broker
+    /// (before the client's 30 s route refresh drops it) retries on that same dead broker and
+    /// fails; interleaved, its retry goes to another broker. Java picks distinct brokers itself.
     pub fn route(&self, topic: &v2::Resource) -> Vec<v2::MessageQueue> {
-        let mut queues = Vec::new();
+        let mut per_broker: Vec<Vec<v2::MessageQueue>> = Vec::new();
         for group in self.replicas(&topic.name) {
             for (i, (key, entry)) in group.iter().enumerate() {
+                let mut queues = Vec::new();
                 let Some(cfg) = entry.topics.get(&topic.name) else { continue };
                 let accept: Vec<i32> =
                     kind_of(cfg).accepts().into_iter().map(|t| t as i32).collect();
@@ -270,7 +277,14 @@ impl Registry {
                         accept_message_types: accept.clone(),
                     });
                 }
+                per_broker.push(queues);
             }
+        }
+        let longest = per_broker.iter().map(Vec::len).max().unwrap_or(0);
+        let mut queues = Vec::with_capacity(per_broker.iter().map(Vec::len).sum());
+        let mut iters: Vec<_> = per_broker.into_iter().map(Vec::into_iter).collect();
+        for _ in 0..longest {
+            queues.extend(iters.iter_mut().filter_map(Iterator::next));
         }
         queues
     }
@@ -346,9 +360,10 @@ mod tests {
             summary(&r, "T"),
             vec![
                 ("a".into(), 0, "10.0.0.1:8081".into(), 0, rw),
-                ("a".into(), 0, "10.0.0.1:8081".into(), 1, rw),
                 ("b".into(), 0, "10.0.0.2:8081".into(), 0, rw),
-            ]
+                ("a".into(), 0, "10.0.0.1:8081".into(), 1, rw),
+            ],
+            "the brokers' queues interleaved, so a retry on the next queue goes to another broker"
         );
         assert_eq!(summary(&r, "U").len(), 1);
         assert!(r.route(&topic("V")).is_empty());
