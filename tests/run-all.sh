@@ -2,7 +2,8 @@
 # Every OrbitMQ test, on a fresh machine: formatting, lints, the Rust suites (unit, storage
 # crash/corruption/retention and the fault-injection crash suite, broker end-to-end, the
 # orbitmq binary: admin, durability, 10k topics under ulimit -n 4096, clusters of name servers
-# and replicated broker groups), the multi-host test bed (network namespaces), bounded fuzzing, the
+# and replicated broker groups), the multi-host test bed (network namespaces), a 60 s chaos run
+# of a sync_master group (kills, freezes, partitions: nothing acknowledged lost), bounded fuzzing, the
 # protocol wire-contract check against the official RocketMQ Python client's descriptors, and
 # Apache's official RocketMQ clients (Python, Node.js, Java) against a real orbitmq standalone.
 # Installs what it needs (Python venvs under target/, npm packages, Maven artifacts) and
@@ -42,6 +43,10 @@ fi
 step "multi-host test bed: name servers and brokers in network namespaces (loopback where not permitted)"
 cargo build -q -p orbitmq-server --profile ci
 ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" tests/cluster/smoke.sh
+
+step "chaos: 60 s of kills, freezes and partitions on a sync_master + sync flush group; nothing acknowledged may be lost"
+cargo build -q --profile ci -p orbitmq-server -p orbitmq-tests --bin orbitmq --bin chaos_client
+tests/perf/chaos.sh --duration 60 --role sync_master --flush sync
 
 step "official RocketMQ clients (Python, Node.js, Java) against orbitmq standalone"
 cargo build -q -p orbitmq-server --profile ci

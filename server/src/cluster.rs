@@ -195,7 +195,9 @@ pub struct BrokerArgs {
         help_heading = "Replication"
     )]
     pub master_address: Option<String>,
-    /// A sync_master: how long a send waits for a slave, ms [default: 3000].
+    /// A sync_master: how long a send waits for a slave before the client gets
+    /// SLAVE_PERSISTENCE_TIMEOUT, ms; below the clients' 3 s request timeout, so they see that
+    /// status rather than time out [default: 2000].
     #[arg(
         long,
         env = "ORBITMQ_SYNC_REPLICA_TIMEOUT_MS",

@@ -365,6 +365,12 @@ fn sync_master_tells_the_client_when_no_slave_has_the_message() {
     let err = send().unwrap_err();
     assert!(err.message().contains("no slave confirmed"), "{err}");
     assert_eq!(err.status_code(), Some(v2::Code::SlavePersistenceTimeout as i32), "{err}");
+    // Silent for 3 s (as behind a partition, where the connection stays open), it is dropped:
+    // refused at once, as with no slave, instead of each send waiting out the timeout.
+    wait_for(Duration::from_secs(8), "the master dropping the silent slave", || {
+        let e = send().err()?;
+        (e.status_code() == Some(v2::Code::HaNotAvailable as i32)).then_some(())
+    });
     bed.signal("slave", "-CONT");
     wait_for(Duration::from_secs(10), "the slave back", || send().ok());
     // No slave at all: refused at once.
@@ -517,4 +523,34 @@ fn a_slave_far_behind_catches_up_and_a_diverged_one_is_cut() {
     assert_eq!(lost["messages"].as_array().unwrap().len(), 0, "{lost}");
     let log = std::fs::read_to_string(bed.path("slave.log")).unwrap();
     assert!(log.contains("diverged"), "the slave says why it cut its log");
+}
+
+#[test]
+fn a_producer_sends_again_soon_after_its_master_returns() {
+    let mut bed = Bed::new();
+    let (ns, master, slave) = group(&mut bed, "async_master", "async", &[]);
+    let sender = Sender::new(&ns);
+    let send = || {
+        let m = Message::builder(TOPIC).body("x").build();
+        sender.rt.block_on(sender.producer.send(m))
+    };
+    send().unwrap();
+    bed.kill("master");
+    wait_for(Duration::from_secs(10), "the slave as the group's reader", || {
+        (reader_address(&ns).as_deref() == Some(slave.as_str())).then_some(())
+    });
+    // The failed send has the route asked again: it has no writable queue now (the slave's
+    // are read-only), and the producer says so.
+    let err = send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let err = send().unwrap_err();
+    assert!(err.message().contains("no writable queue"), "{err}");
+    bed.restart("master");
+    wait_for(Duration::from_secs(10), "the master back in the route", || {
+        (reader_address(&ns).as_deref() == Some(master.as_str())).then_some(())
+    });
+    // Its route is asked again at most a second after it was found unusable, not at the next
+    // periodic refresh (30 s).
+    wait_for(Duration::from_secs(5), "a send to the returned master", || send().ok());
 }

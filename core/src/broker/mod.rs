@@ -83,7 +83,8 @@ pub struct BrokerConfig {
     /// A slave: its master's `host:port`; empty: the one the name servers name.
     pub master_address: String,
     /// A `sync_master`: how long a send waits for a slave to store it before the client gets
-    /// `SLAVE_PERSISTENCE_TIMEOUT`, ms.
+    /// `SLAVE_PERSISTENCE_TIMEOUT`, ms: below the clients' 3 s request timeout, so that they
+    /// get that status instead of timing out and resending.
     pub sync_replica_timeout_ms: u64,
     /// Create a topic on first use (route query or send) instead of answering `TOPIC_NOT_FOUND`.
     pub auto_create_topics: bool,
@@ -155,7 +156,7 @@ impl Default for BrokerConfig {
             namesrv_addr: String::new(),
             register_interval_ms: 30_000,
             master_address: String::new(),
-            sync_replica_timeout_ms: 3_000,
+            sync_replica_timeout_ms: 2_000,
             auto_create_topics: true,
             auto_create_groups: true,
             default_queues: 8,

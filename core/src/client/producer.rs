@@ -19,7 +19,7 @@ use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::model::{Message, MessageType, MessageView, SendReceipt, WireMessage};
 use crate::client::rpc::header_list;
-use crate::client::session::{CommandHandler, Session, endpoint_of};
+use crate::client::session::{CommandHandler, Session, UNUSABLE_ROUTE_RETRY, endpoint_of};
 use crate::protocol::time::now_ms;
 use crate::protocol::v2::{self, telemetry_command::Command};
 use crate::protocol::{HEADER_OFFSET_MSG_IDS, HEADER_QUEUE_IDS};
@@ -239,7 +239,15 @@ impl Producer {
             .with_operation("send"));
         }
         let topic = messages[0].topic.clone();
-        let route = s.route(&topic).await.map_err(|e| e.with_operation("send"))?;
+        let mut route = s.route(&topic).await.map_err(|e| e.with_operation("send"))?;
+        if route.writable().is_empty() {
+            // Maybe stale (its master was gone when it was fetched): ask again, at most once a
+            // second, instead of failing until the periodic refresh.
+            route = s
+                .refresh_route(&topic, UNUSABLE_ROUTE_RETRY)
+                .await
+                .map_err(|e| e.with_operation("send"))?;
+        }
         let queues = route.writable();
         if queues.is_empty() {
             return Err(Error::new(
@@ -302,10 +310,24 @@ impl Producer {
                         tokio::time::sleep(pause).await;
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.failed(&topic, e).await),
             }
         }
-        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Internal, "no attempt made")))
+        let e = last.unwrap_or_else(|| Error::new(ErrorKind::Internal, "no attempt made"));
+        Err(self.failed(&topic, e).await)
+    }
+
+    /// A send to `topic` that failed for good with `e`: when a broker could not be reached,
+    /// its route is asked again (at most once a second), so that the next send sees a broker
+    /// that died leave it, or come back, without waiting for the periodic refresh.
+    async fn failed(&self, topic: &str, e: Error) -> Error {
+        if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout)
+            && let Err(refresh) =
+                self.inner.session.refresh_route(topic, UNUSABLE_ROUTE_RETRY).await
+        {
+            tracing::debug!(topic, error = %refresh, "route refresh after a failed send failed");
+        }
+        e
     }
 
     async fn send_once(

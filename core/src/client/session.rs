@@ -26,6 +26,8 @@ use crate::protocol::v2::{self, settings::PubSub, telemetry_command::Command};
 
 /// How often routes are refreshed.
 const ROUTE_REFRESH: Duration = Duration::from_secs(30);
+/// How old a route with nothing usable in it may be before a caller asks again.
+pub(crate) const UNUSABLE_ROUTE_RETRY: Duration = Duration::from_secs(1);
 /// How often a heartbeat goes to each endpoint.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// The body limit assumed until a server says otherwise (RocketMQ's default).
@@ -361,6 +363,19 @@ impl Session {
         if let Some((route, at)) =
             self.routes.lock().unwrap_or_else(PoisonError::into_inner).get(topic)
             && at.elapsed() < ROUTE_REFRESH
+        {
+            return Ok(Arc::clone(route));
+        }
+        self.fetch_route(topic).await
+    }
+
+    /// The route of `topic`, asked again if the cached one is older than `min_age`: for a
+    /// caller whose cached route has nothing usable (no writable or readable queue, as while
+    /// a master is gone), which should not wait for the periodic refresh to see it back.
+    pub(crate) async fn refresh_route(&self, topic: &str, min_age: Duration) -> Result<Arc<Route>> {
+        if let Some((route, at)) =
+            self.routes.lock().unwrap_or_else(PoisonError::into_inner).get(topic)
+            && at.elapsed() < min_age
         {
             return Ok(Arc::clone(route));
         }

@@ -13,7 +13,7 @@ use crate::client::config::ClientConfig;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::model::{FilterExpression, MessageView};
 use crate::client::pop::{self, Receive};
-use crate::client::session::Session;
+use crate::client::session::{Session, UNUSABLE_ROUTE_RETRY};
 use crate::protocol::v2;
 
 /// How long a receive waits for messages when there are none, by default.
@@ -173,7 +173,13 @@ impl SimpleConsumer {
         }
         // A topic, then one of its readable queues, in turn.
         let (topic, filter) = &subs[self.inner.cursor.fetch_add(1, Ordering::Relaxed) % subs.len()];
-        let route = s.route(topic).await.map_err(|e| e.with_operation("receive"))?;
+        let mut route = s.route(topic).await.map_err(|e| e.with_operation("receive"))?;
+        if route.readable().is_empty() {
+            route = s
+                .refresh_route(topic, UNUSABLE_ROUTE_RETRY)
+                .await
+                .map_err(|e| e.with_operation("receive"))?;
+        }
         let queues = route.readable();
         if queues.is_empty() {
             return Err(Error::new(
@@ -184,7 +190,7 @@ impl SimpleConsumer {
         }
         let mut queue = queues[route.next(queues.len())].clone();
         queue.topic = Some(s.resource(topic));
-        pop::receive(
+        let received = pop::receive(
             s,
             Receive {
                 queue,
@@ -195,7 +201,15 @@ impl SimpleConsumer {
                 wait: self.inner.await_duration,
             },
         )
-        .await
+        .await;
+        if let Err(e) = &received
+            && e.kind() == ErrorKind::Unavailable
+            && let Err(refresh) = s.refresh_route(topic, UNUSABLE_ROUTE_RETRY).await
+        {
+            // The broker is gone: the next receive should see the route without it.
+            tracing::debug!(topic, error = %refresh, "route refresh after a failed receive failed");
+        }
+        received
     }
 
     /// Acknowledges `message`: consumed, not to be redelivered.

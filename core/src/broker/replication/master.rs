@@ -4,14 +4,14 @@
 use std::pin::Pin;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    CHUNK_BYTES, METADATA_EVERY, Replica, apply_offsets, epochs_from, epochs_pb, offsets_from,
-    offsets_of, offsets_pb,
+    CHUNK_BYTES, HEARTBEAT_EVERY, METADATA_EVERY, Replica, SILENCE_LIMIT, apply_offsets,
+    epochs_from, epochs_pb, offsets_from, offsets_of, offsets_pb,
 };
 use crate::broker::{Broker, lock};
 use crate::protocol::admin::replication_server::Replication;
@@ -153,25 +153,51 @@ impl Replication for ReplicationApi {
         lock(&broker.replication().replicas).insert(id, replica);
         broker.replication().update_acked();
         let since = lock(&broker.replication().replicas).get(&id).map(|r| r.since);
-        tokio::spawn(stream_log(broker.clone(), tx, start));
-        tokio::spawn(async move {
-            while let Ok(Some(report)) = inbound.message().await {
+        // The stream to the slave ends with the reports from it.
+        let (gone, gone_rx) = oneshot::channel::<()>();
+        tokio::spawn(stream_log(broker.clone(), tx, start, gone_rx));
+        tokio::spawn(read_reports(broker, inbound, id, since, gone));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Records how far slave `id` has stored, from its reports, until it goes or stays silent for
+/// `SILENCE_LIMIT`; then forgets it (this connection's entry only: a reconnect may have
+/// replaced it meanwhile) and ends its stream (`gone`).
+async fn read_reports(
+    broker: Broker,
+    mut inbound: Streaming<pb::ReplicaReport>,
+    id: u64,
+    since: Option<Instant>,
+    gone: oneshot::Sender<()>,
+) {
+    loop {
+        match tokio::time::timeout(SILENCE_LIMIT, inbound.message()).await {
+            Ok(Ok(Some(report))) => {
                 if let Some(r) = lock(&broker.replication().replicas).get_mut(&id) {
                     r.acked = r.acked.max(report.commitlog_max_offset);
                 }
                 broker.replication().update_acked();
             }
-            // Only this connection's entry: a reconnect may have replaced it meanwhile.
-            let mut replicas = lock(&broker.replication().replicas);
-            if replicas.get(&id).map(|r| r.since) == since {
-                replicas.remove(&id);
+            Ok(_) => break,
+            Err(_) => {
+                tracing::warn!(
+                    slave_id = id,
+                    silent_ms = SILENCE_LIMIT.as_millis() as u64,
+                    "no report from the slave: dropping its stream"
+                );
+                break;
             }
-            drop(replicas);
-            broker.replication().update_acked();
-            tracing::warn!(slave_id = id, "slave disconnected");
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        }
     }
+    drop(gone);
+    let mut replicas = lock(&broker.replication().replicas);
+    if replicas.get(&id).map(|r| r.since) == since {
+        replicas.remove(&id);
+    }
+    drop(replicas);
+    broker.replication().update_acked();
+    tracing::warn!(slave_id = id, "slave disconnected");
 }
 
 /// The metadata a slave mirrors: topic and group configs, consumer offsets, epochs.
@@ -187,15 +213,17 @@ fn metadata(broker: &Broker, offsets: &super::Offsets) -> pb::ReplicaMetadata {
 }
 
 /// Streams the log from `from`, and the metadata on connect and whenever it changed (checked
-/// every second, and at once when topics or groups change), until the slave goes or the broker
-/// stops.
+/// every second, and at once when topics or groups change), with a heartbeat when idle for a
+/// second, until the slave goes (`gone` fires or the stream closes) or the broker stops.
 async fn stream_log(
     broker: Broker,
     tx: mpsc::Sender<Result<pb::ReplicaData, Status>>,
     mut from: u64,
+    gone: oneshot::Receiver<()>,
 ) {
     let stopping = broker.stopping();
     tokio::pin!(stopping);
+    tokio::pin!(gone);
     let send = |kind| pb::ReplicaData { kind: Some(kind) };
     let mut last_sent: Option<((u64, u64), super::Offsets)> = None;
     let mut checked = Instant::now();
@@ -242,8 +270,14 @@ async fn stream_log(
         }
         tokio::select! {
             () = &mut appended => {}
-            () = tokio::time::sleep(METADATA_EVERY) => {}
+            () = tokio::time::sleep(HEARTBEAT_EVERY) => {
+                let beat = pb::ReplicaHeartbeat { master_max_offset: store.commitlog_max_offset() };
+                if tx.send(Ok(send(Kind::Heartbeat(beat)))).await.is_err() {
+                    return;
+                }
+            }
             () = tx.closed() => return,
+            _ = &mut gone => return,
             () = &mut stopping => return,
         }
     }

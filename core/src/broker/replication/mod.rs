@@ -34,6 +34,13 @@ pub use master::ReplicationApi;
 const CHUNK_BYTES: usize = 1 << 20;
 /// How often the master sends metadata that changed.
 const METADATA_EVERY: Duration = Duration::from_secs(1);
+/// How often each side speaks on an otherwise idle stream (the master a heartbeat, the slave a
+/// report).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long a stream may stay silent before that side gives it up: a partition leaves the TCP
+/// connection open, and without this a slave would wait for it (and the master count it as
+/// connected) until the link healed.
+const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 
 /// A slave connected to this master.
 #[derive(Debug, Clone)]

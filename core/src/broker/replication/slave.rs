@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Offsets, apply_offsets, epochs_from, epochs_pb, offsets_from, offsets_of, offsets_pb};
+use super::{
+    HEARTBEAT_EVERY, Offsets, SILENCE_LIMIT, apply_offsets, epochs_from, epochs_pb, offsets_from,
+    offsets_of, offsets_pb,
+};
 use crate::broker::{Broker, lock};
 use crate::peer::Peers;
 use crate::protocol::admin::{self as pb, replica_data::Kind};
@@ -56,6 +59,14 @@ fn save_replicated(broker: &Broker, o: &Offsets) -> crate::storage::Result<()> {
     let list: Vec<(&str, &str, u32, u64)> =
         o.iter().map(|((g, t, q), off)| (g.as_str(), t.as_str(), *q, *off)).collect();
     save_json(&replicated_path(broker), &list)
+}
+
+/// Why a stream from master `addr` was given up: nothing came for `SILENCE_LIMIT`.
+fn silent(addr: &str) -> String {
+    format!(
+        "no word from master {addr} in {} ms (a heartbeat is due every second)",
+        SILENCE_LIMIT.as_millis()
+    )
 }
 
 impl Broker {
@@ -133,6 +144,22 @@ impl Broker {
         }
     }
 
+    /// What a slave says first: who it is, where its log ends and its epochs, and the offsets
+    /// its consumers moved beyond the master's (`ahead`).
+    fn first_report(&self, ahead: &Offsets) -> pb::ReplicaReport {
+        let store = self.store();
+        let c = self.config();
+        pb::ReplicaReport {
+            broker_name: c.broker_name.clone(),
+            broker_id: c.broker_id,
+            address: self.address().to_string(),
+            commitlog_max_offset: store.commitlog_max_offset(),
+            epochs: epochs_pb(&store.epochs().list()),
+            offsets: offsets_pb(ahead),
+            segment_size: store.config().segment_size as u64,
+        }
+    }
+
     /// One replication stream from `addr`, until it ends.
     async fn replicate_from(&self, peers: &Peers, addr: &str) -> Result<(), String> {
         let store = self.store();
@@ -141,16 +168,8 @@ impl Broker {
             .into_iter()
             .filter(|(k, off)| replicated.get(k).is_none_or(|r| off > r))
             .collect();
-        let c = self.config();
-        let first = pb::ReplicaReport {
-            broker_name: c.broker_name.clone(),
-            broker_id: c.broker_id,
-            address: self.address().to_string(),
-            commitlog_max_offset: store.commitlog_max_offset(),
-            epochs: epochs_pb(&store.epochs().list()),
-            offsets: offsets_pb(&ahead),
-            segment_size: store.config().segment_size as u64,
-        };
+        let first = self.first_report(&ahead);
+        let first_end = first.commitlog_max_offset;
         let (reports, rx) = mpsc::channel::<pb::ReplicaReport>(64);
         reports.send(first).await.map_err(|_| "report channel closed".to_owned())?;
         let mut client = peers.replication(addr).map_err(|e| e.message().to_owned())?;
@@ -164,12 +183,27 @@ impl Broker {
         let mut master_epochs = Vec::new();
         let mut replicated = replicated;
         let mut handshaken = false;
+        // What was last reported stored, repeated every second so the master knows the stream
+        // is alive.
+        let mut stored = first_end;
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         loop {
-            let data = stream
-                .message()
-                .await
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(heard + SILENCE_LIMIT, stream.message()) => next,
+                _ = beat.tick() => {
+                    if handshaken {
+                        let _ = reports.try_send(report(stored));
+                    }
+                    continue;
+                }
+            };
+            let data = next
+                .map_err(|_| silent(addr))?
                 .map_err(|e| format!("master {addr}: {}", e.message()))?
                 .ok_or_else(|| format!("master {addr} ended the stream"))?;
+            heard = tokio::time::Instant::now();
             match data.kind {
                 Some(Kind::Handshake(hs)) => {
                     if let Some(to) = hs.truncate_to {
@@ -210,7 +244,11 @@ impl Broker {
                         })?;
                     store.epochs().mirror(&master_epochs, end).map_err(|e| e.to_string())?;
                     // A full channel only means reports are behind: the next one says more.
+                    stored = end;
                     let _ = reports.try_send(report(end));
+                }
+                Some(Kind::Heartbeat(hb)) if handshaken => {
+                    lock(&self.replication().link).master_max_offset = hb.master_max_offset;
                 }
                 Some(Kind::Metadata(meta)) if handshaken => {
                     master_epochs = epochs_from(&meta.epochs);
