@@ -105,26 +105,7 @@ impl Replication for ReplicationApi {
         }
         let hs = handshake(&broker, &first)?;
         // Offsets the slave's consumers advanced while it served reads alone: forward only.
-        let ours = offsets_of(&broker);
-        let ahead: super::Offsets = offsets_from(first.offsets.clone())
-            .into_iter()
-            .filter(|(k, off)| ours.get(k).is_none_or(|o| off > o))
-            .collect();
-        if !ahead.is_empty() {
-            // Groups first used on the slave exist here too from now on.
-            for (group, _, _) in ahead.keys() {
-                if let Err(e) = broker.group_or_create(group) {
-                    tracing::warn!(group, error = %e.message, "cannot create a group the slave consumed in");
-                }
-            }
-            let n = apply_offsets(&broker, &ahead).map_err(|e| e.to_grpc())?;
-            tracing::info!(
-                slave = first.address,
-                queues = ahead.len(),
-                groups_topics = n,
-                "took the consumer offsets committed on the slave while it served alone"
-            );
-        }
+        take_offsets(&broker, first.offsets.clone(), &first.address).map_err(|e| e.to_grpc())?;
         let (tx, rx) = mpsc::channel::<Result<pb::ReplicaData, Status>>(8);
         let truncate = hs.truncate_to;
         let start = hs.start_offset;
@@ -161,6 +142,41 @@ impl Replication for ReplicationApi {
     }
 }
 
+/// Moves this master's consumer offsets forward to those a slave's consumers committed there
+/// (read from it while its master was away from the routes, or through a route not yet
+/// refreshed); never backward.
+fn take_offsets(
+    broker: &Broker,
+    offsets: Vec<pb::OffsetEntry>,
+    slave: &str,
+) -> crate::broker::Result<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let ours = offsets_of(broker);
+    let ahead: super::Offsets = offsets_from(offsets)
+        .into_iter()
+        .filter(|(k, off)| ours.get(k).is_none_or(|o| off > o))
+        .collect();
+    if ahead.is_empty() {
+        return Ok(());
+    }
+    // Groups first used on the slave exist here too from now on.
+    for (group, _, _) in ahead.keys() {
+        if let Err(e) = broker.group_or_create(group) {
+            tracing::warn!(group, error = %e.message, "cannot create a group the slave consumed in");
+        }
+    }
+    let n = apply_offsets(broker, &ahead)?;
+    tracing::info!(
+        slave,
+        queues = ahead.len(),
+        groups_topics = n,
+        "took the consumer offsets committed on the slave"
+    );
+    Ok(())
+}
+
 /// Records how far slave `id` has stored, from its reports, until it goes or stays silent for
 /// `SILENCE_LIMIT`; then forgets it (this connection's entry only: a reconnect may have
 /// replaced it meanwhile) and ends its stream (`gone`).
@@ -178,6 +194,9 @@ async fn read_reports(
                     r.acked = r.acked.max(report.commitlog_max_offset);
                 }
                 broker.replication().update_acked();
+                if let Err(e) = take_offsets(&broker, report.offsets, &report.address) {
+                    tracing::warn!(slave_id = id, error = %e.message, "cannot take the slave's consumer offsets");
+                }
             }
             Ok(_) => break,
             Err(_) => {

@@ -61,6 +61,15 @@ fn save_replicated(broker: &Broker, o: &Offsets) -> crate::storage::Result<()> {
     save_json(&replicated_path(broker), &list)
 }
 
+/// The consumer offsets this slave's consumers moved beyond `replicated` (what the master
+/// last sent).
+fn offsets_ahead(broker: &Broker, replicated: &Offsets) -> Offsets {
+    offsets_of(broker)
+        .into_iter()
+        .filter(|(k, off)| replicated.get(k).is_none_or(|r| off > r))
+        .collect()
+}
+
 /// Why a stream from master `addr` was given up: nothing came for `SILENCE_LIMIT`.
 fn silent(addr: &str) -> String {
     format!(
@@ -164,10 +173,7 @@ impl Broker {
     async fn replicate_from(&self, peers: &Peers, addr: &str) -> Result<(), String> {
         let store = self.store();
         let replicated = load_replicated(self);
-        let ahead: Offsets = offsets_of(self)
-            .into_iter()
-            .filter(|(k, off)| replicated.get(k).is_none_or(|r| off > r))
-            .collect();
+        let ahead = offsets_ahead(self, &replicated);
         let first = self.first_report(&ahead);
         let first_end = first.commitlog_max_offset;
         let (reports, rx) = mpsc::channel::<pb::ReplicaReport>(64);
@@ -194,7 +200,15 @@ impl Broker {
                 next = tokio::time::timeout_at(heard + SILENCE_LIMIT, stream.message()) => next,
                 _ = beat.tick() => {
                     if handshaken {
-                        let _ = reports.try_send(report(stored));
+                        // With the offsets its consumers moved beyond the master's (a client
+                        // whose route still names this slave), which the master takes.
+                        let ahead = offsets_ahead(self, &replicated);
+                        let _ = reports.try_send(pb::ReplicaReport {
+                            commitlog_max_offset: stored,
+                            address: self.address().to_string(),
+                            offsets: offsets_pb(&ahead),
+                            ..Default::default()
+                        });
                     }
                     continue;
                 }
@@ -317,9 +331,16 @@ impl Broker {
         groups.save()?;
         let master = offsets_from(meta.offsets);
         let ours = offsets_of(self);
+        // The master's offsets, except where consumers here moved beyond both the master's
+        // and what it last sent: those were reported to the master, which moves forward to
+        // them; taking its older value would deliver those messages again.
         let changed: Offsets = master
             .iter()
-            .filter(|(k, v)| ours.get(*k) != Some(*v))
+            .filter(|(k, v)| {
+                ours.get(*k).is_none_or(|o| {
+                    o != *v && !(o > *v && replicated.get(*k).is_none_or(|r| o > r))
+                })
+            })
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         if !changed.is_empty() {
