@@ -2,7 +2,7 @@
 // in-flight messages and the offset reset by time (/groups/{group}).
 import { api, CONSUME_FROM, Group, GroupProgress } from "../api";
 import { busy, errorBox, field, fmtAgo, fmtTime, h, link, put, section, table } from "../dom";
-import type { Page } from "../router";
+import { navigate, type Page } from "../router";
 
 const POLL_MS = 2000;
 
@@ -92,17 +92,36 @@ function localInputValue(d: Date): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-export const groupPage: Page = (root, { params }) => {
+export const groupPage: Page = (root, { params, query }) => {
   const group = params.group;
+  // Without a topic the server lists only the topics the group has offsets on (none for a new group).
+  const only = query.get("topic") ?? "";
   document.title = `${group} · Consumer groups · OrbitMQ`;
   const progressEl = h("div", { "data-testid": "group-progress-section" });
   const membersEl = h("div", {});
   const updated = h("span", { class: "muted", "data-testid": "group-updated" });
-  let topics: string[] = [];
+
+  // Which topic's progress to show.
+  const topicList = h("datalist", { id: "group-topics" });
+  const filter = h("input", { name: "topic", list: "group-topics", value: only, placeholder: "every topic with offsets", "data-testid": "progress-topic" });
+  const filterForm = h(
+    "form",
+    { class: "form row", "data-testid": "progress-topic-form" },
+    field("Topic", filter),
+    h("button", { type: "submit", class: "secondary", "data-testid": "progress-topic-submit" }, "Show"),
+  );
+  filterForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const t = filter.value.trim();
+    navigate(`/groups/${encodeURIComponent(group)}${t ? `?topic=${encodeURIComponent(t)}` : ""}`);
+  });
+  api.topics().then(
+    (ts) => put(topicList, ts.map((t) => h("option", { value: t.name }))),
+    () => {}, // the list only helps typing
+  );
 
   // The reset form and its confirmation dialog.
-  const topicList = h("datalist", { id: "group-topics" });
-  const topic = h("input", { name: "topic", required: true, list: "group-topics", placeholder: "topic", "data-testid": "reset-topic" });
+  const topic = h("input", { name: "topic", required: true, list: "group-topics", value: only, placeholder: "topic", "data-testid": "reset-topic" });
   const when = h("input", { type: "datetime-local", step: 1, required: true, name: "timestamp", value: localInputValue(new Date(Date.now() - 3600_000)), "data-testid": "reset-time" });
   const submit = h("button", { type: "submit", class: "danger", "data-testid": "reset-submit" }, "Reset offsets…");
   const resetResult = h("div", { "data-testid": "reset-result" });
@@ -111,7 +130,6 @@ export const groupPage: Page = (root, { params }) => {
     "form",
     { class: "form", "data-testid": "reset-form" },
     h("div", { class: "row" }, field("Topic", topic), field("Time", when, `this browser's local time (UTC${tz >= 0 ? "+" : ""}${tz})`)),
-    topicList,
     submit,
     resetResult,
   );
@@ -163,7 +181,7 @@ export const groupPage: Page = (root, { params }) => {
     root,
     h("p", { class: "crumbs" }, link("/groups", "Consumer groups"), " / "),
     h("h1", { "data-testid": "group-name" }, group),
-    h("section", { class: "card" }, h("h2", {}, "Progress ", updated), progressEl),
+    h("section", { class: "card" }, h("h2", {}, "Progress ", updated), filterForm, topicList, progressEl),
     h("section", { class: "card" }, h("h2", {}, "Members"), membersEl),
     h("section", { class: "card" }, h("h2", {}, "Reset offsets by time"), form),
     dialog,
@@ -176,15 +194,14 @@ export const groupPage: Page = (root, { params }) => {
       section(
         progressEl,
         async () => {
-          const p = await api.groupProgress(group);
-          const ts = [...new Set(p.queues.map((q) => q.topic))].sort();
-          if (ts.join() !== topics.join()) {
-            topics = ts;
-            put(topicList, ts.map((t) => h("option", { value: t })));
-            if (!topic.value && ts.length === 1) topic.value = ts[0];
-          }
+          const p = await api.groupProgress(group, only || undefined);
+          const ts = [...new Set(p.queues.map((q) => q.topic))];
+          if (!topic.value && ts.length === 1) topic.value = ts[0];
           updated.textContent = `(updated ${fmtTime(Date.now())}, every ${POLL_MS / 1000} s)`;
-          return progressView(p);
+          return [
+            progressView(p),
+            p.queues.length || only ? null : h("p", { class: "muted" }, "The group has no offsets yet: name a topic above to see its lag."),
+          ];
         },
         quiet,
       ),
