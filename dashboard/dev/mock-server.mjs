@@ -92,7 +92,7 @@ async function api(method, path, q, body) {
         return { queue_id: i, old_offset: old, new_offset: n, broker_name: "broker-a" };
       });
     }
-    case "POST /dev/consume": for (let i = 0; i < 64; i++) offsets.set(`${body.group}\0${body.topic}\0${i}`, maxOffset(body.topic, i)); return {};
+    case "POST /dev/*": /* consume */ for (let i = 0; i < 64; i++) offsets.set(`${body.group}\0${body.topic}\0${i}`, maxOffset(body.topic, i)); return {};
     case "GET /messages/by-key": return log.filter((m) => m.topic === q.get("topic") && m.keys.includes(q.get("key"))).map(view);
     case "GET /messages/by-id": { const r = log.filter((m) => m.message_id === p[2]); if (!r.length) throw notFound("no such message"); return r.map(view); }
     case "GET /messages/by-offset": {
@@ -143,4 +143,4 @@ createServer(async (req, res) => {
   } else {
     res.writeHead(200, { "content-type": types[".html"] }).end(readFileSync(join(dist, "index.html")));
   }
-}).listen(port, "127.0.0.1", () => console.log(`mock console on http://127.0.0.1:${port}`));
+}).listen(port, "127.0.0.1", () => console.log(`ready on 127.0.0.1:${port} (mock console: http://127.0.0.1:${port})`));
