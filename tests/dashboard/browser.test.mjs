@@ -30,14 +30,12 @@ const BODY = "hello from the console: {\"order\":42}";
 const EXTRA = 4; // more messages produced through the page, so the lag is more than one
 
 const tmp = mkdtempSync(join(tmpdir(), "orbitmq-dashboard-"));
-const logPath = join(tmp, "server.log");
-let server;
-let serverExit = null;
+const servers = [];
 let browser;
 let page;
 let base;
-let failed = false;
 let ports;
+let failed = false;
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -65,18 +63,22 @@ function run(args, timeoutMs = 60_000) {
   });
 }
 
-async function startServer() {
-  ports = { grpc: await freePort(), metrics: await freePort(), dashboard: await freePort() };
+/** Starts `orbitmq standalone` on free ports; resolves once it says "ready on". */
+async function startServer(name, env = {}) {
+  const ports = { grpc: await freePort(), metrics: await freePort(), dashboard: await freePort() };
+  const logPath = join(tmp, `${name}.log`);
   const log = createWriteStream(logPath);
   const args = [
     "standalone",
     "--listen", `127.0.0.1:${ports.grpc}`,
     "--metrics-listen", `127.0.0.1:${ports.metrics}`,
     "--dashboard-listen", `127.0.0.1:${ports.dashboard}`,
-    "--data-dir", join(tmp, "data"),
+    "--data-dir", join(tmp, `${name}-data`),
   ];
-  server = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info" } });
-  server.on("exit", (code, sig) => (serverExit = code ?? sig));
+  const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", ...env } });
+  const s = { name, proc, ports, logPath, exit: null, base: `http://127.0.0.1:${ports.dashboard}` };
+  servers.push(s);
+  proc.on("exit", (code, sig) => (s.exit = code ?? sig));
   await new Promise((ok, fail) => {
     let seen = "";
     const timer = setTimeout(() => fail(new Error(`no "ready on" within 30 s; log: ${logPath}`)), 30_000);
@@ -89,18 +91,18 @@ async function startServer() {
       }
       if (seen.length > 100_000) seen = seen.slice(-1000);
     };
-    server.stdout.on("data", onData);
-    server.stderr.on("data", onData);
-    server.on("exit", () => fail(new Error(`orbitmq exited (${serverExit}) before "ready on"; log: ${logPath}`)));
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", onData);
+    proc.on("exit", () => fail(new Error(`orbitmq exited (${s.exit}) before "ready on"; log: ${logPath}`)));
   });
-  base = `http://127.0.0.1:${ports.dashboard}`;
+  return s;
 }
 
-async function stopServer() {
-  if (!server || serverExit !== null) return;
-  const exited = new Promise((ok) => server.on("exit", ok));
-  server.kill("SIGTERM");
-  const t = setTimeout(() => server.kill("SIGKILL"), 5000);
+async function stopServer(s) {
+  if (s.exit !== null) return;
+  const exited = new Promise((ok) => s.proc.on("exit", ok));
+  s.proc.kill("SIGTERM");
+  const t = setTimeout(() => s.proc.kill("SIGKILL"), 5000);
   await exited;
   clearTimeout(t);
 }
@@ -120,7 +122,9 @@ async function waitText(locator, pred, what, timeoutMs = 30_000) {
 }
 
 before(async () => {
-  await startServer();
+  const main = await startServer("server");
+  base = main.base;
+  ports = main.ports;
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -138,13 +142,15 @@ after(async () => {
     await page.screenshot({ path: join(tmp, "failure.png"), fullPage: true }).catch(() => {});
   }
   await browser?.close().catch(() => {});
-  await stopServer();
+  for (const s of servers) await stopServer(s);
   if (failed || process.env.KEEP_TMP) {
-    console.error(`kept: ${tmp} (server.log${failed ? ", failure.png" : ""})`);
+    console.error(`kept: ${tmp} (the servers' logs${failed ? ", failure.png" : ""})`);
     if (failed) {
-      try {
-        console.error("--- last lines of the server log ---\n" + readFileSync(logPath, "utf8").split("\n").slice(-40).join("\n"));
-      } catch {}
+      for (const s of servers) {
+        try {
+          console.error(`--- last lines of ${s.logPath} ---\n` + readFileSync(s.logPath, "utf8").split("\n").slice(-40).join("\n"));
+        } catch {}
+      }
     }
   } else {
     rmSync(tmp, { recursive: true, force: true });
@@ -281,4 +287,36 @@ step("overview screenshot into docs/img/dashboard.png", async () => {
   await page.waitForTimeout(4500);
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.screenshot({ path: screenshot, fullPage: true });
+});
+
+step("credentials: a server with keys asks for them, refuses a wrong secret, then works signed", async () => {
+  const secured = await startServer("secured", { ORBITMQ_ACCESS_KEY: "console-ak", ORBITMQ_SECRET_KEY: "console-secret-1" });
+  const ctx = await browser.newContext();
+  const p2 = await ctx.newPage();
+  p2.on("pageerror", (e) => {
+    console.error("page error:", e.message);
+    failed = true;
+  });
+  try {
+    await p2.goto(secured.base + "/topics");
+    await p2.getByTestId("login-form").waitFor();
+    assert.equal(await p2.getByTestId("notice-loopback").count(), 0);
+    await p2.getByTestId("login-access-key").fill("console-ak");
+    await p2.getByTestId("login-secret-key").fill("wrong-secret");
+    await p2.getByTestId("login-submit").click();
+    await p2.getByTestId("error").filter({ hasText: "Unauthorized" }).waitFor();
+    await p2.getByTestId("login-access-key").fill("console-ak");
+    await p2.getByTestId("login-secret-key").fill("console-secret-1");
+    await p2.getByTestId("login-submit").click();
+    await p2.getByTestId("topics-table").waitFor();
+    // signed writes too, and the keys survive a reload (sessionStorage)
+    await p2.getByTestId("topic-create-name").fill("signed-topic");
+    await p2.getByTestId("topic-create-submit").click();
+    await p2.getByTestId("topic-created-link").waitFor();
+    await p2.reload();
+    await p2.getByTestId("topics-table").filter({ hasText: "signed-topic" }).waitFor();
+  } finally {
+    await ctx.close();
+    await stopServer(secured);
+  }
 });
