@@ -217,9 +217,16 @@ step("messages: find the message by its key", async () => {
   await byId("nav-messages").click();
   await byId("lookup-key-topic").fill(TOPIC);
   await byId("lookup-key-key").fill(KEY);
-  await byId("lookup-key-submit").click();
+  // The key index is written behind the CommitLog (as RocketMQ's is): ask again until it answers.
   const result = byId("message-result");
-  await result.first().waitFor();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    await byId("lookup-key-submit").click();
+    await page.locator('[data-testid="message-result"], [data-testid="message-none"], [data-testid="error"]').first().waitFor();
+    if (await result.count()) break;
+    if (Date.now() > deadline) throw new Error(`no message by key: ${await byId("message-results").textContent()}`);
+    await page.waitForTimeout(500);
+  }
   assert.equal(await result.count(), 1);
   assert.equal(await result.getAttribute("data-message-id"), messageId);
   assert.equal(await byId("message-body").textContent(), BODY);
