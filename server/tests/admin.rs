@@ -840,7 +840,8 @@ fn credentials_are_required_and_refusals_name_the_cause() {
 
     // Half a pair is refused at start, naming the missing half.
     let out = orbitmq()
-        .args(["standalone", "--listen", "127.0.0.1:0", "--access-key", "ops", "--data-dir"])
+        .args(["standalone", "--listen", "127.0.0.1:0", "--dashboard-listen", "off"])
+        .args(["--access-key", "ops", "--data-dir"])
         .arg(dir.path().join("other"))
         .env_remove("ORBITMQ_SECRET_KEY")
         .output()
