@@ -353,3 +353,22 @@ pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
         format!("{method} is not allowed here (docs/DASHBOARD.md lists the methods)"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_previewed_as_text_or_hex_up_to_4_kib() {
+        let b = body_preview(b"hi");
+        assert_eq!((b.size, b.text.as_deref(), b.hex, b.truncated), (2, Some("hi"), None, false));
+        let b = body_preview(&[0xff, 0x00, 0x10]);
+        assert_eq!((b.text, b.hex.as_deref(), b.truncated), (None, Some("ff0010"), false));
+        let b = body_preview(&vec![0xfe; 5000]);
+        assert_eq!((b.hex.map(|h| h.len()), b.truncated), (Some(2 * PREVIEW), true));
+        // Cut at a character boundary: never half a character.
+        let text = "€".repeat(2000);
+        let b = body_preview(text.as_bytes());
+        assert_eq!(b.text.map(|t| t.len()), Some(4095));
+    }
+}
