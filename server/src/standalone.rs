@@ -11,6 +11,7 @@ use orbitmq_core::broker::listener::Listener;
 use orbitmq_core::tls::server::{ServerTls, TlsMode, self_signed_names};
 
 use crate::config::{Listen, ServerArgs, TlsConfig};
+use crate::dashboard::{self, Series};
 use crate::http::{self, Health};
 use crate::signal::shutdown_signal;
 
@@ -40,6 +41,10 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                 Some(tokio::spawn(http::serve(listener, health.clone(), stopped)))
             }
         };
+        let mut console_listener = bind_console(&config, what).await?;
+        let series = Series::default();
+        let sampler = console_listener.is_some().then(|| series.sample(health.clone()));
+        let mut console = None;
         let tls = server_tls(&config.tls, config.listen)?;
         // SIGTERM / Ctrl-C, seen by every round of the loop below.
         let (term_tx, term) = tokio::sync::watch::channel(false);
@@ -57,6 +62,9 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                 .with_context(|| format!("binding {listen} (is another server using it?)"))?;
             let addr = tcp.local_addr()?;
             listen = addr;
+            if let Some(l) = console_listener.take() {
+                console = Some(start_console(l, what, addr, &config, &series, term.clone())?);
+            }
             let listener = match (&tls, config.tls.mode) {
                 (Some(tls), mode) => Listener::with_tls(tcp, tls, mode == TlsMode::Required),
                 (None, _) => Listener::from(tcp),
@@ -117,8 +125,60 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
         if let Some(h) = http {
             h.await?.context("serving metrics")?;
         }
+        if let Some(s) = sampler {
+            s.abort();
+        }
+        if let Some(c) = console {
+            // Open browser connections get the time of a request to close, no more.
+            match tokio::time::timeout(std::time::Duration::from_secs(5), c).await {
+                Ok(served) => served?.context("serving the console")?,
+                Err(_) => tracing::warn!("the console's connections did not close within 5 s"),
+            }
+        }
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
+    })
+}
+
+/// The console's listener, bound before anything starts (a taken port fails the start), when
+/// `--dashboard-listen` (or the default: on for standalone, off for a broker) says so.
+async fn bind_console(
+    config: &crate::config::ServerConfig,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let at = match config.dashboard_listen {
+        Some(l) => l,
+        None if what == "standalone" => Listen::At(dashboard::DEFAULT_LISTEN.parse()?),
+        None => Listen::Off,
+    };
+    match at {
+        Listen::Off => Ok(None),
+        Listen::At(at) => Ok(Some(dashboard::bind(at).await?)),
+    }
+}
+
+/// Serves the console of the broker at `grpc` until SIGTERM or Ctrl-C (`term`).
+fn start_console(
+    listener: tokio::net::TcpListener,
+    what: &str,
+    grpc: std::net::SocketAddr,
+    config: &crate::config::ServerConfig,
+    series: &Series,
+    mut term: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let setup = dashboard::Setup {
+        mode: if what == "standalone" {
+            dashboard::Mode::Standalone
+        } else {
+            dashboard::Mode::Broker
+        },
+        grpc,
+        tls_required: config.tls.mode == TlsMode::Required,
+        credentials: config.broker.credentials.clone(),
+        series: series.clone(),
+    };
+    dashboard::start(listener, setup, async move {
+        let _ = term.wait_for(|t| *t).await;
     })
 }
 
