@@ -83,7 +83,8 @@ export interface RouteQueue {
   broker_id: number;
   address: string;
   queue_id: number;
-  perm: number;
+  /** What the route allows: "RW", "R", "W" or "-" (a topic's perm is the number, 6/4/2). */
+  perm: string;
 }
 
 export interface TopicRoute {

@@ -153,7 +153,7 @@ export const topicPage: Page = (root, { params }) => {
         const r = await api.topicRoute(topic);
         return table(
           ["Broker", "Broker id", "Address", "Queue", "Perm"],
-          r.queues.map((x) => [x.broker_name, x.broker_id, x.address, x.queue_id, permText(x.perm)]),
+          r.queues.map((x) => [x.broker_name, x.broker_id, x.address, x.queue_id, x.perm]),
           "topic-route",
         );
       }),
@@ -168,6 +168,7 @@ export const topicPage: Page = (root, { params }) => {
         h("dt", {}, "Perm"), h("dd", {}, permText(t.perm)),
         h("dt", {}, "Message type"), h("dd", {}, t.message_type),
       ]),
+      h("h3", { class: "spaced" }, "Change"),
       updateForm(t),
       h("p", {}, h("button", { type: "button", class: "secondary", onclick: () => navigate(`/produce?topic=${encodeURIComponent(topic)}`) }, "Produce to this topic")),
     ];
