@@ -260,6 +260,7 @@ step("group page: lag falls as a consumer receives and acks, and comes back afte
   assert.match(consumed, new RegExp(`"msgs":${total}\\b`));
   await waitText(byId("group-total-lag"), (t) => Number(t) === 0, "the lag to fall to 0 after consuming");
   assert.match(await byId("group-progress").textContent(), new RegExp(TOPIC));
+  await waitText(byId("group-members"), (t) => t.includes("SIMPLE_CONSUMER"), "the consumer among the group's members");
 
   // Reset to an hour ago: every message is delivered again, so the lag is back.
   await byId("reset-topic").fill(TOPIC);
