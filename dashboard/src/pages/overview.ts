@@ -43,7 +43,8 @@ function chart(title: string, series: uPlot.Series[], fmt: (v: number) => string
     title,
     width: Math.max(320, Math.min(el.clientWidth || 560, 900)),
     height: 220,
-    scales: { x: { time: true } },
+    // Rates and bytes are never negative: the y axis starts at 0.
+    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [{}, { values: (_u, vals) => vals.map((v) => fmt(v)), size: 70 }],
     series: [{}, ...series],
   };
@@ -80,7 +81,7 @@ export const overviewPage: Page = (root) => {
           { label: "in/s", stroke: "#2563eb", width: 2 },
           { label: "out/s", stroke: "#16a34a", width: 2 },
         ],
-        (v) => String(Math.round(v * 10) / 10),
+        (v) => String(Number(v.toFixed(2))),
         rateEl,
       );
       disk = chart("Disk use", [{ label: "disk", stroke: "#9333ea", width: 2, fill: "rgba(147,51,234,0.08)" }], fmtBytes, diskEl);
@@ -110,6 +111,13 @@ export const overviewPage: Page = (root) => {
     ]);
   }
 
+  const width = (el: HTMLElement) => Math.max(320, Math.min(el.clientWidth || 560, 900));
+  const onResize = () => {
+    rate?.setSize({ width: width(rateEl), height: 220 });
+    disk?.setSize({ width: width(diskEl), height: 220 });
+  };
+  window.addEventListener("resize", onResize);
+
   let timer = 0;
   const loop = async () => {
     await poll();
@@ -119,6 +127,7 @@ export const overviewPage: Page = (root) => {
   return () => {
     stopped = true;
     clearTimeout(timer);
+    window.removeEventListener("resize", onResize);
     rate?.destroy();
     disk?.destroy();
   };
