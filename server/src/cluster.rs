@@ -186,10 +186,7 @@ pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
         serving.await.context("serving")?;
         let _ = stop_console.send(());
         if let Some(c) = console {
-            // Open browser connections get the time of a request to close, no more.
-            if let Ok(served) = tokio::time::timeout(std::time::Duration::from_secs(5), c).await {
-                served?.context("serving the console")?;
-            }
+            crate::standalone::stop_console(c).await?;
         }
         tracing::info!("stopped cleanly");
         anyhow::Ok(())

@@ -41,9 +41,7 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                 Some(tokio::spawn(http::serve(listener, health.clone(), stopped)))
             }
         };
-        let mut console_listener = bind_console(&config, what).await?;
-        let series = Series::default();
-        let sampler = console_listener.is_some().then(|| series.sample(health.clone()));
+        let (mut console_listener, series, sampler) = bind_console(&config, what, &health).await?;
         let mut console = None;
         let tls = server_tls(&config.tls, config.listen)?;
         // SIGTERM / Ctrl-C, seen by every round of the loop below.
@@ -125,35 +123,50 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
         if let Some(h) = http {
             h.await?.context("serving metrics")?;
         }
-        if let Some(s) = sampler {
-            s.abort();
-        }
+        sampler.inspect(tokio::task::JoinHandle::abort);
         if let Some(c) = console {
-            // Open browser connections get the time of a request to close, no more.
-            match tokio::time::timeout(std::time::Duration::from_secs(5), c).await {
-                Ok(served) => served?.context("serving the console")?,
-                Err(_) => tracing::warn!("the console's connections did not close within 5 s"),
-            }
+            stop_console(c).await?;
         }
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
     })
 }
 
+/// Waits for the console to stop: open browser connections get the time of a request to
+/// close, no more.
+pub async fn stop_console(
+    console: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    if let Ok(served) = tokio::time::timeout(std::time::Duration::from_secs(5), console).await {
+        served?.context("serving the console")?;
+    } else {
+        tracing::warn!("the console's connections did not close within 5 s");
+    }
+    Ok(())
+}
+
 /// The console's listener, bound before anything starts (a taken port fails the start), when
-/// `--dashboard-listen` (or the default: on for standalone, off for a broker) says so.
+/// `--dashboard-listen` (or the default: on for standalone, off for a broker) says so; and its
+/// traffic samples, taken from the broker `health` holds while the console is on.
 async fn bind_console(
     config: &crate::config::ServerConfig,
     what: &str,
-) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    health: &Health,
+) -> anyhow::Result<(Option<tokio::net::TcpListener>, Series, Option<tokio::task::JoinHandle<()>>)>
+{
     let at = match config.dashboard_listen {
         Some(l) => l,
         None if what == "standalone" => Listen::At(dashboard::DEFAULT_LISTEN.parse()?),
         None => Listen::Off,
     };
+    let series = Series::default();
     match at {
-        Listen::Off => Ok(None),
-        Listen::At(at) => Ok(Some(dashboard::bind(at).await?)),
+        Listen::Off => Ok((None, series, None)),
+        Listen::At(at) => {
+            let listener = dashboard::bind(at).await?;
+            let sampler = series.sample(health.clone());
+            Ok((Some(listener), series, Some(sampler)))
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! dependency tree is an HTTP/1 client, and these tests need no more than that.
 #![allow(clippy::unwrap_used)]
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -55,10 +56,10 @@ fn call(
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
     if let Some(b) = body {
-        head.push_str(&format!("content-length: {}\r\n", b.len()));
+        let _ = write!(head, "content-length: {}\r\n", b.len());
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();

@@ -1122,7 +1122,9 @@ impl Pop {
     /// committed offset steps back to it until it is acked again (what lies between stays
     /// acked); one in flight becomes visible now; one the group has not read yet is delivered
     /// anyway. Its delivery attempts start again, so a message near its maximum is not
-    /// dead-lettered at once. Returns whether the message was handed back (false: not read yet).
+    /// dead-lettered at once. In a FIFO group it does not hold up its message group: it is a
+    /// copy of what was already consumed in order. Returns whether the message was handed back
+    /// (false: not read yet).
     pub fn resend(
         &self,
         group: &str,

@@ -21,10 +21,13 @@ use super::{Ctx, series};
 
 type Answer = Result<Response, ApiError>;
 
+// `Answer`s, so handlers end with `ok(&…)` as they end with `Err(…)` elsewhere.
+#[allow(clippy::unnecessary_wraps)]
 fn ok<T: Serialize>(value: &T) -> Answer {
     Ok(Json(value).into_response())
 }
 
+#[allow(clippy::unnecessary_wraps)]
 fn created<T: Serialize>(value: &T) -> Answer {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
@@ -205,22 +208,18 @@ struct Body {
 
 fn body_preview(body: &[u8]) -> Body {
     let truncated = body.len() > PREVIEW;
-    match std::str::from_utf8(body) {
-        Ok(text) => {
-            let mut end = text.len().min(PREVIEW);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            Body { size: body.len(), text: Some(text[..end].to_owned()), hex: None, truncated }
+    if let Ok(text) = std::str::from_utf8(body) {
+        let mut end = text.len().min(PREVIEW);
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
-        Err(_) => {
-            let mut hex = String::with_capacity(PREVIEW * 2);
-            for b in &body[..body.len().min(PREVIEW)] {
-                let _ = write!(hex, "{b:02x}");
-            }
-            Body { size: body.len(), text: None, hex: Some(hex), truncated }
-        }
+        return Body { size: body.len(), text: Some(text[..end].to_owned()), hex: None, truncated };
     }
+    let mut hex = String::with_capacity(PREVIEW * 2);
+    for b in &body[..body.len().min(PREVIEW)] {
+        let _ = write!(hex, "{b:02x}");
+    }
+    Body { size: body.len(), text: None, hex: Some(hex), truncated }
 }
 
 impl From<StoredMessage> for MessageJson {
