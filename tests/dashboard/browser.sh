@@ -20,4 +20,4 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 cd "$here"
 npm ci --no-audit --no-fund
-node --test --test-reporter=spec --test-concurrency=1 browser.test.mjs
+node --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 browser.test.mjs

@@ -121,7 +121,14 @@ async function waitText(locator, pred, what, timeoutMs = 30_000) {
   throw new Error(`timed out waiting for ${what}; last text: ${JSON.stringify(last)}`);
 }
 
+// Whatever ends this process (a failure, a timeout, ^C), no server outlives it.
+process.on("exit", () => {
+  for (const s of servers) if (s.exit === null) s.proc.kill("SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
+
 before(async () => {
+  failed = true; // until the server and the browser are up: keep the log if they are not
   const main = await startServer("server");
   base = main.base;
   ports = main.ports;
@@ -135,6 +142,7 @@ before(async () => {
     console.error("page error:", e.message);
     failed = true;
   });
+  failed = false;
 });
 
 after(async () => {
