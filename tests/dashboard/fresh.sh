@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fails when the committed console assets (dashboard/dist/) are not what `npm ci && npm run build`
-# makes from dashboard/src: rebuild and commit dist/ with the sources.
+# makes from dashboard/src: rebuild and commit dist/ with the sources. Also runs the front end's
+# unit tests (npm test: request signing, with and without WebCrypto).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root/dashboard"
 npm ci --no-audit --no-fund
 npm run build
+npm test
 cd "$root"
 status=0
 if ! git diff --exit-code --stat -- dashboard/dist; then
