@@ -38,14 +38,17 @@ function brokersTable(brokers: Broker[]): HTMLElement {
   );
 }
 
-function chart(title: string, series: uPlot.Series[], fmt: (v: number) => string, el: HTMLElement): uPlot {
+/** Tick steps for bytes: 1, 2, 4 … 512 of B, KiB, MiB, GiB, TiB (ticks land on round binary sizes). */
+const BYTE_STEPS = [0, 1, 2, 3, 4].flatMap((k) => [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((x) => x * 1024 ** k));
+
+function chart(title: string, series: uPlot.Series[], fmt: (v: number) => string, el: HTMLElement, incrs?: number[]): uPlot {
   const opts: uPlot.Options = {
     title,
     width: Math.max(320, Math.min(el.clientWidth || 560, 900)),
     height: 220,
     // Rates and bytes are never negative: the y axis starts at 0.
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-    axes: [{}, { values: (_u, vals) => vals.map((v) => fmt(v)), size: 70 }],
+    axes: [{}, { values: (_u, vals) => vals.map((v) => fmt(v)), size: 70, incrs }],
     series: [{}, ...series],
   };
   return new uPlot(opts, [[], ...series.map(() => [])] as uPlot.AlignedData, el);
@@ -84,7 +87,7 @@ export const overviewPage: Page = (root) => {
         (v) => String(Number(v.toFixed(2))),
         rateEl,
       );
-      disk = chart("Disk use", [{ label: "disk", stroke: "#9333ea", width: 2, fill: "rgba(147,51,234,0.08)" }], fmtBytes, diskEl);
+      disk = chart("Disk use", [{ label: "disk", stroke: "#9333ea", width: 2, fill: "rgba(147,51,234,0.08)" }], fmtBytes, diskEl, BYTE_STEPS);
     }
     rate.setData([xs, m.points.map((p) => p.in_per_s), m.points.map((p) => p.out_per_s)]);
     disk!.setData([xs, m.points.map((p) => p.disk_bytes)]);
