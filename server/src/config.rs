@@ -92,8 +92,8 @@ pub struct ServerArgs {
     pub metrics_listen: Option<Listen>,
     /// Where to serve the web console (its page and JSON API, docs/DASHBOARD.md); `off`
     /// disables it. It calls this server's own admin API with this server's credentials; without
-    /// credentials, keep it on 127.0.0.1 [default: 127.0.0.1:8080 for `standalone`, off for
-    /// `broker`].
+    /// credentials, keep it on 127.0.0.1 [default: 127.0.0.1:8080 for standalone, off for
+    /// broker].
     #[arg(long, env = "ORBITMQ_DASHBOARD_LISTEN", value_name = "HOST:PORT|off")]
     pub dashboard_listen: Option<Listen>,
     /// TLS on the client port. `optional`: TLS and plaintext on the same port (each
@@ -266,6 +266,20 @@ mod tests {
         assert!(c.broker.auto_create_topics);
         assert_eq!(c.metrics_listen, Listen::At("127.0.0.1:5557".parse().unwrap()));
         assert_eq!(c.tls, TlsConfig { mode: TlsMode::Optional, files: None });
+    }
+
+    #[test]
+    fn dashboard_listen_from_the_file_or_the_flag_else_unset() {
+        assert_eq!(args().resolve().unwrap().dashboard_listen, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(&path, "dashboard_listen = \"off\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        assert_eq!(a.resolve().unwrap().dashboard_listen, Some(Listen::Off));
+        a.dashboard_listen = Some("0.0.0.0:9090".parse().unwrap());
+        let at = Listen::At("0.0.0.0:9090".parse().unwrap());
+        assert_eq!(a.resolve().unwrap().dashboard_listen, Some(at));
     }
 
     #[test]

@@ -179,20 +179,25 @@ fn every_endpoint_answers_what_was_done() {
     let cluster = c.ok("/api/cluster");
     assert_eq!(cluster["brokers"].as_array().unwrap().len(), 1, "{cluster}");
     assert_eq!(cluster["brokers"][0]["address"], c.server.addr.to_string(), "{cluster}");
-    // The sampler adds a point every 2 s.
+    // The sampler adds a point every 2 s: those after the sends and receives above show them.
+    let moved = |m: &Value, field: &str| {
+        m["points"].as_array().unwrap().iter().any(|p| p[field].as_f64().unwrap() > 0.0)
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let m = c.ok("/api/metrics");
-        if !m["points"].as_array().unwrap().is_empty() || Instant::now() > deadline {
+        if (moved(&m, "in_per_s") && moved(&m, "out_per_s")) || Instant::now() > deadline {
             break m;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(metrics["interval_ms"], 2000, "{metrics}");
+    assert!(moved(&metrics, "in_per_s") && moved(&metrics, "out_per_s"), "{metrics}");
     let p = &metrics["points"][0];
     for field in ["t", "in_per_s", "out_per_s", "disk_bytes"] {
         assert!(p[field].is_number(), "{field}: {metrics}");
     }
+    assert!(p["disk_bytes"].as_u64().unwrap() > 0, "{metrics}");
     pages(&c);
 }
 
@@ -455,7 +460,7 @@ fn a_taken_port_fails_the_start_and_the_flag_is_explained() {
 }
 
 #[test]
-fn a_name_servers_console_sees_the_cluster() {
+fn a_name_servers_console_sees_the_cluster_and_a_brokers_itself() {
     let dir = tempfile::tempdir().unwrap();
     let ns = ServerProcess::run(
         bin(),
@@ -469,9 +474,16 @@ fn a_name_servers_console_sees_the_cluster() {
         bin(),
         &["broker", "--namesrv", &namesrv, "--listen", "127.0.0.1:0", "--metrics-listen", "off"]
             .into_iter()
-            .chain(["--data-dir", data.to_str().unwrap()])
+            .chain(["--data-dir", data.to_str().unwrap(), "--dashboard-listen", "127.0.0.1:0"])
             .collect::<Vec<_>>(),
         None,
+    );
+    // A broker given the flag serves its own console.
+    let own = broker.dashboard.expect("no `console on` line from the broker");
+    let info = call(own, "GET", "/api/info", &[], None).json();
+    assert_eq!(
+        (info["mode"].clone(), info["grpc_address"].clone()),
+        (json!("broker"), json!(broker.addr.to_string()))
     );
     let get = |path: &str| {
         let r = call(http, "GET", path, &[], None);
@@ -484,4 +496,37 @@ fn a_name_servers_console_sees_the_cluster() {
     let made = call(http, "POST", "/api/topics", &[JSON], Some(br#"{"name":"dash-cluster"}"#));
     assert_eq!(made.status, 201, "{}", made.text());
     assert_eq!(get("/api/metrics")["points"], json!([]));
+}
+
+#[test]
+fn orbitmq_dashboard_dir_serves_another_front_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(dist.join("assets")).unwrap();
+    std::fs::write(dist.join("index.html"), "<title>dev console</title>").unwrap();
+    std::fs::write(dist.join("assets/app-1234.js"), "console.log(1)").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "not served").unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .args(["--dashboard-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("ORBITMQ_DASHBOARD_DIR", &dist)
+        .stderr(std::process::Stdio::null());
+    let mut server = ServerProcess::spawn_command(cmd);
+    let http = server.dashboard.unwrap();
+    for path in ["/", "/groups/g1"] {
+        let r = call(http, "GET", path, &[], None);
+        assert_eq!((r.status, r.text().as_str()), (200, "<title>dev console</title>"), "{path}");
+    }
+    let js = call(http, "GET", "/assets/app-1234.js", &[], None);
+    assert_eq!(
+        (js.status, js.header("content-type")),
+        (200, Some("text/javascript; charset=utf-8"))
+    );
+    assert!(js.header("cache-control").unwrap().contains("immutable"));
+    for path in ["/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt"] {
+        let r = call(http, "GET", path, &[], None);
+        assert!(!r.text().contains("not served"), "{path} escaped the directory");
+    }
+    assert!(server.stop().success());
 }

@@ -53,13 +53,15 @@ impl Series {
     pub fn sample(&self, health: Health) -> tokio::task::JoinHandle<()> {
         let series = self.clone();
         tokio::spawn(async move {
-            let mut last: Option<(Instant, u64, u64)> = None;
+            // A broker's counters start at zero when it opens: the first sample after it
+            // appears counts from the tick before, when there was none yet.
+            let mut last: (Instant, u64, u64) = (Instant::now(), 0, 0);
             let mut tick = tokio::time::interval(INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(broker) = health.broker() else {
-                    last = None;
+                    last = (Instant::now(), 0, 0);
                     continue;
                 };
                 // The disk size walks the data directory when its cache is stale: off the
@@ -73,16 +75,15 @@ impl Series {
                     continue;
                 };
                 let now = Instant::now();
-                if let Some((at, s, d)) = last {
-                    let secs = now.duration_since(at).as_secs_f64().max(0.001);
-                    series.push(Point {
-                        t: now_millis(),
-                        in_per_s: rate(stored, s, secs),
-                        out_per_s: rate(delivered, d, secs),
-                        disk_bytes,
-                    });
-                }
-                last = Some((now, stored, delivered));
+                let (at, s, d) = last;
+                let secs = now.duration_since(at).as_secs_f64().max(0.001);
+                series.push(Point {
+                    t: now_millis(),
+                    in_per_s: rate(stored, s, secs),
+                    out_per_s: rate(delivered, d, secs),
+                    disk_bytes,
+                });
+                last = (now, stored, delivered);
             }
         })
     }
