@@ -5,7 +5,8 @@
 # and replicated broker groups), the multi-host test bed (network namespaces), a 60 s chaos run
 # of a sync_master group (kills, freezes, partitions: nothing acknowledged lost), bounded fuzzing, the
 # protocol wire-contract check against the official RocketMQ Python client's descriptors, and
-# Apache's official RocketMQ clients (Python, Node.js, Java) against a real orbitmq standalone.
+# Apache's official RocketMQ clients (Python, Node.js, Java) against a real orbitmq standalone,
+# and the web console (fresh built assets; Chromium driving it against orbitmq standalone).
 # Installs what it needs (Python venvs under target/, npm packages, Maven artifacts) and
 # starts the servers its tests need itself.
 #
@@ -60,5 +61,11 @@ ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" node/test.sh
 
 step "the Kotlin/Swift binding (UniFFI): generation fresh, Kotlin JUnit against orbitmq standalone"
 ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" bindings/test.sh
+
+step "the console's assets: dashboard/dist is what npm ci && npm run build make from dashboard/src"
+tests/dashboard/fresh.sh
+
+step "the console in Chromium against orbitmq standalone: topics, produce, lookup, lag, reset, credentials"
+ORBITMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/orbitmq" tests/dashboard/browser.sh
 
 step "all tests passed"

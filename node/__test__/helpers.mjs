@@ -42,7 +42,7 @@ export async function startServer() {
   if (!bin) throw new Error('set ORBITMQ_BIN to the orbitmq server binary (node/test.sh does)')
   const dir = tempDir('server')
   const child = spawn(bin, ['standalone', '--listen', '127.0.0.1:0', '--metrics-listen', 'off',
-    '--data-dir', path.join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--dashboard-listen', 'off', '--data-dir', path.join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let log = ''
   child.stderr.on('data', (d) => { log = (log + d).slice(-8000) })

@@ -55,6 +55,8 @@ def serve(*extra: str) -> Iterator[str]:
             "127.0.0.1:0",
             "--metrics-listen",
             "off",
+            "--dashboard-listen",
+            "off",
             "--data-dir",
             str(Path(data_dir) / "data"),
             *extra,

@@ -266,6 +266,17 @@ enum GroupCommand {
     ///
     /// Example: orbitmq admin group list --json
     List,
+    /// List the clients of a consumer group connected to the brokers.
+    ///
+    /// Example: orbitmq admin group members --group billing --json
+    Members(GroupMembers),
+}
+
+#[derive(Debug, Args)]
+struct GroupMembers {
+    /// Consumer group name.
+    #[arg(long)]
+    group: String,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +351,25 @@ enum MessageCommand {
     ///
     /// Example: orbitmq admin message by-offset --topic orders --queue 3 --offset 120
     ByOffset(ByOffset),
+    /// Deliver a stored message once more to one consumer group only (other groups do not see
+    /// it again).
+    ///
+    /// Example: orbitmq admin message resend --group billing --topic orders --id
+    /// 7F00000100001F9100000000000004D2
+    Resend(Resend),
+}
+
+#[derive(Debug, Args)]
+struct Resend {
+    /// Consumer group to deliver it to.
+    #[arg(long)]
+    group: String,
+    /// Topic the message is in.
+    #[arg(long)]
+    topic: String,
+    /// Client message id or offset message id.
+    #[arg(long)]
+    id: String,
 }
 
 #[derive(Debug, Args)]
@@ -452,6 +482,7 @@ async fn execute(args: AdminArgs) -> anyhow::Result<String> {
         AdminCommand::Topic(c) => cli.topic(c, json).await,
         AdminCommand::Group(GroupCommand::Create(g)) => cli.group_create(g, json).await,
         AdminCommand::Group(GroupCommand::List) => cli.group_list(json).await,
+        AdminCommand::Group(GroupCommand::Members(m)) => cli.group_members(m, json).await,
         AdminCommand::Consumer(ConsumerCommand::Progress(p)) => cli.progress(p, json).await,
         AdminCommand::Message(m) => cli.message(m, json).await,
         AdminCommand::Offset(OffsetCommand::Reset(r)) => cli.reset(r, json).await,
@@ -723,6 +754,49 @@ impl Cli {
         Ok(table.render_or("no consumer groups"))
     }
 
+    async fn group_members(&self, m: GroupMembers, json: bool) -> anyhow::Result<String> {
+        let what = format!("listing the members of consumer group {:?}", m.group);
+        let members = self.admin.group_members(&m.group).await.map_err(self.failed(what))?;
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                members: Vec<client::GroupMember>,
+            }
+            return to_json(&Out { members });
+        }
+        let mut table = Table::new(&[
+            ("CLIENT_ID", L),
+            ("TYPE", L),
+            ("LANGUAGE", L),
+            ("VERSION", L),
+            ("HOST", L),
+            ("LAST_SEEN", L),
+            ("TOPICS", L),
+        ]);
+        for c in &members {
+            table.row(vec![
+                c.client_id.clone(),
+                c.client_type.clone(),
+                c.language.clone(),
+                c.version.clone(),
+                c.host.clone(),
+                format_time(c.last_seen),
+                c.topics.join(","),
+            ]);
+        }
+        Ok(table.render_or("no clients of this group are connected"))
+    }
+
+    async fn resend(&self, r: Resend, json: bool) -> anyhow::Result<String> {
+        let what =
+            format!("resending message {:?} of topic {:?} to group {:?}", r.id, r.topic, r.group);
+        self.admin.resend_message(&r.group, &r.topic, &r.id).await.map_err(self.failed(what))?;
+        if json {
+            return Ok(r#"{"resent":true}"#.to_owned());
+        }
+        Ok(format!("message {} of topic {} resent to consumer group {}", r.id, r.topic, r.group))
+    }
+
     async fn progress(&self, p: Progress, json: bool) -> anyhow::Result<String> {
         let what = format!("getting the progress of consumer group {:?}", p.group);
         let progress = self
@@ -842,6 +916,7 @@ impl Cli {
 
     async fn message(&self, cmd: MessageCommand, json: bool) -> anyhow::Result<String> {
         let found = match cmd {
+            MessageCommand::Resend(r) => return self.resend(r, json).await,
             MessageCommand::ById(b) => {
                 let what = format!("querying message id {:?}", b.id);
                 self.admin.query_message_by_id(&b.id).await.map_err(self.failed(what))?

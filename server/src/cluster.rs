@@ -14,8 +14,9 @@ use orbitmq_core::protocol::auth::ServerCredentials;
 use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
 
-use crate::config::{ServerArgs, TlsConfig};
+use crate::config::{Listen, ServerArgs, TlsConfig};
 use crate::credentials::{self, SecretKey};
+use crate::dashboard;
 use crate::signal::shutdown_signal;
 use crate::standalone::{println_flushed, server_tls};
 
@@ -40,6 +41,10 @@ pub struct NamesrvArgs {
     /// Have brokers create a topic a client asks the route of and nobody holds [default: true].
     #[arg(long, env = "ORBITMQ_AUTO_CREATE_TOPICS", value_name = "true|false")]
     pub auto_create_topics: Option<bool>,
+    /// Where to serve the web console of the whole cluster (its page and JSON API,
+    /// docs/DASHBOARD.md), or `off`; without credentials, keep it on 127.0.0.1 [default: off].
+    #[arg(long, env = "ORBITMQ_DASHBOARD_LISTEN", value_name = "HOST:PORT|off")]
+    pub dashboard_listen: Option<Listen>,
     /// TLS on the port: `optional` (TLS and plaintext), `required` or `off` [default: optional].
     #[arg(long, env = "ORBITMQ_TLS", value_name = "off|optional|required", help_heading = "TLS")]
     pub tls: Option<TlsMode>,
@@ -70,6 +75,7 @@ pub struct NamesrvArgs {
 #[serde(default, deny_unknown_fields)]
 struct NamesrvFile {
     listen: Option<SocketAddr>,
+    dashboard_listen: Option<Listen>,
     tls: Option<TlsMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -82,6 +88,7 @@ struct NamesrvFile {
 /// A name server's resolved configuration.
 struct NamesrvSetup {
     listen: SocketAddr,
+    dashboard_listen: Listen,
     config: NamesrvConfig,
     tls: TlsConfig,
     credentials: Option<ServerCredentials>,
@@ -125,15 +132,21 @@ fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<NamesrvSetup> {
         args.secret_key.clone().or(file.secret_key),
     )?
     .map(|(ak, sk)| ServerCredentials::new(ak, sk.expose()));
-    Ok(NamesrvSetup { listen, config, tls, credentials })
+    let dashboard_listen = args.dashboard_listen.or(file.dashboard_listen).unwrap_or(Listen::Off);
+    Ok(NamesrvSetup { listen, dashboard_listen, config, tls, credentials })
 }
 
 /// Runs a name server until SIGTERM or Ctrl-C.
 pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
-    let NamesrvSetup { listen, config, tls: tls_config, credentials } = resolve_namesrv(args)?;
+    let NamesrvSetup { listen, dashboard_listen, config, tls: tls_config, credentials } =
+        resolve_namesrv(args)?;
     let signed = credentials.is_some();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async move {
+        let console_listener = match dashboard_listen {
+            Listen::At(at) => Some(dashboard::bind(at).await?),
+            Listen::Off => None,
+        };
         let tls = server_tls(&tls_config, listen)?;
         let tcp = tokio::net::TcpListener::bind(listen)
             .await
@@ -142,6 +155,22 @@ pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
         let listener = match &tls {
             Some(tls) => Listener::with_tls(tcp, tls, tls_config.mode == TlsMode::Required),
             None => Listener::from(tcp),
+        };
+        let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
+        let console = match console_listener {
+            Some(l) => {
+                let setup = dashboard::Setup {
+                    mode: dashboard::Mode::Namesrv,
+                    grpc: addr,
+                    tls_required: tls_config.mode == TlsMode::Required,
+                    credentials: credentials.clone(),
+                    series: dashboard::Series::default(),
+                };
+                Some(dashboard::start(l, setup, async move {
+                    let _ = console_stopped.await;
+                })?)
+            }
+            None => None,
         };
         let ns = NameServer::new(config, addr, credentials);
         tracing::info!(
@@ -155,6 +184,10 @@ pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
         let serving = ns.serve(listener, shutdown_signal());
         println_flushed(&format!("ready on {addr}"))?;
         serving.await.context("serving")?;
+        let _ = stop_console.send(());
+        if let Some(c) = console {
+            crate::standalone::stop_console(c).await?;
+        }
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
     })

@@ -6,6 +6,7 @@
 //! data_dir = "./orbitmq-data"
 //! flush_disk_type = "async"      # or "sync"
 //! metrics_listen = "127.0.0.1:5557"  # or "off"
+//! dashboard_listen = "127.0.0.1:8080" # the web console, or "off" (standalone's default: on)
 //! tls = "optional"               # or "off", "required"
 //! tls_cert = "/etc/orbitmq/cert.pem"   # both or neither; neither: self-signed at start
 //! tls_key = "/etc/orbitmq/key.pem"
@@ -89,6 +90,12 @@ pub struct ServerArgs {
     /// `GET /health` (200 once serving); `off` disables it [default: 127.0.0.1:5557].
     #[arg(long, env = "ORBITMQ_METRICS_LISTEN", value_name = "HOST:PORT|off")]
     pub metrics_listen: Option<Listen>,
+    /// Where to serve the web console (its page and JSON API, docs/DASHBOARD.md); `off`
+    /// disables it. It calls this server's own admin API with this server's credentials; without
+    /// credentials, keep it on 127.0.0.1 [default: 127.0.0.1:8080 for standalone, off for
+    /// broker].
+    #[arg(long, env = "ORBITMQ_DASHBOARD_LISTEN", value_name = "HOST:PORT|off")]
+    pub dashboard_listen: Option<Listen>,
     /// TLS on the client port. `optional`: TLS and plaintext on the same port (each
     /// connection's first byte tells them apart; the official clients use TLS by default);
     /// `required`: plaintext connections are closed; `off`: plaintext only [default: optional].
@@ -129,6 +136,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     flush_disk_type: Option<FlushDiskType>,
     metrics_listen: Option<Listen>,
+    dashboard_listen: Option<Listen>,
     tls: Option<TlsMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -145,6 +153,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Metrics and health listener.
     pub metrics_listen: Listen,
+    /// The console's listener, if one was configured (the command decides the default).
+    pub dashboard_listen: Option<Listen>,
     /// Broker settings.
     pub broker: BrokerConfig,
     /// Storage settings (`dir`, `flush_disk_type` and `store_host` resolved).
@@ -214,7 +224,8 @@ impl ServerArgs {
                 ),
             },
         };
-        Ok(ServerConfig { listen, metrics_listen, broker, store, tls })
+        let dashboard_listen = self.dashboard_listen.or(file.dashboard_listen);
+        Ok(ServerConfig { listen, metrics_listen, dashboard_listen, broker, store, tls })
     }
 }
 
@@ -237,6 +248,7 @@ mod tests {
             flush_disk_type: None,
             auto_create_topics: None,
             metrics_listen: None,
+            dashboard_listen: None,
             tls: None,
             tls_cert: None,
             tls_key: None,
@@ -254,6 +266,20 @@ mod tests {
         assert!(c.broker.auto_create_topics);
         assert_eq!(c.metrics_listen, Listen::At("127.0.0.1:5557".parse().unwrap()));
         assert_eq!(c.tls, TlsConfig { mode: TlsMode::Optional, files: None });
+    }
+
+    #[test]
+    fn dashboard_listen_from_the_file_or_the_flag_else_unset() {
+        assert_eq!(args().resolve().unwrap().dashboard_listen, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(&path, "dashboard_listen = \"off\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        assert_eq!(a.resolve().unwrap().dashboard_listen, Some(Listen::Off));
+        a.dashboard_listen = Some("0.0.0.0:9090".parse().unwrap());
+        let at = Listen::At("0.0.0.0:9090".parse().unwrap());
+        assert_eq!(a.resolve().unwrap().dashboard_listen, Some(at));
     }
 
     #[test]

@@ -30,7 +30,8 @@ impl Health {
         *self.broker.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    fn broker(&self) -> Option<Broker> {
+    /// The broker, while it serves.
+    pub fn broker(&self) -> Option<Broker> {
         self.broker.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }

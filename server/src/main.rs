@@ -8,6 +8,7 @@ mod client_tls;
 mod cluster;
 mod config;
 mod credentials;
+mod dashboard;
 mod http;
 mod signal;
 mod standalone;

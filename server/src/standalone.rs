@@ -11,6 +11,7 @@ use orbitmq_core::broker::listener::Listener;
 use orbitmq_core::tls::server::{ServerTls, TlsMode, self_signed_names};
 
 use crate::config::{Listen, ServerArgs, TlsConfig};
+use crate::dashboard::{self, Series};
 use crate::http::{self, Health};
 use crate::signal::shutdown_signal;
 
@@ -40,6 +41,8 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                 Some(tokio::spawn(http::serve(listener, health.clone(), stopped)))
             }
         };
+        let (mut console_listener, series, sampler) = bind_console(&config, what, &health).await?;
+        let mut console = None;
         let tls = server_tls(&config.tls, config.listen)?;
         // SIGTERM / Ctrl-C, seen by every round of the loop below.
         let (term_tx, term) = tokio::sync::watch::channel(false);
@@ -57,6 +60,9 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
                 .with_context(|| format!("binding {listen} (is another server using it?)"))?;
             let addr = tcp.local_addr()?;
             listen = addr;
+            if let Some(l) = console_listener.take() {
+                console = Some(start_console(l, what, addr, &config, &series, term.clone())?);
+            }
             let listener = match (&tls, config.tls.mode) {
                 (Some(tls), mode) => Listener::with_tls(tcp, tls, mode == TlsMode::Required),
                 (None, _) => Listener::from(tcp),
@@ -117,8 +123,75 @@ pub fn serve(mut config: crate::config::ServerConfig, what: &'static str) -> any
         if let Some(h) = http {
             h.await?.context("serving metrics")?;
         }
+        sampler.inspect(tokio::task::JoinHandle::abort);
+        if let Some(c) = console {
+            stop_console(c).await?;
+        }
         tracing::info!("stopped cleanly");
         anyhow::Ok(())
+    })
+}
+
+/// Waits for the console to stop: open browser connections get the time of a request to
+/// close, no more.
+pub async fn stop_console(
+    console: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    if let Ok(served) = tokio::time::timeout(std::time::Duration::from_secs(5), console).await {
+        served?.context("serving the console")?;
+    } else {
+        tracing::warn!("the console's connections did not close within 5 s");
+    }
+    Ok(())
+}
+
+/// The console's listener, bound before anything starts (a taken port fails the start), when
+/// `--dashboard-listen` (or the default: on for standalone, off for a broker) says so; and its
+/// traffic samples, taken from the broker `health` holds while the console is on.
+async fn bind_console(
+    config: &crate::config::ServerConfig,
+    what: &str,
+    health: &Health,
+) -> anyhow::Result<(Option<tokio::net::TcpListener>, Series, Option<tokio::task::JoinHandle<()>>)>
+{
+    let at = match config.dashboard_listen {
+        Some(l) => l,
+        None if what == "standalone" => Listen::At(dashboard::DEFAULT_LISTEN.parse()?),
+        None => Listen::Off,
+    };
+    let series = Series::default();
+    match at {
+        Listen::Off => Ok((None, series, None)),
+        Listen::At(at) => {
+            let listener = dashboard::bind(at).await?;
+            let sampler = series.sample(health.clone());
+            Ok((Some(listener), series, Some(sampler)))
+        }
+    }
+}
+
+/// Serves the console of the broker at `grpc` until SIGTERM or Ctrl-C (`term`).
+fn start_console(
+    listener: tokio::net::TcpListener,
+    what: &str,
+    grpc: std::net::SocketAddr,
+    config: &crate::config::ServerConfig,
+    series: &Series,
+    mut term: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let setup = dashboard::Setup {
+        mode: if what == "standalone" {
+            dashboard::Mode::Standalone
+        } else {
+            dashboard::Mode::Broker
+        },
+        grpc,
+        tls_required: config.tls.mode == TlsMode::Required,
+        credentials: config.broker.credentials.clone(),
+        series: series.clone(),
+    };
+    dashboard::start(listener, setup, async move {
+        let _ = term.wait_for(|t| *t).await;
     })
 }
 

@@ -574,6 +574,130 @@ fn reset_offsets(
     assert!(line.starts_with("reset consumer group") && line.lines().count() == 1, "{line}");
 }
 
+/// A simple consumer of `group` on `topic`, waiting at most `wait` for messages.
+fn consumer(rt: &tokio::runtime::Runtime, addr: &str, group: &str, wait: u64) -> SimpleConsumer {
+    SimpleConsumer::builder(ClientConfig::new(addr.to_owned()), group)
+        .subscribe(RESEND_TOPIC, FilterExpression::all())
+        .await_duration(Duration::from_secs(wait))
+        .runtime(rt.handle().clone())
+        .build()
+        .unwrap()
+}
+
+/// Receives until `want` messages came (or 20 s passed), acking each.
+fn drain(rt: &tokio::runtime::Runtime, c: &SimpleConsumer, want: usize) -> Vec<MessageView> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < want && Instant::now() < deadline {
+        for m in rt.block_on(c.receive(32, Duration::from_secs(30))).unwrap() {
+            rt.block_on(c.ack(&m)).unwrap();
+            got.push(m);
+        }
+    }
+    got
+}
+
+const RESEND_TOPIC: &str = "admin-resend";
+
+/// `group members` lists the group's connected consumers; `message resend` hands a consumed
+/// message to one group again, and only to it.
+#[test]
+fn group_members_and_resend() {
+    let mut server = Server::start();
+    server.json(&format!(
+        "topic create --topic {RESEND_TOPIC} --read-queues 2 --write-queues 2 --json"
+    ));
+    server.json("group create --group resend-a --json");
+    server.json("group create --group resend-b --json");
+    assert_eq!(server.json("group members --group resend-a --json")["members"], json!([]));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let producer = Producer::builder(ClientConfig::new(server.addr.clone()))
+        .topics([RESEND_TOPIC])
+        .runtime(rt.handle().clone())
+        .build()
+        .unwrap();
+    rt.block_on(producer.start()).unwrap();
+    let (a, b) =
+        (consumer(&rt, &server.addr, "resend-a", 2), consumer(&rt, &server.addr, "resend-b", 2));
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            let m = Message::builder(RESEND_TOPIC).body(format!("resend {i}")).build();
+            rt.block_on(producer.send(m)).unwrap().message_id
+        })
+        .collect();
+    assert_eq!(drain(&rt, &a, 3).len(), 3);
+    assert_eq!(drain(&rt, &b, 3).len(), 3);
+
+    // Each group has its one consumer, with what it told the broker about itself.
+    let members = server.json("group members --group resend-a --json")["members"].clone();
+    assert_eq!(len(&members), 1, "{members}");
+    let m = &members[0];
+    assert_eq!(m["client_type"], "SIMPLE_CONSUMER", "{m}");
+    assert_eq!(m["topics"], json!([RESEND_TOPIC]), "{m}");
+    assert!(
+        !m["client_id"].as_str().unwrap().is_empty() && !m["language"].as_str().unwrap().is_empty(),
+        "{m}"
+    );
+    assert!(num(&m["last_seen"]) > 0, "{m}");
+    let other = server.json("group members --group resend-b --json")["members"].clone();
+    assert_eq!(len(&other), 1, "{other}");
+    assert_ne!(other[0]["client_id"], m["client_id"]);
+    let table = server.text("group members --group resend-a");
+    assert!(table.contains("SIMPLE_CONSUMER") && table.contains(RESEND_TOPIC), "{table}");
+
+    // Resent to group a: a gets it once more, b does not.
+    let resent = server.json(&format!(
+        "message resend --group resend-a --topic {RESEND_TOPIC} --id {} --json",
+        ids[1]
+    ));
+    assert_eq!(resent, json!({"resent": true}));
+    let again = drain(&rt, &a, 1);
+    assert_eq!(again.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>(), [ids[1].clone()]);
+    assert!(rt.block_on(a.receive(32, Duration::from_secs(30))).unwrap().is_empty(), "twice");
+    assert!(rt.block_on(b.receive(32, Duration::from_secs(30))).unwrap().is_empty());
+    // Acked again: the group has nothing left to consume.
+    let p =
+        server.json(&format!("consumer progress --group resend-a --topic {RESEND_TOPIC} --json"));
+    assert_eq!((num(&p["total_lag"]), num(&p["inflight"])), (0, 0), "{p}");
+
+    // By offset message id too.
+    let found = server.json(&format!("message by-id --id {} --json", ids[2]));
+    let offset_id = found["messages"][0]["offset_msg_id"].as_str().unwrap().to_owned();
+    server.json(&format!(
+        "message resend --group resend-b --topic {RESEND_TOPIC} --id {offset_id} --json"
+    ));
+    let again = drain(&rt, &b, 1);
+    assert_eq!(again.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>(), [ids[2].clone()]);
+
+    for (cmd, why) in [
+        (
+            format!("message resend --group resend-a --topic {RESEND_TOPIC} --id 0123456789ABCDEF"),
+            "no message",
+        ),
+        (
+            format!("message resend --group nobody --topic {RESEND_TOPIC} --id {}", ids[0]),
+            "does not exist",
+        ),
+        (
+            format!("message resend --group resend-a --topic nowhere --id {}", ids[0]),
+            "does not exist",
+        ),
+        (
+            format!("message resend --group resend-a --topic {TOPIC} --id {}", ids[0]),
+            "does not exist",
+        ),
+        ("group members --group bad/name".to_owned(), "group"),
+    ] {
+        let err = server.fails(&cmd);
+        assert!(err.contains(why), "{cmd}: {err}");
+    }
+    rt.block_on(a.shutdown());
+    rt.block_on(b.shutdown());
+    rt.block_on(producer.shutdown());
+    assert!(server.stop().success());
+}
+
 #[test]
 fn unreachable_server_and_usage_errors() {
     // Nobody listens on a port just freed.
@@ -627,12 +751,14 @@ fn help_teaches_every_command() {
         "admin group",
         "admin group create",
         "admin group list",
+        "admin group members",
         "admin consumer",
         "admin consumer progress",
         "admin message",
         "admin message by-id",
         "admin message by-key",
         "admin message by-offset",
+        "admin message resend",
         "admin offset",
         "admin offset reset",
     ] {
@@ -714,7 +840,8 @@ fn credentials_are_required_and_refusals_name_the_cause() {
 
     // Half a pair is refused at start, naming the missing half.
     let out = orbitmq()
-        .args(["standalone", "--listen", "127.0.0.1:0", "--access-key", "ops", "--data-dir"])
+        .args(["standalone", "--listen", "127.0.0.1:0", "--dashboard-listen", "off"])
+        .args(["--access-key", "ops", "--data-dir"])
         .arg(dir.path().join("other"))
         .env_remove("ORBITMQ_SECRET_KEY")
         .output()

@@ -240,8 +240,26 @@ fn two_brokers_behind_two_name_servers() {
     let queues = progress["queues"].as_array().unwrap();
     let names: BTreeSet<&str> = queues.iter().map(|q| q["broker_name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 2, "{progress}");
+    members_and_resend_through_a_name_server(&cluster, &app, &sent);
 
     kill_one_and_carry_on(&mut cluster, app);
+}
+
+/// The consumer, connected to both brokers, is one member; a message resent through a name
+/// server reaches the group again, whichever broker holds it.
+fn members_and_resend_through_a_name_server(cluster: &Cluster, app: &App, sent: &BTreeSet<String>) {
+    let members = admin(&cluster.ns(1), &format!("group members --group {GROUP}")).unwrap();
+    let members = members["members"].as_array().unwrap().clone();
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["topics"], serde_json::json!([TOPIC]), "{members:?}");
+    let id = sent.iter().next().unwrap();
+    let resend = format!("message resend --group {GROUP} --topic {TOPIC} --id {id}");
+    assert_eq!(admin(&cluster.ns(0), &resend).unwrap()["resent"], true);
+    let once_more = BTreeSet::from([id.clone()]);
+    assert_eq!(app.consume(&once_more), once_more);
+    let missing = format!("message resend --group {GROUP} --topic {TOPIC} --id 0123456789ABCDEF");
+    let err = admin(&cluster.ns(0), &missing).unwrap_err();
+    assert!(err.contains("no message"), "{err}");
 }
 
 /// SIGKILL broker-b: both name servers drop it within the expiry; the clients carry on with

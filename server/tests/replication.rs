@@ -318,6 +318,9 @@ fn a_slave_is_read_only() {
     let err =
         admin(&slave, &format!("offset reset --group g --topic {TOPIC} --to-time 0")).unwrap_err();
     assert!(err.contains("read-only"), "{err}");
+    let resend = format!("message resend --group g --topic {TOPIC} --id 0123456789ABCDEF");
+    let err = admin(&slave, &resend).unwrap_err();
+    assert!(err.contains("read-only"), "{err}");
     // A send that reaches the slave (a client that ignores the route) is refused.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let answer = rt.block_on(async {

@@ -131,7 +131,8 @@ fn bad_certificate_files_stop_the_start_naming_the_file() {
     let data = dir.path().join("data");
     let run = |args: &[&str]| {
         orbitmq()
-            .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
+            .args(["standalone", "--listen", "127.0.0.1:0", "--dashboard-listen", "off"])
+            .args(["--data-dir", data.to_str().unwrap()])
             .args(args)
             .output()
             .unwrap()

@@ -53,7 +53,7 @@ W=$(bed_workdir)
 EP=$(bed_ip 1):$(bed_port 1 8081)
 
 step "host 1: orbitmq standalone on $EP"
-bed_run 1 "$W/server.log" "$BIN" standalone --listen "$EP" --data-dir "$W/data1" --metrics-listen off >/dev/null
+bed_run 1 "$W/server.log" "$BIN" standalone --listen "$EP" --data-dir "$W/data1" --metrics-listen off --dashboard-listen off >/dev/null
 bed_wait_line "$W/server.log" "^ready on $EP\$" 30
 
 step "host 2: admin topic create, bench produce"

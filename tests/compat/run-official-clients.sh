@@ -125,7 +125,7 @@ start_server() {
   port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
   # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
   "$ORBITMQ_BIN" standalone --listen "127.0.0.1:$port" --data-dir "$dir/data" \
-    --metrics-listen 127.0.0.1:0 "$@" >"$dir/server.log" 2>&1 </dev/null &
+    --metrics-listen 127.0.0.1:0 --dashboard-listen off "$@" >"$dir/server.log" 2>&1 </dev/null &
   pid=$!
   server_pids+=("$pid")
   started_addr=

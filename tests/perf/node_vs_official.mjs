@@ -40,7 +40,7 @@ async function startServer() {
   const bin = process.env.ORBITMQ_BIN ?? path.join(REPO, 'target', 'release', 'orbitmq')
   const dir = mkdtempSync(path.join(tmpdir(), 'node-vs-official-'))
   const child = spawn(bin, ['standalone', '--listen', '127.0.0.1:0', '--metrics-listen', 'off',
-    '--data-dir', path.join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--dashboard-listen', 'off', '--data-dir', path.join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] })
   let log = ''
   child.stderr.on('data', (d) => { log = (log + d).slice(-4000) })
   const endpoints = await new Promise((resolve, reject) => {

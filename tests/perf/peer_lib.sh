@@ -87,7 +87,7 @@ start_orbitmq() {
   rm -f "$fifo"
   mkfifo "$fifo"
   t0=$(now_us)
-  "$ORBITMQ_BIN" standalone --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$data" --flush-disk-type "$flush" \
+  "$ORBITMQ_BIN" standalone --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --dashboard-listen off --data-dir "$data" --flush-disk-type "$flush" \
     >"$fifo" 2>"$WORK/orbitmq.err" &
   ORB_PID=$!
   exec {fd}<"$fifo"

@@ -17,7 +17,8 @@ start_server() {
   stop_server
   rm -rf "$WORK/data"; sync; sleep 1
   PORT=$((PORT + 1))
-  "$bin" standalone --listen "127.0.0.1:$PORT" --metrics-listen 127.0.0.1:0 --data-dir "$WORK/data" \
+  "$bin" standalone --listen "127.0.0.1:$PORT" --metrics-listen 127.0.0.1:0 --dashboard-listen off \
+    --data-dir "$WORK/data" \
     > "$WORK/server.out" 2> "$WORK/server.err" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do

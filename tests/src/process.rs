@@ -16,6 +16,16 @@ fn metrics_args(extra: &[&str]) -> &'static [&'static str] {
     }
 }
 
+/// `--dashboard-listen off` unless `extra` has its own: the console's default port is one
+/// (tests that want it pass `--dashboard-listen 127.0.0.1:0` and read [`ServerProcess::dashboard`]).
+fn dashboard_args(extra: &[&str]) -> &'static [&'static str] {
+    if extra.iter().any(|a| a.starts_with("--dashboard-listen")) {
+        &[]
+    } else {
+        &["--dashboard-listen", "off"]
+    }
+}
+
 /// A running `orbitmq standalone`. Killed (SIGKILL) on drop if still running.
 pub struct ServerProcess {
     /// The child process.
@@ -24,6 +34,8 @@ pub struct ServerProcess {
     pub addr: std::net::SocketAddr,
     /// Where it serves `/metrics` and `/health` (its `metrics on` line), unless disabled.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where it serves the web console (its `console on http://…/` line), unless disabled.
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 impl ServerProcess {
@@ -45,7 +57,7 @@ impl ServerProcess {
     ) -> ServerProcess {
         let mut cmd = Command::new(bin);
         cmd.args(["standalone", "--listen", listen, "--data-dir"]).arg(data_dir);
-        cmd.args(metrics_args(extra)).args(extra);
+        cmd.args(metrics_args(extra)).args(dashboard_args(extra)).args(extra);
         Self::spawn(cmd, log)
     }
 
@@ -64,6 +76,7 @@ impl ServerProcess {
             .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(metrics_args(extra))
+            .args(dashboard_args(extra))
             .args(extra);
         Self::spawn(cmd, log)
     }
@@ -88,18 +101,21 @@ impl ServerProcess {
         let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        let mut metrics = None;
+        let (mut metrics, mut dashboard) = (None, None);
         let addr = loop {
             line.clear();
             assert!(out.read_line(&mut line).unwrap() > 0, "the server exited before it was ready");
             if let Some(addr) = line.trim().strip_prefix("metrics on ") {
                 metrics = Some(addr.parse().unwrap());
             }
+            if let Some(url) = line.trim().strip_prefix("console on http://") {
+                dashboard = Some(url.trim_end_matches('/').parse().unwrap());
+            }
             if let Some(addr) = line.trim().strip_prefix("ready on ") {
                 break addr.parse().unwrap();
             }
         };
-        ServerProcess { child, addr, metrics }
+        ServerProcess { child, addr, metrics, dashboard }
     }
 
     /// The `orbitmq` binary `bin` under sync flush (acknowledged sends are on disk), stderr

@@ -2,12 +2,15 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::broker::clients::ClientInfo;
 use crate::broker::dead_letter::dlq_topic;
+use crate::broker::namespace::stored_name;
 use crate::broker::topics::{TopicKind, check_topic_config, queue_permission};
 use crate::broker::{Broker, BrokerError, validate};
 use crate::protocol::admin::admin_server::Admin;
 use crate::protocol::admin::{self as pb};
-use crate::protocol::v2::{Code, Permission};
+use crate::protocol::v2::settings::PubSub;
+use crate::protocol::v2::{ClientType, Code, Language, Permission};
 use crate::storage::commitlog::record;
 use crate::storage::{GroupConfig, StorageError, StoredMessage, TopicConfig, msg_id};
 
@@ -149,6 +152,61 @@ fn perm_str(p: Permission) -> &'static str {
         Permission::Read => "R",
         Permission::Write => "W",
         _ => "-",
+    }
+}
+
+/// A consumer as `admin group members` shows it.
+fn member_pb(client_id: String, c: &ClientInfo) -> pb::GroupMember {
+    let settings = c.settings.as_ref();
+    let ua = settings.and_then(|s| s.user_agent.as_ref());
+    let client_type = settings
+        .and_then(|s| s.client_type)
+        .and_then(|t| ClientType::try_from(t).ok())
+        .map_or("", |t| t.as_str_name());
+    let language = if c.language.is_empty() {
+        ua.and_then(|u| Language::try_from(u.language).ok())
+            .map_or(String::new(), |l| l.as_str_name().to_owned())
+    } else {
+        c.language.clone()
+    };
+    let topics = match settings.and_then(|s| s.pub_sub.as_ref()) {
+        Some(PubSub::Subscription(sub)) => sub
+            .subscriptions
+            .iter()
+            .filter_map(|e| e.topic.as_ref())
+            .map(|t| stored_name(Some(t), &c.namespace))
+            .collect(),
+        _ => Vec::new(),
+    };
+    pb::GroupMember {
+        client_id,
+        client_type: client_type.to_owned(),
+        language,
+        version: ua.map(|u| u.version.clone()).unwrap_or_default(),
+        host: ua.map(|u| u.hostname.clone()).unwrap_or_default(),
+        last_seen: c.last_seen,
+        topics,
+    }
+}
+
+impl AdminApi {
+    /// The message `id` names in `topic`: by offset message id when it is one of this broker's,
+    /// else the last stored with that client message id.
+    fn find_in_topic(&self, topic: &str, id: &str) -> Result<StoredMessage, Status> {
+        let store = self.broker.store();
+        let found = match msg_id::decode(id) {
+            Ok((host, offset)) if host == store.config().store_host => {
+                read_by_offset_msg_id(store, offset).ok().into_iter().collect()
+            }
+            _ => store.query_by_message_id(id, 0, i64::MAX, MAX_QUERY),
+        };
+        found
+            .into_iter()
+            .filter(|m| m.topic == topic)
+            .max_by_key(|m| m.commitlog_offset)
+            .ok_or_else(|| {
+                Status::not_found(format!("topic {topic:?} holds no message with id {id:?}"))
+            })
     }
 }
 
@@ -443,6 +501,54 @@ impl Admin for AdminApi {
             "consumer offsets reset"
         );
         Ok(Response::new(pb::ResetOffsetResponse { queues }))
+    }
+
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        let group = request.into_inner().group;
+        validate::group(&group).map_err(|e| BrokerError::from(e).to_grpc())?;
+        let members = self
+            .broker
+            .clients()
+            .group_clients(&group)
+            .into_iter()
+            .map(|(id, c)| member_pb(id, &c))
+            .collect();
+        Ok(Response::new(pb::ListGroupMembersResponse { members }))
+    }
+
+    async fn resend_message(
+        &self,
+        request: Request<pb::ResendMessageRequest>,
+    ) -> Result<Response<pb::ResendMessageResponse>, Status> {
+        let r = request.into_inner();
+        self.broker.check_writable("resending a message").map_err(|e| e.to_grpc())?;
+        validate::group(&r.group).map_err(|e| BrokerError::from(e).to_grpc())?;
+        if self.broker.store().groups().get(&r.group).is_none() {
+            return Err(Status::not_found(format!("consumer group {:?} does not exist", r.group)));
+        }
+        if self.broker.store().topics().get(&r.topic).is_none() {
+            return Err(Status::not_found(format!("topic {:?} does not exist", r.topic)));
+        }
+        let m = self.find_in_topic(&r.topic, &r.message_id)?;
+        let handed_back = self.broker.pop().resend(
+            &r.group,
+            &r.topic,
+            m.queue_id,
+            m.queue_offset,
+            m.commitlog_offset,
+        );
+        tracing::info!(
+            group = r.group,
+            topic = r.topic,
+            queue = m.queue_id,
+            offset = m.queue_offset,
+            handed_back,
+            "message resent to a consumer group"
+        );
+        Ok(Response::new(pb::ResendMessageResponse {}))
     }
 
     async fn cluster_list(

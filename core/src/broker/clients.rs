@@ -214,6 +214,26 @@ impl Clients {
         ids
     }
 
+    /// The live consumers of `group` (any consumer type), with what the broker knows of them,
+    /// sorted by client id: what `admin group members` shows.
+    pub fn group_clients(&self, group: &str) -> Vec<(String, ClientInfo)> {
+        let now = now_millis();
+        let mut found: Vec<(String, ClientInfo)> = self
+            .lock()
+            .iter()
+            .filter(|(_, c)| {
+                self.alive_at(c, now)
+                    && c.settings.as_ref().is_some_and(|s| {
+                        is_consumer(s)
+                            && settings_group(s, &c.namespace).is_some_and(|g| g == group)
+                    })
+            })
+            .map(|(id, c)| (id.clone(), ClientInfo { telemetry: None, ..c.clone() }))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     /// The settings `client_id` sent, if any.
     pub fn settings(&self, client_id: &str) -> Option<Settings> {
         self.lock().get(client_id).and_then(|c| c.settings.clone())

@@ -222,6 +222,26 @@ impl Metrics {
         });
     }
 
+    /// Messages stored and messages delivered since the start, over every topic and group
+    /// (the console's traffic chart takes their rates).
+    pub fn totals(&self) -> (u64, u64) {
+        let stored = self
+            .incoming
+            .snapshot()
+            .iter()
+            .flat_map(|(_, types)| types.snapshot())
+            .map(|(_, c)| c.messages.load(Ordering::Relaxed))
+            .sum();
+        let delivered = self
+            .outgoing
+            .snapshot()
+            .iter()
+            .flat_map(|(_, groups)| groups.snapshot())
+            .map(|(_, c)| c.messages.load(Ordering::Relaxed))
+            .sum();
+        (stored, delivered)
+    }
+
     /// A message of `topic` that `group` failed too often went to the group's DLQ.
     pub(crate) fn sent_to_dead_letters(&self, topic: &str, group: &str) {
         self.dead_letters.with(topic, Table::default, |groups| {

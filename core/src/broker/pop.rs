@@ -1116,6 +1116,53 @@ impl Pop {
         Ok(changed)
     }
 
+    /// Makes the message at `offset` of queue `queue_id` (CommitLog offset `commitlog_offset`)
+    /// visible to `group` again, for one more delivery to that group alone (`admin message
+    /// resend`). A message the group acked is put back in flight, visible now, so the group's
+    /// committed offset steps back to it until it is acked again (what lies between stays
+    /// acked); one in flight becomes visible now; one the group has not read yet is delivered
+    /// anyway. Its delivery attempts start again, so a message near its maximum is not
+    /// dead-lettered at once. In a FIFO group it does not hold up its message group: it is a
+    /// copy of what was already consumed in order. Returns whether the message was handed back
+    /// (false: not read yet).
+    pub fn resend(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        commitlog_offset: u64,
+    ) -> bool {
+        let state = self.state(group, topic);
+        let mut st = lock(&state);
+        let qs = st.queues.entry(queue_id).or_insert_with(|| self.initial(group, topic, queue_id));
+        if offset >= qs.next || qs.held.contains(offset) {
+            return false;
+        }
+        let now = now_millis();
+        let seq = self.next_seq();
+        let inf = qs.inflight.entry(offset).or_insert(Inflight {
+            seq,
+            visible_at: now,
+            attempt: 0,
+            commitlog_offset,
+            renew: None,
+            fifo_key: None,
+            dead: false,
+        });
+        if !inf.dead {
+            inf.visible_at = now;
+            inf.attempt = 0;
+            inf.renew = None;
+        }
+        qs.next_due = now;
+        self.commit_all(group, topic, &mut st);
+        drop(st);
+        self.touched();
+        self.changed.notify_waiters();
+        true
+    }
+
     /// Forgets every (group, topic) state of a deleted topic.
     pub fn forget_topic(&self, topic: &str) {
         lock(&self.topics).retain(|(_, t), _| t != topic);

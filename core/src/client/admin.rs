@@ -280,6 +280,25 @@ pub struct ClusterInfo {
     pub brokers: Vec<BrokerInfo>,
 }
 
+/// A client of a consumer group connected to a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupMember {
+    /// Its `x-mq-client-id`.
+    pub client_id: String,
+    /// `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`.
+    pub client_type: String,
+    /// The SDK's language as it reports it (`JAVA`, `GOLANG`, `RUST`, …).
+    pub language: String,
+    /// The SDK's version; empty if it sent none.
+    pub version: String,
+    /// Its host name; empty if it sent none.
+    pub host: String,
+    /// When a broker last heard from it, ms since the epoch.
+    pub last_seen: i64,
+    /// The topics it subscribes to (stored names); empty if it did not say.
+    pub topics: Vec<String>,
+}
+
 /// The admin client. Cheap to clone; every clone shares the connections.
 #[derive(Clone)]
 pub struct Admin {
@@ -590,6 +609,51 @@ impl Admin {
                 })
                 .collect(),
         })
+    }
+
+    /// The clients of `group` connected to the broker (through a name server: to any broker),
+    /// by client id. None connected is an empty list.
+    pub async fn group_members(&self, group: &str) -> Result<Vec<GroupMember>> {
+        let req = pb::ListGroupMembersRequest { group: self.name(group) };
+        let resp =
+            self.call("group members", true, req, |mut s, r| async move {
+                s.list_group_members(r).await
+            })
+            .await?;
+        let mut members: Vec<GroupMember> = resp
+            .members
+            .into_iter()
+            .map(|m| GroupMember {
+                client_id: m.client_id,
+                client_type: m.client_type,
+                language: m.language,
+                version: m.version,
+                host: m.host,
+                last_seen: m.last_seen,
+                topics: m.topics,
+            })
+            .collect();
+        members.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(members)
+    }
+
+    /// Delivers the message `message_id` (client or offset message id) of `topic` once more to
+    /// `group` alone: the group's consumers receive it again, other groups do not.
+    /// [`ErrorKind::NotFound`] if the group, the topic or the message does not exist.
+    pub async fn resend_message(&self, group: &str, topic: &str, message_id: &str) -> Result<()> {
+        let req = pb::ResendMessageRequest {
+            group: self.name(group),
+            topic: self.name(topic),
+            message_id: message_id.to_owned(),
+        };
+        self.call(
+            "resend message",
+            false,
+            req,
+            |mut s, r| async move { s.resend_message(r).await },
+        )
+        .await?;
+        Ok(())
     }
 
     /// `name`'s stored name in the configured namespace.

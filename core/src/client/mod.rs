@@ -45,8 +45,9 @@ mod simple_consumer;
 
 pub use crate::tls::ClientTls;
 pub use admin::{
-    Admin, ConsumerProgress, GroupConfig, GroupCreated, GroupOptions, QueueOffsetReset,
-    QueueProgress, QueueRoute, QueueStatus, StoredMessage, TopicConfig, TopicRoute, TopicStatus,
+    Admin, ConsumerProgress, GroupConfig, GroupCreated, GroupMember, GroupOptions,
+    QueueOffsetReset, QueueProgress, QueueRoute, QueueStatus, StoredMessage, TopicConfig,
+    TopicRoute, TopicStatus,
 };
 pub use config::{ClientConfig, Credentials, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{Error, ErrorKind, Result};

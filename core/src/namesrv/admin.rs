@@ -522,6 +522,65 @@ impl Admin for AdminApi {
         Ok(Response::new(pb::ResetOffsetResponse { queues }))
     }
 
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        let req = request.into_inner();
+        // Clients connect to masters and slaves alike: ask every broker, not one per group.
+        let targets: Vec<Target> = self
+            .ns
+            .registry()
+            .brokers()
+            .map(|(k, e)| Target { name: k.broker_name.clone(), address: e.address.clone() })
+            .collect();
+        let answers = self
+            .each(targets, |mut c| {
+                let r = self.request(req.clone());
+                async move { c.list_group_members(r).await }
+            })
+            .await;
+        // A client seen by several brokers is one member: the latest sighting, with every
+        // topic any of them knows.
+        let mut members: BTreeMap<String, pb::GroupMember> = BTreeMap::new();
+        for (_, r) in collect(answers, &[])? {
+            for m in r.members {
+                match members.get_mut(&m.client_id) {
+                    Some(known) => {
+                        let mut topics = std::mem::take(&mut known.topics);
+                        topics.extend(m.topics.iter().cloned());
+                        if m.last_seen > known.last_seen {
+                            *known = m;
+                        }
+                        topics.sort();
+                        topics.dedup();
+                        known.topics = topics;
+                    }
+                    None => {
+                        members.insert(m.client_id.clone(), m);
+                    }
+                }
+            }
+        }
+        Ok(Response::new(pb::ListGroupMembersResponse { members: members.into_values().collect() }))
+    }
+
+    async fn resend_message(
+        &self,
+        request: Request<pb::ResendMessageRequest>,
+    ) -> Result<Response<pb::ResendMessageResponse>, Status> {
+        let req = request.into_inner();
+        // Each master holding the topic looks for the message; the one that has it resends it.
+        let answers = self
+            .each(self.masters_holding(&req.topic)?, |mut c| {
+                let r = self.request(req.clone());
+                async move { c.resend_message(r).await }
+            })
+            .await;
+        collect(answers, &[tonic::Code::NotFound])?;
+        Ok(Response::new(pb::ResendMessageResponse {}))
+    }
+
     async fn cluster_list(
         &self,
         _request: Request<pb::ClusterListRequest>,

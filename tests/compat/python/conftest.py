@@ -102,7 +102,7 @@ def _server(extra: list[str]):
     log = open(log_path, "wb")
     # Metrics on a free port: the default 127.0.0.1:5557 may be taken by a server already running.
     proc = subprocess.Popen([binary, "standalone", "--listen", listen, "--data-dir", str(Path(data_dir) / "data"),
-                             "--metrics-listen", "127.0.0.1:0", *extra],
+                             "--metrics-listen", "127.0.0.1:0", "--dashboard-listen", "off", *extra],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         addr = None

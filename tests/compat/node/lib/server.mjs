@@ -61,7 +61,7 @@ export async function startServer() {
   const logPath = path.join(dir, 'server.log');
   const logFd = openSync(logPath, 'w');
   const listen = `127.0.0.1:${await freePort()}`;
-  const child = spawn(bin, [ 'standalone', '--listen', listen, '--data-dir', path.join(dir, 'data') ],
+  const child = spawn(bin, [ 'standalone', '--listen', listen, '--dashboard-listen', 'off', '--data-dir', path.join(dir, 'data') ],
     { stdio: [ 'ignore', logFd, logFd ] });
   let exited = null;
   child.on('exit', (code, signal) => { exited = { code, signal }; });

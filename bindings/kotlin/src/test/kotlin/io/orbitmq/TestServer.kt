@@ -32,6 +32,7 @@ object TestServer {
         val port = ServerSocket(0).use { it.localPort }
         val proc = ProcessBuilder(
             bin, "standalone", "--listen", "127.0.0.1:$port", "--metrics-listen", "off",
+            "--dashboard-listen", "off",
             "--data-dir", dir.resolve("data").toString(),
         ).redirectErrorStream(true).redirectOutput(log.toFile()).start()
         Runtime.getRuntime().addShutdownHook(Thread {

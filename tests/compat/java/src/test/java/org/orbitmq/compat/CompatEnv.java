@@ -116,7 +116,7 @@ public final class CompatEnv {
         }
         // Metrics on a free port: the default 127.0.0.1:5557 may be taken by a running server.
         List<String> cmd = new ArrayList<>(List.of(bin, "standalone", "--listen", "127.0.0.1:" + port, "--data-dir",
-            dir.resolve("data").toString(), "--metrics-listen", "127.0.0.1:0"));
+            dir.resolve("data").toString(), "--metrics-listen", "127.0.0.1:0", "--dashboard-listen", "off"));
         cmd.addAll(List.of(extra));
         Process proc = new ProcessBuilder(cmd)
             .redirectErrorStream(true).redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE)
