@@ -1416,6 +1416,40 @@ mod tests {
         assert_eq!(pop.store.consumer_offsets().get("g", "t", 0), Some(1));
     }
 
+    #[tokio::test]
+    async fn a_resent_message_comes_back_once_to_its_group_alone_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["x"], 3).await;
+        let all = TagFilter::All;
+        let pop = Pop::open(store.clone()).unwrap();
+        let other = ReceiveSpec { group: "other", ..spec(&all, false) };
+        let got = pop.receive(&spec(&all, false), &|_| true).unwrap();
+        assert_eq!(bodies(&got), ["x-0", "x-1", "x-2"]);
+        assert_eq!(bodies(&pop.receive(&other, &|_| true).unwrap()).len(), 3);
+        for d in &got.deliveries {
+            pop.ack("g", "t", &d.receipt_handle).unwrap();
+        }
+        let offsets = store.consumer_offsets();
+        assert_eq!(offsets.get("g", "t", 0), Some(3));
+        // Not read yet: nothing to hand back.
+        assert!(!pop.resend("g", "t", 0, 7, 0));
+
+        let m1 = &got.deliveries[1].message;
+        assert!(pop.resend("g", "t", 0, m1.queue_offset, m1.commitlog_offset));
+        // In flight again: the committed offset steps back to it; x-2 stays acked.
+        assert_eq!(offsets.get("g", "t", 0), Some(1));
+        pop.save().unwrap();
+        drop(pop);
+        let pop = Pop::open(store.clone()).unwrap();
+        let again = pop.receive(&spec(&all, false), &|_| true).unwrap();
+        assert_eq!(bodies(&again), ["x-1"]);
+        assert_eq!(again.deliveries[0].delivery_attempt, 1, "attempts start again");
+        assert!(pop.receive(&other, &|_| true).unwrap().deliveries.is_empty(), "g alone");
+        pop.ack("g", "t", &again.deliveries[0].receipt_handle).unwrap();
+        assert_eq!(offsets.get("g", "t", 0), Some(3));
+        assert!(pop.receive(&spec(&all, false), &|_| true).unwrap().deliveries.is_empty());
+    }
+
     fn held(key: u64) -> Held {
         Held { commitlog_offset: key * 1000, key }
     }
