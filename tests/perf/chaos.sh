@@ -17,9 +17,10 @@
 #
 # Usage: tests/perf/chaos.sh --duration S [--role sync_master|async_master] [--flush sync|async]
 #          [--seed N] [--drain S] [--prove-loss]
-#   --prove-loss: instead of the random schedule, the slave freezes for 3 s, the master is
-#     SIGKILLed meanwhile and never comes back (its machine is lost), and the slave resumes.
-#     With async_master the messages acknowledged during the freeze were only on the master:
+#   --prove-loss: instead of the random schedule, consumers pause, the slave is cut off (a
+#     partition; frozen in loopback mode) for 3 s, the master is SIGKILLed meanwhile and never
+#     comes back (its machine is lost), and the slave and the consumers resume.
+#     With async_master the messages acknowledged during the cut were only on the master:
 #     the run must report lost > 0 (that the tool sees loss); with sync_master none were
 #     acknowledged, so lost = 0 still.
 # Binaries: ORBITMQ_BIN (default ${CARGO_TARGET_DIR:-target}/ci/orbitmq) and CHAOS_CLIENT_BIN
@@ -136,7 +137,7 @@ log "cluster up: topic $TOPIC (FIFO, 4 queues) and FIFO group $GROUP on master a
 
 mkdir -p "$W/client"
 "$CLIENT" run --endpoints "$NS" --topic "$TOPIC" --group "$GROUP" --dir "$W/client" \
-  --stop-file "$W/client/stop" --drain-secs "$DRAIN" --max-secs $(( DURATION + 120 )) \
+  --stop-file "$W/client/stop" --pause-file "$W/client/pause" --drain-secs "$DRAIN" --max-secs $(( DURATION + 120 )) \
   >"$W/report.json" 2> >(tee "$W/client.log" >&2) &
 CLIENT_PID=$!
 
@@ -204,13 +205,24 @@ END_MS=$(( $(now_ms) + DURATION * 1000 ))
 FAULTS=()
 if (( PROVE )); then
   sleep_for $(( DURATION * 1000 / 3 ))
-  log "FAULT prove-loss: SIGSTOP the slave for 3000 ms; SIGKILL the master after 2000 ms, for good"
-  bed_stop "${HOST[slave]}"; STATE[slave]=stopped
+  # Consumers pause, so what the master acknowledges now is read nowhere but on the slave
+  # later. The slave is cut off by a partition (a frozen process's kernel would still take the
+  # bytes into its socket buffer); in loopback mode, frozen.
+  touch "$W/client/pause"
+  if [[ $BED_MODE == netns ]]; then
+    log "FAULT prove-loss: consumers paused; the slave's host cut off for 3000 ms; SIGKILL the master after 2000 ms, for good"
+    bed_partition "${HOST[slave]}"; STATE[slave]=partitioned
+  else
+    log "FAULT prove-loss: consumers paused; SIGSTOP the slave for 3000 ms; SIGKILL the master after 2000 ms, for good"
+    bed_stop "${HOST[slave]}"; STATE[slave]=stopped
+  fi
   sleep_for 2000
   bed_sigkill "${HOST[master]}"; STATE[master]=lost
   sleep_for 1000
-  bed_cont "${HOST[slave]}"; STATE[slave]=up
-  log "HEALED prove-loss: SIGCONT the slave; the master stays dead"
+  if [[ $BED_MODE == netns ]]; then bed_heal "${HOST[slave]}"; else bed_cont "${HOST[slave]}"; fi
+  STATE[slave]=up
+  rm -f "$W/client/pause"
+  log "HEALED prove-loss: the slave is back, consumers resume; the master stays dead"
   FAULTS+=("prove-loss")
 else
   RANDOM=$SEED
@@ -262,5 +274,8 @@ if (( lost > 0 )); then
   else
     log "$lost acknowledged messages lost ($ROLE, $FLUSH flush: reported, not a failure)"
   fi
+elif (( PROVE )) && [[ $ROLE == async_master ]]; then
+  log "FAIL: --prove-loss with async_master lost nothing: the run did not show that loss is seen"
+  status=1
 fi
 exit "$status"

@@ -1,5 +1,5 @@
-//! The console's page and files: embedded from `dashboard/dist/` (rust-embed reads that
-//! directory at run time in debug builds and embeds it in release ones), or served from
+//! The console's page and files: embedded from `dashboard/dist/` at compile time (in every
+//! profile: rust-embed's `debug-embed`), or served from
 //! `ORBITMQ_DASHBOARD_DIR` when set (a front end under development against a built server).
 //! `index.html` answers `/` and every path that is not a file, so each page's deep link and a
 //! reload open it; a missing file with an asset's extension is a 404.

@@ -5,7 +5,7 @@
 //! `{"acked":…,"consumed":…,"lost":…,"duplicated":…,"order_violations":…,"recovery_ms_max":…}`.
 //!
 //! ```text
-//! chaos_client run --endpoints NS --topic T --group G --dir D --stop-file F
+//! chaos_client run --endpoints NS --topic T --group G --dir D --stop-file F [--pause-file P]
 //!                  [--senders 4] [--groups-per-sender 4] [--body 256] [--drain-secs 60]
 //!                  [--request-timeout-ms 3000] [--max-secs 900]
 //! chaos_client check --dir D        # the report again, from D's files
@@ -64,6 +64,8 @@ struct Args {
     group: String,
     dir: PathBuf,
     stop_file: PathBuf,
+    /// While this file exists, consumers do not receive.
+    pause_file: PathBuf,
     senders: usize,
     groups_per_sender: usize,
     body: usize,
@@ -93,6 +95,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         group: get("group").unwrap_or_else(|| "chaos-group".into()),
         dir: PathBuf::from(need("dir")?),
         stop_file: PathBuf::from(get("stop-file").unwrap_or_default()),
+        pause_file: PathBuf::from(get("pause-file").unwrap_or_default()),
         senders: num("senders", 4)? as usize,
         groups_per_sender: num("groups-per-sender", 4)? as usize,
         body: num("body", 256)? as usize,
@@ -222,8 +225,12 @@ async fn sender(
     }
 }
 
-async fn receiver(state: Arc<State>, consumer: SimpleConsumer) {
+async fn receiver(state: Arc<State>, consumer: SimpleConsumer, pause: PathBuf) {
     while !state.stop_consuming.load(Ordering::Acquire) {
+        if !pause.as_os_str().is_empty() && pause.exists() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         match consumer.receive(32, Duration::from_secs(15)).await {
             Ok(batch) => {
                 for m in &batch {
@@ -331,10 +338,10 @@ async fn run(args: Args) -> Result<(), String> {
         args.topic, args.endpoints, args.senders, args.groups_per_sender, args.group
     ));
 
-    let mut receivers = Vec::new();
-    for _ in 0..4 {
-        receivers.push(tokio::spawn(receiver(Arc::clone(&state), consumer.clone())));
-    }
+    let pause = &args.pause_file;
+    let receivers: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(receiver(Arc::clone(&state), consumer.clone(), pause.clone())))
+        .collect();
     let mut senders = Vec::new();
     for s in 0..args.senders {
         let groups = (0..args.groups_per_sender)
