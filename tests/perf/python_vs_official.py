@@ -47,8 +47,18 @@ def start_server() -> tuple[subprocess.Popen, str]:
     binary = os.environ.get("ORBITMQ_BIN") or str(REPO / "target" / "release" / "orbitmq")
     data = tempfile.mkdtemp(prefix="py-vs-official-")
     proc = subprocess.Popen(
-        [binary, "standalone", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
-         "--dashboard-listen", "off", "--data-dir", data],
+        [
+            binary,
+            "standalone",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--dashboard-listen",
+            "off",
+            "--data-dir",
+            data,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
