@@ -39,7 +39,6 @@
 //! Timestamps are ms since the epoch. `--to-time`, `--begin-ms` and `--end-ms` take ms, an
 //! RFC 3339 time (`2026-11-25T10:00:00Z`, `2026-11-25T11:00:00.5+01:00`) or `now`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
@@ -50,7 +49,7 @@ use base64::prelude::BASE64_STANDARD;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use orbitmq_core::client::{
     self, Admin, ClientConfig, ClientTls, ErrorKind, GroupCreated, GroupOptions, QueueOffsetReset,
-    StoredMessage, TopicConfig,
+    TopicConfig,
 };
 use serde::Serialize;
 
@@ -934,7 +933,8 @@ impl Cli {
                 vec![m.map_err(self.failed(what))?]
             }
         };
-        let messages: Vec<MessageJson> = found.into_iter().map(MessageJson::from).collect();
+        let messages: Vec<MessageJson> =
+            found.into_iter().map(|m| MessageJson::new(m, cli_body)).collect();
         if json {
             #[derive(Serialize)]
             struct Out {
@@ -964,7 +964,7 @@ impl Cli {
                 m.tag.clone().unwrap_or_else(|| "-".to_owned()),
                 if m.keys.is_empty() { "-".to_owned() } else { m.keys.join(",") },
                 format_time(m.store_timestamp),
-                m.body_size.to_string(),
+                m.body.body_size.to_string(),
                 preview(m),
             ]);
         }
@@ -1002,23 +1002,9 @@ fn describe_topic(t: &TopicConfig) -> String {
 // ---------------------------------------------------------------------------------------------
 // message JSON
 
+/// The body as `orbitmq admin` prints it: text when UTF-8, else base64.
 #[derive(Debug, Serialize)]
-struct MessageJson {
-    topic: String,
-    queue_id: u32,
-    queue_offset: u64,
-    commitlog_offset: u64,
-    message_id: String,
-    offset_msg_id: String,
-    tag: Option<String>,
-    keys: Vec<String>,
-    properties: BTreeMap<String, String>,
-    born_timestamp: i64,
-    store_timestamp: i64,
-    born_host: String,
-    store_host: String,
-    reconsume_times: u32,
-    size: u32,
+struct CliBody {
     body_size: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
@@ -1026,39 +1012,25 @@ struct MessageJson {
     body_base64: Option<String>,
 }
 
-impl From<StoredMessage> for MessageJson {
-    fn from(m: StoredMessage) -> Self {
-        let (body, body_base64) = match std::str::from_utf8(&m.body) {
-            Ok(s) => (Some(s.to_owned()), None),
-            Err(_) => (None, Some(BASE64_STANDARD.encode(&m.body))),
-        };
-        MessageJson {
-            topic: m.topic,
-            queue_id: m.queue_id,
-            queue_offset: m.queue_offset,
-            commitlog_offset: m.commitlog_offset,
-            message_id: m.message_id,
-            offset_msg_id: m.offset_msg_id,
-            tag: m.tag,
-            keys: m.keys,
-            properties: m.properties.into_iter().collect(),
-            born_timestamp: m.born_timestamp,
-            store_timestamp: m.store_timestamp,
-            born_host: m.born_host,
-            store_host: m.store_host,
-            reconsume_times: m.reconsume_times,
-            size: m.size,
-            body_size: m.body.len(),
-            body,
-            body_base64,
-        }
+fn cli_body(body: &[u8]) -> CliBody {
+    match std::str::from_utf8(body) {
+        Ok(s) => CliBody { body_size: body.len(), body: Some(s.to_owned()), body_base64: None },
+        Err(_) => CliBody {
+            body_size: body.len(),
+            body: None,
+            body_base64: Some(BASE64_STANDARD.encode(body)),
+        },
     }
 }
+
+type MessageJson = crate::message_json::MessageJson<CliBody>;
 
 /// The start of a body, on one line.
 fn preview(m: &MessageJson) -> String {
     const MAX: usize = 40;
-    let Some(body) = &m.body else { return format!("<{} bytes, not UTF-8>", m.body_size) };
+    let Some(body) = &m.body.body else {
+        return format!("<{} bytes, not UTF-8>", m.body.body_size);
+    };
     let mut out: String =
         body.chars().take(MAX).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if body.chars().count() > MAX {

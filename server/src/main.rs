@@ -10,6 +10,7 @@ mod config;
 mod credentials;
 mod dashboard;
 mod http;
+mod message_json;
 mod signal;
 mod standalone;
 mod telemetry;

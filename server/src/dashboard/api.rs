@@ -178,23 +178,11 @@ pub(crate) async fn reset(
 const PREVIEW: usize = 4096;
 
 /// A message as the console shows it: its body previewed, not whole.
+type MessageJson = crate::message_json::MessageJson<ConsoleBody>;
+
+/// The console's body: `"body": {size, text, hex, truncated}`.
 #[derive(Debug, Serialize)]
-struct MessageJson {
-    topic: String,
-    queue_id: u32,
-    queue_offset: u64,
-    commitlog_offset: u64,
-    message_id: String,
-    offset_msg_id: String,
-    tag: Option<String>,
-    keys: Vec<String>,
-    properties: BTreeMap<String, String>,
-    born_timestamp: i64,
-    store_timestamp: i64,
-    born_host: String,
-    store_host: String,
-    reconsume_times: u32,
-    size: u32,
+struct ConsoleBody {
     body: Body,
 }
 
@@ -222,31 +210,12 @@ fn body_preview(body: &[u8]) -> Body {
     Body { size: body.len(), text: None, hex: Some(hex), truncated }
 }
 
-impl From<StoredMessage> for MessageJson {
-    fn from(m: StoredMessage) -> Self {
-        MessageJson {
-            body: body_preview(&m.body),
-            topic: m.topic,
-            queue_id: m.queue_id,
-            queue_offset: m.queue_offset,
-            commitlog_offset: m.commitlog_offset,
-            message_id: m.message_id,
-            offset_msg_id: m.offset_msg_id,
-            tag: m.tag,
-            keys: m.keys,
-            properties: m.properties.into_iter().collect(),
-            born_timestamp: m.born_timestamp,
-            store_timestamp: m.store_timestamp,
-            born_host: m.born_host,
-            store_host: m.store_host,
-            reconsume_times: m.reconsume_times,
-            size: m.size,
-        }
-    }
+fn message_json(m: StoredMessage) -> MessageJson {
+    MessageJson::new(m, |body| ConsoleBody { body: body_preview(body) })
 }
 
 fn messages(found: Vec<StoredMessage>) -> Answer {
-    ok(&found.into_iter().map(MessageJson::from).collect::<Vec<_>>())
+    ok(&found.into_iter().map(message_json).collect::<Vec<_>>())
 }
 
 pub(crate) async fn by_id(State(ctx): State<Arc<Ctx>>, Name(id): Name) -> Answer {
@@ -267,7 +236,7 @@ async fn at_offset(ctx: &Ctx, q: &Params) -> Result<StoredMessage, ApiError> {
 }
 
 pub(crate) async fn by_offset(State(ctx): State<Arc<Ctx>>, q: Params) -> Answer {
-    ok(&MessageJson::from(at_offset(&ctx, &q).await?))
+    ok(&message_json(at_offset(&ctx, &q).await?))
 }
 
 pub(crate) async fn body(State(ctx): State<Arc<Ctx>>, q: Params) -> Answer {
