@@ -14,7 +14,7 @@ use orbitmq_core::protocol::auth::ServerCredentials;
 use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
 
-use crate::config::{Listen, ServerArgs, TlsConfig};
+use crate::config::{Listen, ServerArgs, TlsConfig, tls_config};
 use crate::credentials::{self, SecretKey};
 use crate::dashboard;
 use crate::signal::shutdown_signal;
@@ -116,17 +116,11 @@ fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<NamesrvSetup> {
         config.auto_create_topics = auto;
     }
     anyhow::ensure!(config.broker_expiry_ms >= 100, "broker_expiry_ms must be at least 100 ms");
-    let files = match (
+    let tls = tls_config(
+        args.tls.or(file.tls),
         args.tls_cert.clone().or(file.tls_cert),
         args.tls_key.clone().or(file.tls_key),
-    ) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => anyhow::bail!(
-            "--tls-cert and --tls-key go together: give both, or neither for a self-signed certificate"
-        ),
-    };
-    let tls = TlsConfig { mode: args.tls.or(file.tls).unwrap_or_default(), files };
+    )?;
     let credentials = credentials::pair(
         args.access_key.clone().or(file.access_key),
         args.secret_key.clone().or(file.secret_key),

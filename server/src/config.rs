@@ -206,27 +206,36 @@ impl ServerArgs {
             Some(l) => l,
             None => Listen::At(DEFAULT_METRICS_LISTEN.parse()?),
         };
-        let tls = TlsConfig {
-            mode: self.tls.or(file.tls).unwrap_or_default(),
-            files: match (
-                self.tls_cert.clone().or(file.tls_cert),
-                self.tls_key.clone().or(file.tls_key),
-            ) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                (None, None) => None,
-                (Some(cert), None) => anyhow::bail!(
-                    "--tls-cert {} needs --tls-key (tls_key, ORBITMQ_TLS_KEY): the certificate's private key; give neither to serve a self-signed certificate",
-                    cert.display()
-                ),
-                (None, Some(key)) => anyhow::bail!(
-                    "--tls-key {} needs --tls-cert (tls_cert, ORBITMQ_TLS_CERT): the certificate it is the key of; give neither to serve a self-signed certificate",
-                    key.display()
-                ),
-            },
-        };
+        let tls = tls_config(
+            self.tls.or(file.tls),
+            self.tls_cert.clone().or(file.tls_cert),
+            self.tls_key.clone().or(file.tls_key),
+        )?;
         let dashboard_listen = self.dashboard_listen.or(file.dashboard_listen);
         Ok(ServerConfig { listen, metrics_listen, dashboard_listen, broker, store, tls })
     }
+}
+
+/// The TLS of a server's port from its resolved mode, certificate and key: both files or
+/// neither (a self-signed certificate), an error naming the missing one otherwise.
+pub fn tls_config(
+    mode: Option<TlsMode>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<TlsConfig> {
+    let files = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(cert), None) => anyhow::bail!(
+            "--tls-cert {} needs --tls-key (tls_key, ORBITMQ_TLS_KEY): the certificate's private key; give neither to serve a self-signed certificate",
+            cert.display()
+        ),
+        (None, Some(key)) => anyhow::bail!(
+            "--tls-key {} needs --tls-cert (tls_cert, ORBITMQ_TLS_CERT): the certificate it is the key of; give neither to serve a self-signed certificate",
+            key.display()
+        ),
+    };
+    Ok(TlsConfig { mode: mode.unwrap_or_default(), files })
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {

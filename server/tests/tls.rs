@@ -152,4 +152,11 @@ fn bad_certificate_files_stop_the_start_naming_the_file() {
     let out = run(&["--tls-cert", cert.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("needs --tls-key"), "{err}");
+    // The name server resolves its TLS flags the same way.
+    let out = orbitmq()
+        .args(["namesrv", "--listen", "127.0.0.1:0", "--tls-key", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("needs --tls-cert"), "{err}");
 }
