@@ -268,13 +268,7 @@ impl Admin for AdminApi {
             .topics()
             .into_iter()
             .filter(|(name, _)| include_system || validate::topic(name).is_ok())
-            .map(|(name, c)| pb::TopicConfig {
-                name,
-                read_queues: c.read_queues,
-                write_queues: c.write_queues,
-                perm: c.perm,
-                message_type: c.message_type,
-            })
+            .map(|(name, c)| crate::broker::admin::topic_pb(&name, &c))
             .collect();
         Ok(Response::new(pb::ListTopicsResponse { topics }))
     }
