@@ -179,7 +179,12 @@ fn batch_and_invisible(req: &v2::ReceiveMessageRequest) -> Result<(usize, i64)> 
         })?
         .min(MAX_BATCH);
     let invisible_ms = if req.auto_renew {
-        req.invisible_duration.as_ref().map_or(AUTO_RENEW_INVISIBLE_MS, duration_ms)
+        // The broker renews the message while its consumer holds it, so the duration only sets
+        // the first window: kept within the limits rather than refused (the proxy ignores it).
+        req.invisible_duration
+            .as_ref()
+            .map_or(AUTO_RENEW_INVISIBLE_MS, duration_ms)
+            .clamp(MIN_INVISIBLE_MS, MAX_INVISIBLE_MS)
     } else {
         let ms = req.invisible_duration.as_ref().map(duration_ms).ok_or_else(|| {
             BrokerError::new(

@@ -358,6 +358,48 @@ async fn change_invisible_duration_refuses_negative_invalid_and_huge_durations()
     b.stop().await;
 }
 
+/// An auto-renewed receive takes its invisible duration as the first window, kept within the
+/// limits: a huge one (fuzzing found `now + i64::MAX` overflowing) holds the message 12 h, a
+/// tiny one 10 s; neither makes it visible again at once.
+#[tokio::test]
+async fn auto_renew_receive_keeps_its_invisible_duration_within_the_limits() {
+    let b = TestBroker::start().await;
+    let mut c = b.client("renew").await;
+    for (i, seconds) in [(0, i64::MAX), (1, 0)] {
+        let topic = format!("renew{i}");
+        let id = format!("01RENEW{i}");
+        assert_eq!(send_code(&mut c, message(&topic, &id, "x")).await, (Code::Ok, Code::Ok));
+        b.wait_dispatched().await;
+        let req = |invisible: Option<prost_types::Duration>| v2::ReceiveMessageRequest {
+            group: Some(resource("g")),
+            message_queue: Some(v2::MessageQueue {
+                topic: Some(resource(&topic)),
+                id: 0,
+                ..Default::default()
+            }),
+            filter_expression: Some(v2::FilterExpression {
+                r#type: v2::FilterType::Tag as i32,
+                expression: "*".into(),
+            }),
+            batch_size: 1,
+            invisible_duration: invisible,
+            auto_renew: true,
+            long_polling_timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+            attempt_id: None,
+        };
+        let (st, got) =
+            c.receive_with(req(Some(prost_types::Duration { seconds, nanos: 0 }))).await;
+        assert_eq!((st, got.len()), (Code::Ok, 1), "{seconds} s");
+        let window = got[0].system_properties.as_ref().unwrap().invisible_duration.unwrap();
+        let want = if seconds == 0 { 10 } else { 12 * 3600 };
+        assert_eq!(window.seconds, want, "{seconds} s");
+        // Still in flight: a second receive finds nothing.
+        let (st, again) = c.receive_with(req(None)).await;
+        assert_eq!((st, again.len()), (Code::MessageNotFound, 0), "{seconds} s");
+    }
+    b.stop().await;
+}
+
 const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[tokio::test]
