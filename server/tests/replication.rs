@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::{Bed, admin, free_port, wait_for};
 use orbitmq_core::client::{
     Admin, ClientConfig, ConsumeResult, ErrorKind, FilterExpression, Message, MessageListener,
-    MessageView, Producer, PullConsumer, PushConsumer, SimpleConsumer,
+    MessageView, Producer, PullConsumer, PushConsumer, SimpleConsumer, TransactionChecker,
+    TransactionResolution,
 };
 use orbitmq_core::protocol::v2;
 use serde_json::Value;
@@ -363,8 +364,29 @@ fn sync_master_tells_the_client_when_no_slave_has_the_message() {
         sender.rt.block_on(sender.producer.send(m))
     };
     send().unwrap();
-    // A frozen slave never confirms: a distinct failure, not a silent success.
+    // A transaction's half message, sent while the slave confirms.
+    admin(
+        &ns,
+        "topic create --topic tx --read-queues 1 --write-queues 1 --message-type transaction",
+    )
+    .unwrap();
+    let config = ClientConfig::new(&ns).request_timeout(Duration::from_secs(2));
+    let tx_producer = Producer::builder(config)
+        .topics(["tx"])
+        .transaction_checker(Arc::new(Undecided))
+        .runtime(sender.rt.handle().clone())
+        .build()
+        .unwrap();
+    sender.rt.block_on(tx_producer.start()).unwrap();
+    let mut tx = tx_producer.begin_transaction().unwrap();
+    sender.rt.block_on(tx.send(Message::builder("tx").body("half").build())).unwrap();
+
+    // A frozen slave never confirms: a distinct failure, not a silent success, for the commit
+    // of a transaction (the committed message is a new write) as for a send.
     bed.signal("slave", "-STOP");
+    let err = sender.rt.block_on(tx.commit()).unwrap_err();
+    assert!(err.message().contains("no slave confirmed"), "{err}");
+    assert_eq!(err.status_code(), Some(v2::Code::SlavePersistenceTimeout as i32), "{err}");
     let err = send().unwrap_err();
     assert!(err.message().contains("no slave confirmed"), "{err}");
     assert_eq!(err.status_code(), Some(v2::Code::SlavePersistenceTimeout as i32), "{err}");
@@ -382,6 +404,16 @@ fn sync_master_tells_the_client_when_no_slave_has_the_message() {
         let e = send().err()?;
         (e.status_code() == Some(v2::Code::HaNotAvailable as i32)).then_some(())
     });
+}
+
+/// A checker that never decides (the test's transaction is ended by its producer).
+struct Undecided;
+
+#[async_trait::async_trait]
+impl TransactionChecker for Undecided {
+    async fn check(&self, _: MessageView) -> TransactionResolution {
+        TransactionResolution::Unknown
+    }
 }
 
 /// A push consumer's listener that records every message id.

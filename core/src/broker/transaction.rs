@@ -269,6 +269,9 @@ impl Broker {
         let Some((offset, half)) = self.transactions().take(id, topic, resolution)? else {
             return Ok(());
         };
+        // Where the committed message ends in the CommitLog: a sync_master answers once a
+        // slave has it too, as for a send.
+        let mut committed_end = None;
         if resolution == TransactionResolution::Commit {
             let put =
                 self.store().read_at(half.commitlog_offset).map_err(BrokerError::from).and_then(
@@ -289,9 +292,12 @@ impl Broker {
                 Ok(put) => self.store().put(put).await.map_err(BrokerError::from),
                 Err(e) => Err(e),
             };
-            if let Err(e) = stored {
-                self.transactions().put_back(id, offset, half);
-                return Err(e);
+            match stored {
+                Ok(put) => committed_end = Some(put.commitlog_offset + u64::from(put.size)),
+                Err(e) => {
+                    self.transactions().put_back(id, offset, half);
+                    return Err(e);
+                }
             }
         }
         self.transactions().ended(id, offset, resolution);
@@ -301,7 +307,12 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::new(Code::InternalServerError, e.to_string()))??;
         tracing::debug!(topic, id, resolution = resolution.as_str_name(), "transaction ended");
-        Ok(())
+        // The transaction stays ended either way: the message is stored here, and the client
+        // is told if no slave confirmed it (a repeated commit would find nothing to commit).
+        match committed_end {
+            Some(end) => self.wait_replicated(end).await,
+            None => Ok(()),
+        }
     }
 
     /// Checks the open transactions that are due with a producer of their topic; rolls back
