@@ -159,6 +159,8 @@ export interface Message {
   queue_id: number;
   queue_offset: number;
   commitlog_offset: number;
+  /** The broker group storing it: each broker of a topic has its own queues. */
+  broker_name: string;
   message_id: string;
   offset_msg_id: string;
   tag: string | null;
@@ -321,15 +323,15 @@ export const api = {
   messageById: (id: string) => json<Message[]>("GET", `/api/messages/by-id/${seg(id)}`),
   messagesByKey: (topic: string, key: string, max?: number) =>
     json<Message[]>("GET", "/api/messages/by-key", undefined, { topic, key, max }),
-  messageByOffset: (topic: string, queue: number, offset: number) =>
-    json<Message>("GET", "/api/messages/by-offset", undefined, { topic, queue, offset }),
+  messageByOffset: (topic: string, queue: number, offset: number, broker?: string) =>
+    json<Message>("GET", "/api/messages/by-offset", undefined, { topic, queue, offset, broker }),
   resend: (group: string, topic: string, message_id: string) =>
     json<{ resent: boolean }>("POST", "/api/messages/resend", { group, topic, message_id }),
   produce: (p: ProduceRequest) => json<Receipt>("POST", "/api/produce", p),
 
-  bodyUrl: (topic: string, queue: number, offset: number) =>
-    withQuery("/api/messages/body", { topic, queue, offset }),
+  bodyUrl: (m: Message) =>
+    withQuery("/api/messages/body", { topic: m.topic, queue: m.queue_id, offset: m.queue_offset, broker: m.broker_name }),
   /** The whole body as a Blob (signed like every call, so it works when credentials are needed). */
-  bodyBlob: async (topic: string, queue: number, offset: number): Promise<Blob> =>
-    (await request("GET", "/api/messages/body", undefined, { topic, queue, offset })).blob(),
+  bodyBlob: async (m: Message): Promise<Blob> =>
+    (await request("GET", "/api/messages/body", undefined, { topic: m.topic, queue: m.queue_id, offset: m.queue_offset, broker: m.broker_name })).blob(),
 };

@@ -402,12 +402,17 @@ struct ByOffset {
     /// Topic.
     #[arg(long)]
     topic: String,
-    /// Row id.
+    /// Queue id.
     #[arg(long, value_name = "ID")]
     queue: u32,
     /// Offset within the queue.
     #[arg(long)]
     offset: u64,
+    /// Through a name server: the broker group whose queue it is (the BROKER column of
+    /// `cluster list` and of other message lookups). Needed when several brokers of the topic
+    /// have a message there.
+    #[arg(long, value_name = "NAME")]
+    broker: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -929,7 +934,10 @@ impl Cli {
             }
             MessageCommand::ByOffset(o) => {
                 let what = format!("reading offset {} of {}:{}", o.offset, o.topic, o.queue);
-                let m = self.admin.query_message_by_offset(&o.topic, o.queue, o.offset).await;
+                let m = self
+                    .admin
+                    .query_message_by_offset_on(o.broker.as_deref(), &o.topic, o.queue, o.offset)
+                    .await;
                 vec![m.map_err(self.failed(what))?]
             }
         };
@@ -944,6 +952,7 @@ impl Cli {
         }
         let mut table = Table::new(&[
             ("TOPIC", L),
+            ("BROKER", L),
             ("QUEUE", R),
             ("OFFSET", R),
             ("MESSAGE_ID", L),
@@ -957,6 +966,7 @@ impl Cli {
         for m in &messages {
             table.row(vec![
                 m.topic.clone(),
+                m.broker_name.clone(),
                 m.queue_id.to_string(),
                 m.queue_offset.to_string(),
                 m.message_id.clone(),

@@ -10,6 +10,7 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct MessageJson<B> {
     pub topic: String,
+    pub broker_name: String,
     pub queue_id: u32,
     pub queue_offset: u64,
     pub commitlog_offset: u64,
@@ -34,6 +35,7 @@ impl<B> MessageJson<B> {
         MessageJson {
             body: body(&m.body),
             topic: m.topic,
+            broker_name: m.broker_name,
             queue_id: m.queue_id,
             queue_offset: m.queue_offset,
             commitlog_offset: m.commitlog_offset,

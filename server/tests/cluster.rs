@@ -233,6 +233,7 @@ fn two_brokers_behind_two_name_servers() {
     // Found by key through a name server, whichever broker holds it.
     let found = admin(&cluster.ns(0), &format!("message by-key --topic {TOPIC} --key k7")).unwrap();
     assert_eq!(found["messages"].as_array().unwrap().len(), 1, "{found}");
+    by_offset_names_the_broker(&cluster.ns(0));
     assert_eq!(app.consume(&sent), sent);
     let progress = format!("consumer progress --group {GROUP} --topic {TOPIC}");
     let progress = admin(&cluster.ns(0), &progress).unwrap();
@@ -243,6 +244,23 @@ fn two_brokers_behind_two_name_servers() {
     members_and_resend_through_a_name_server(&cluster, &app, &sent);
 
     kill_one_and_carry_on(&mut cluster, app);
+}
+
+/// Each broker has its own queue 0, and both hold a message at its offset 0: read through a
+/// name server without a broker, the answer names both instead of showing either one; with
+/// `--broker`, it is that broker's message.
+fn by_offset_names_the_broker(ns: &str) {
+    let at = format!("message by-offset --topic {TOPIC} --queue 0 --offset 0");
+    let err = admin(ns, &at).unwrap_err();
+    assert!(err.contains("on brokers broker-a, broker-b: name one"), "{err}");
+    let mut ids = BTreeSet::new();
+    for name in ["broker-a", "broker-b"] {
+        let found = admin(ns, &format!("{at} --broker {name}")).unwrap();
+        let m = &found["messages"][0];
+        assert_eq!((m["broker_name"].as_str(), m["queue_offset"].as_u64()), (Some(name), Some(0)));
+        ids.insert(m["message_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 2, "two different messages");
 }
 
 /// The consumer, connected to both brokers, is one member; a message resent through a name

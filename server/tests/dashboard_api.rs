@@ -251,9 +251,16 @@ fn produce_and_query(c: &Console) -> String {
         json!({"size": 13, "text": "hello console", "hex": null, "truncated": false})
     );
     assert_eq!(c.ok(&format!("/api/messages/by-id/{id}"))[0]["queue_offset"], offset);
+    assert_eq!(msg["broker_name"], "broker-a", "{msg}");
     let at = format!("topic={TOPIC}&queue={queue}&offset={offset}");
     assert_eq!(c.ok(&format!("/api/messages/by-offset?{at}"))["message_id"], id.as_str());
-    let download = c.get(&format!("/api/messages/body?{at}"));
+    // The broker whose queue it is (as the console's download link names it), or another.
+    let mine = c.ok(&format!("/api/messages/by-offset?{at}&broker=broker-a"));
+    assert_eq!(mine["message_id"], id.as_str());
+    let other = c.get(&format!("/api/messages/body?{at}&broker=broker-b"));
+    assert_eq!(other.status, 404, "{}", other.text());
+    assert!(other.text().contains("not \\\"broker-b\\\""), "{}", other.text());
+    let download = c.get(&format!("/api/messages/body?{at}&broker=broker-a"));
     assert_eq!(download.status, 200);
     assert_eq!(download.body, b"hello console");
     assert_eq!(download.header("content-type"), Some("application/octet-stream"));

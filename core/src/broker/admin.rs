@@ -110,6 +110,7 @@ impl AdminApi {
             store_host: m.store_host.to_string(),
             reconsume_times: m.reconsume_times,
             size: m.size,
+            broker_name: self.broker.config().broker_name.clone(),
         }
     }
 }

@@ -206,6 +206,8 @@ pub struct StoredMessage {
     pub reconsume_times: u32,
     /// Its stored size, bytes.
     pub size: u32,
+    /// The broker group that stores it (`broker_name`; the same on its master and slaves).
+    pub broker_name: String,
 }
 
 impl From<pb::MessageRecord> for StoredMessage {
@@ -227,6 +229,7 @@ impl From<pb::MessageRecord> for StoredMessage {
             store_host: m.store_host,
             reconsume_times: m.reconsume_times,
             size: m.size,
+            broker_name: m.broker_name,
         }
     }
 }
@@ -529,9 +532,25 @@ impl Admin {
     }
 
     /// The message at `offset` of queue `queue_id` of `topic`; [`ErrorKind::NotFound`] if there
-    /// is none.
+    /// is none. Through a name server whose topic spans several brokers, each has its own queue
+    /// `queue_id`: when more than one has a message there the answer is
+    /// [`ErrorKind::BadRequest`] naming them, and
+    /// [`query_message_by_offset_on`](Admin::query_message_by_offset_on) picks one.
     pub async fn query_message_by_offset(
         &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+    ) -> Result<StoredMessage> {
+        self.query_message_by_offset_on(None, topic, queue_id, offset).await
+    }
+
+    /// Like [`query_message_by_offset`](Admin::query_message_by_offset), in the queue of broker
+    /// group `broker_name` when it is given (as [`StoredMessage::broker_name`] and
+    /// `cluster list` name it).
+    pub async fn query_message_by_offset_on(
+        &self,
+        broker_name: Option<&str>,
         topic: &str,
         queue_id: u32,
         offset: u64,
@@ -540,7 +559,7 @@ impl Admin {
             topic: self.name(topic),
             queue_id,
             offset,
-            broker_name: String::new(),
+            broker_name: broker_name.unwrap_or_default().to_owned(),
         };
         let resp = self
             .call("query message by offset", true, req, |s, r| async move {

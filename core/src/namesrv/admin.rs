@@ -486,10 +486,26 @@ impl Admin for AdminApi {
                 async move { c.query_message_by_offset(r).await }
             })
             .await;
-        let messages: Vec<pb::MessageRecord> = collect(answers, &[tonic::Code::NotFound])?
-            .into_iter()
-            .flat_map(|(_, r)| r.messages)
-            .collect();
+        let found: Vec<(Target, pb::QueryMessagesResponse)> =
+            collect(answers, &[tonic::Code::NotFound])?
+                .into_iter()
+                .filter(|(_, r)| !r.messages.is_empty())
+                .collect();
+        // Each broker has its own queue of that id: a message from whichever answered first
+        // could be another one than the caller means.
+        if found.len() > 1 {
+            let mut names: Vec<&str> = found.iter().map(|(t, _)| t.name.as_str()).collect();
+            names.sort_unstable();
+            return Err(Status::invalid_argument(format!(
+                "queue {} of topic {:?} has a message at offset {} on brokers {}: name one \
+                 (broker_name, --broker)",
+                req.queue_id,
+                req.topic,
+                req.offset,
+                names.join(", ")
+            )));
+        }
+        let messages = found.into_iter().flat_map(|(_, r)| r.messages).collect();
         Ok(Response::new(pb::QueryMessagesResponse { messages }))
     }
 

@@ -5,14 +5,14 @@ import { busy, errorBox, field, fmtBytes, fmtTime, h, link, put, section } from 
 import { navigate, type Page } from "../router";
 
 function downloadLink(m: Message): HTMLElement {
-  const url = api.bodyUrl(m.topic, m.queue_id, m.queue_offset);
+  const url = api.bodyUrl(m);
   const a = h("a", { href: url, download: `${m.message_id}.bin`, "data-testid": "message-body-download" }, `download all ${fmtBytes(m.body.size)}`);
   // Fetched with the signed client (a plain link would carry no credentials).
   a.addEventListener("click", (e) => {
     e.preventDefault();
     void (async () => {
       try {
-        const blob = await api.bodyBlob(m.topic, m.queue_id, m.queue_offset);
+        const blob = await api.bodyBlob(m);
         const u = URL.createObjectURL(blob);
         const tmp = h("a", { href: u, download: `${m.message_id}.bin` });
         document.body.append(tmp);
@@ -44,6 +44,7 @@ function messageCard(m: Message, groups: () => Promise<Group[]>): HTMLElement {
     ["Message id", m.message_id],
     ["Offset message id", m.offset_msg_id],
     ["Topic", link(`/topics/${encodeURIComponent(m.topic)}`, m.topic)],
+    ["Broker", m.broker_name],
     ["Queue / offset", `${m.queue_id} / ${m.queue_offset}`],
     ["CommitLog offset", String(m.commitlog_offset)],
     ["Tag", m.tag ?? "—"],
@@ -120,17 +121,22 @@ export const messagesPage: Page = (root, { query }) => {
   const oTopic = h("input", { name: "topic", required: true, value: query.get("offset") !== null ? query.get("topic") ?? "" : "", "data-testid": "lookup-offset-topic" });
   const oQueue = h("input", { name: "queue", type: "number", min: 0, required: true, value: query.get("queue") ?? "0", "data-testid": "lookup-offset-queue" });
   const oOffset = h("input", { name: "offset", type: "number", min: 0, required: true, value: query.get("offset") ?? "0", "data-testid": "lookup-offset-offset" });
+  // Each broker of a topic has its own queues: through a name server, name the one meant.
+  const oBroker = h("input", { name: "broker", placeholder: "any (one broker)", value: query.get("broker") ?? "", "data-testid": "lookup-offset-broker" });
   const oForm = h(
     "form",
     { class: "form", "data-testid": "lookup-offset-form" },
     h("h3", {}, "By queue offset"),
     field("Topic", oTopic),
     h("div", { class: "row" }, field("Queue", oQueue), field("Offset", oOffset)),
+    field("Broker", oBroker),
     h("button", { type: "submit", "data-testid": "lookup-offset-submit" }, "Find"),
   );
   oForm.addEventListener("submit", (e) => {
     e.preventDefault();
-    go({ topic: oTopic.value.trim(), queue: oQueue.value, offset: oOffset.value });
+    const q: Record<string, string> = { topic: oTopic.value.trim(), queue: oQueue.value, offset: oOffset.value };
+    if (oBroker.value.trim()) q.broker = oBroker.value.trim();
+    go(q);
   });
 
   put(root, h("h1", {}, "Messages"), h("div", { class: "card lookups" }, kForm, iForm, oForm), resultsEl);
@@ -146,6 +152,7 @@ export const messagesPage: Page = (root, { query }) => {
   } else if (query.get("key") !== null && topic) {
     void section(resultsEl, async () => show(await api.messagesByKey(topic, query.get("key")!)));
   } else if (query.get("offset") !== null && topic) {
-    void section(resultsEl, async () => show([await api.messageByOffset(topic, Number(query.get("queue") ?? 0), Number(query.get("offset")))]));
+    const broker = query.get("broker") || undefined;
+    void section(resultsEl, async () => show([await api.messageByOffset(topic, Number(query.get("queue") ?? 0), Number(query.get("offset")), broker)]));
   }
 };

@@ -228,11 +228,13 @@ pub(crate) async fn by_key(State(ctx): State<Arc<Ctx>>, q: Params) -> Answer {
     messages(ctx.admin.query_message_by_key(topic, key, None, None, max).await?)
 }
 
-/// The message `?topic=&queue=&offset=` names.
+/// The message `?topic=&queue=&offset=[&broker=]` names (`broker`: whose queue, through a
+/// name server).
 async fn at_offset(ctx: &Ctx, q: &Params) -> Result<StoredMessage, ApiError> {
     let topic = q.required("topic")?;
     let (queue, offset) = (q.number("queue")?, q.number("offset")?);
-    Ok(ctx.admin.query_message_by_offset(topic, queue, offset).await?)
+    let broker = q.optional("broker");
+    Ok(ctx.admin.query_message_by_offset_on(broker, topic, queue, offset).await?)
 }
 
 pub(crate) async fn by_offset(State(ctx): State<Arc<Ctx>>, q: Params) -> Answer {
