@@ -10,12 +10,11 @@ use clap::Args;
 use orbitmq_core::broker::BrokerRole;
 use orbitmq_core::broker::listener::Listener;
 use orbitmq_core::namesrv::{NameServer, NamesrvConfig};
-use orbitmq_core::protocol::auth::ServerCredentials;
 use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
 
-use crate::config::{Listen, ServerArgs, TlsConfig, tls_config};
-use crate::credentials::{self, SecretKey};
+use crate::config::{Listen, PeerTlsMode, Security, SecurityArgs, SecurityFile, ServerArgs};
+use crate::credentials::SecretKey;
 use crate::dashboard;
 use crate::signal::shutdown_signal;
 use crate::standalone::{println_flushed, server_tls};
@@ -45,29 +44,8 @@ pub struct NamesrvArgs {
     /// docs/DASHBOARD.md), or `off`; without credentials, keep it on 127.0.0.1 [default: off].
     #[arg(long, env = "ORBITMQ_DASHBOARD_LISTEN", value_name = "HOST:PORT|off")]
     pub dashboard_listen: Option<Listen>,
-    /// TLS on the port: `optional` (TLS and plaintext), `required` or `off` [default: optional].
-    #[arg(long, env = "ORBITMQ_TLS", value_name = "off|optional|required", help_heading = "TLS")]
-    pub tls: Option<TlsMode>,
-    /// PEM certificate chain to serve (with --tls-key); neither: a self-signed one.
-    #[arg(long, env = "ORBITMQ_TLS_CERT", value_name = "FILE", help_heading = "TLS")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "ORBITMQ_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
-    pub tls_key: Option<PathBuf>,
-    /// Require every request (clients, brokers, admin) to be signed with this access key and
-    /// --secret-key (RocketMQ's `MQv2-HMAC-SHA1`); calls to brokers are signed with them too, so
-    /// a cluster shares one pair. Without both, requests are not checked.
-    #[arg(long, env = "ORBITMQ_ACCESS_KEY", value_name = "KEY", help_heading = "Credentials")]
-    pub access_key: Option<String>,
-    /// Secret key of --access-key, never printed (prefer the environment or the file).
-    #[arg(
-        long,
-        env = "ORBITMQ_SECRET_KEY",
-        hide_env_values = true,
-        value_name = "SECRET",
-        help_heading = "Credentials"
-    )]
-    pub secret_key: Option<SecretKey>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 /// The name server's TOML file.
@@ -79,21 +57,22 @@ struct NamesrvFile {
     tls: Option<TlsMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    peer_tls: Option<PeerTlsMode>,
+    peer_tls_ca: Option<PathBuf>,
     access_key: Option<String>,
     secret_key: Option<SecretKey>,
     namesrv: Option<NamesrvConfig>,
 }
 
-/// Resolves the name server's configuration: file < environment < flags.
 /// A name server's resolved configuration.
 struct NamesrvSetup {
     listen: SocketAddr,
     dashboard_listen: Listen,
     config: NamesrvConfig,
-    tls: TlsConfig,
-    credentials: Option<ServerCredentials>,
+    security: Security,
 }
 
+/// Resolves the name server's configuration: file < environment < flags.
 fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<NamesrvSetup> {
     let file: NamesrvFile = match &args.config {
         Some(path) => {
@@ -116,24 +95,23 @@ fn resolve_namesrv(args: &NamesrvArgs) -> anyhow::Result<NamesrvSetup> {
         config.auto_create_topics = auto;
     }
     anyhow::ensure!(config.broker_expiry_ms >= 100, "broker_expiry_ms must be at least 100 ms");
-    let tls = tls_config(
-        args.tls.or(file.tls),
-        args.tls_cert.clone().or(file.tls_cert),
-        args.tls_key.clone().or(file.tls_key),
-    )?;
-    let credentials = credentials::pair(
-        args.access_key.clone().or(file.access_key),
-        args.secret_key.clone().or(file.secret_key),
-    )?
-    .map(|(ak, sk)| ServerCredentials::new(ak, sk.expose()));
+    let security = args.security.resolve(SecurityFile {
+        tls: file.tls,
+        tls_cert: file.tls_cert,
+        tls_key: file.tls_key,
+        peer_tls: file.peer_tls,
+        peer_tls_ca: file.peer_tls_ca,
+        access_key: file.access_key,
+        secret_key: file.secret_key,
+    })?;
     let dashboard_listen = args.dashboard_listen.or(file.dashboard_listen).unwrap_or(Listen::Off);
-    Ok(NamesrvSetup { listen, dashboard_listen, config, tls, credentials })
+    Ok(NamesrvSetup { listen, dashboard_listen, config, security })
 }
 
 /// Runs a name server until SIGTERM or Ctrl-C.
 pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
-    let NamesrvSetup { listen, dashboard_listen, config, tls: tls_config, credentials } =
-        resolve_namesrv(args)?;
+    let NamesrvSetup { listen, dashboard_listen, config, security } = resolve_namesrv(args)?;
+    let Security { tls: tls_config, peer_tls, credentials } = security;
     let signed = credentials.is_some();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async move {
@@ -166,13 +144,15 @@ pub fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let ns = NameServer::new(config, addr, credentials);
+        let peers_over_tls = peer_tls.is_tls();
+        let ns = NameServer::new(config, addr, credentials, peer_tls);
         tracing::info!(
             %addr,
             credentials = signed,
             broker_expiry_ms = ns.config().broker_expiry_ms,
             auto_create_topics = ns.config().auto_create_topics,
             tls = %tls_config.mode,
+            peer_tls = peers_over_tls,
             "orbitmq name server started"
         );
         let serving = ns.serve(listener, shutdown_signal());

@@ -10,6 +10,9 @@
 //! tls = "optional"               # or "off", "required"
 //! tls_cert = "/etc/orbitmq/cert.pem"   # both or neither; neither: self-signed at start
 //! tls_key = "/etc/orbitmq/key.pem"
+//! peer_tls = "auto"              # to name servers and the master: "on", "off", or "auto" (on
+//!                                # with tls = "required")
+//! peer_tls_ca = "/etc/orbitmq/ca.pem"  # verify peers against it (implies TLS to peers)
 //! access_key = "orders-app"      # both or neither: every request must be signed with them
 //! secret_key = "…"               # (better: ORBITMQ_SECRET_KEY, or a file only the server reads)
 //!
@@ -28,8 +31,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use orbitmq_core::broker::BrokerConfig;
+use orbitmq_core::peer::PeerTls;
 use orbitmq_core::protocol::auth::ServerCredentials;
 use orbitmq_core::storage::{FlushDiskType, StoreConfig};
+use orbitmq_core::tls::ClientTls;
 use orbitmq_core::tls::server::TlsMode;
 use serde::Deserialize;
 
@@ -96,9 +101,17 @@ pub struct ServerArgs {
     /// broker].
     #[arg(long, env = "ORBITMQ_DASHBOARD_LISTEN", value_name = "HOST:PORT|off")]
     pub dashboard_listen: Option<Listen>,
-    /// TLS on the client port. `optional`: TLS and plaintext on the same port (each
-    /// connection's first byte tells them apart; the official clients use TLS by default);
-    /// `required`: plaintext connections are closed; `off`: plaintext only [default: optional].
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// TLS on the port, TLS to the cluster's other servers, and credentials: the flags every server
+/// command (standalone, broker, name server) shares.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecurityArgs {
+    /// TLS on the port. `optional`: TLS and plaintext on the same port (each connection's first
+    /// byte tells them apart; the official clients use TLS by default); `required`: plaintext
+    /// connections are closed; `off`: plaintext only [default: optional].
     #[arg(long, env = "ORBITMQ_TLS", value_name = "off|optional|required", help_heading = "TLS")]
     pub tls: Option<TlsMode>,
     /// PEM certificate chain to serve, the server's own certificate first (with --tls-key).
@@ -111,9 +124,22 @@ pub struct ServerArgs {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "ORBITMQ_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
     pub tls_key: Option<PathBuf>,
-    /// Require every request (client and admin) to be signed with this access key and
-    /// --secret-key (RocketMQ's `MQv2-HMAC-SHA1`); unsigned or wrongly signed requests get
-    /// UNAUTHORIZED. Without both, requests are not checked.
+    /// How this server calls the other servers of its cluster (a broker its name servers and
+    /// master, a name server its brokers): `on`, TLS; `off`, plaintext; `auto`, TLS when this
+    /// server runs --tls required (its peers then close plaintext connections too)
+    /// [default: auto].
+    #[arg(long, env = "ORBITMQ_PEER_TLS", value_name = "auto|on|off", help_heading = "TLS")]
+    pub peer_tls: Option<PeerTlsMode>,
+    /// Verify the peers' certificates against the CA certificates (or the certificate the
+    /// cluster shares) in this PEM file; each must name the address the peer is reached at.
+    /// Without it, TLS to peers accepts any certificate (encrypted, not authenticated). Implies
+    /// TLS to peers.
+    #[arg(long, env = "ORBITMQ_PEER_TLS_CA", value_name = "FILE", help_heading = "TLS")]
+    pub peer_tls_ca: Option<PathBuf>,
+    /// Require every request (clients, admin, the cluster's other servers) to be signed with
+    /// this access key and --secret-key (RocketMQ's `MQv2-HMAC-SHA1`); unsigned or wrongly
+    /// signed requests get UNAUTHORIZED. The server signs its own calls to its peers with the
+    /// same pair, so a cluster shares one. Without both, requests are not checked.
     #[arg(long, env = "ORBITMQ_ACCESS_KEY", value_name = "KEY", help_heading = "Credentials")]
     pub access_key: Option<String>,
     /// Secret key of --access-key, never printed. Prefer the environment variable or the config
@@ -128,6 +154,79 @@ pub struct ServerArgs {
     pub secret_key: Option<SecretKey>,
 }
 
+/// `--peer-tls`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerTlsMode {
+    /// TLS when the server's own port requires it.
+    #[default]
+    Auto,
+    /// TLS.
+    On,
+    /// Plaintext.
+    Off,
+}
+
+/// The security keys of a TOML file, at its top level (as `SecurityArgs` names them).
+#[derive(Debug, Default)]
+pub struct SecurityFile {
+    pub tls: Option<TlsMode>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub peer_tls: Option<PeerTlsMode>,
+    pub peer_tls_ca: Option<PathBuf>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<SecretKey>,
+}
+
+/// How a server secures its port and its calls, resolved.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// TLS on its port.
+    pub tls: TlsConfig,
+    /// How it reaches its peers.
+    pub peer_tls: PeerTls,
+    /// What requests must be signed with, and its own calls are.
+    pub credentials: Option<ServerCredentials>,
+}
+
+impl SecurityArgs {
+    /// Resolves the flags over the file's keys: the port's TLS, TLS to peers (its CA file read
+    /// now, so a bad one fails the start), the credentials.
+    pub fn resolve(&self, file: SecurityFile) -> anyhow::Result<Security> {
+        let tls = tls_config(
+            self.tls.or(file.tls),
+            self.tls_cert.clone().or(file.tls_cert),
+            self.tls_key.clone().or(file.tls_key),
+        )?;
+        let mode = self.peer_tls.or(file.peer_tls).unwrap_or_default();
+        let ca = self.peer_tls_ca.clone().or(file.peer_tls_ca);
+        let on = match mode {
+            PeerTlsMode::On => true,
+            PeerTlsMode::Off => false,
+            PeerTlsMode::Auto => tls.mode == TlsMode::Required || ca.is_some(),
+        };
+        let client = match (on, ca) {
+            (false, Some(ca)) => anyhow::bail!(
+                "--peer-tls-ca {} needs TLS to peers, and --peer-tls (peer_tls, ORBITMQ_PEER_TLS) is off",
+                ca.display()
+            ),
+            (false, None) => ClientTls::Off,
+            (true, Some(ca)) => ClientTls::Ca(ca),
+            (true, None) => ClientTls::AcceptAny,
+        };
+        let peer_tls = PeerTls::new(&client).map_err(|e| {
+            anyhow::anyhow!("--peer-tls-ca (peer_tls_ca, ORBITMQ_PEER_TLS_CA): {e}")
+        })?;
+        let credentials = credentials::pair(
+            self.access_key.clone().or(file.access_key),
+            self.secret_key.clone().or(file.secret_key),
+        )?
+        .map(|(ak, sk)| ServerCredentials::new(ak, sk.expose()));
+        Ok(Security { tls, peer_tls, credentials })
+    }
+}
+
 /// The TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -140,6 +239,8 @@ struct FileConfig {
     tls: Option<TlsMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    peer_tls: Option<PeerTlsMode>,
+    peer_tls_ca: Option<PathBuf>,
     access_key: Option<String>,
     secret_key: Option<SecretKey>,
     broker: Option<BrokerConfig>,
@@ -183,12 +284,18 @@ impl ServerArgs {
             Some(l) => l,
             None => DEFAULT_LISTEN.parse()?,
         };
+        let security = self.security.resolve(SecurityFile {
+            tls: file.tls,
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+            peer_tls: file.peer_tls,
+            peer_tls_ca: file.peer_tls_ca,
+            access_key: file.access_key,
+            secret_key: file.secret_key,
+        })?;
         let mut broker = file.broker.unwrap_or_default();
-        broker.credentials = credentials::pair(
-            self.access_key.clone().or(file.access_key),
-            self.secret_key.clone().or(file.secret_key),
-        )?
-        .map(|(ak, sk)| ServerCredentials::new(ak, sk.expose()));
+        broker.credentials = security.credentials;
+        broker.peer_tls = security.peer_tls;
         if let Some(auto) = self.auto_create_topics {
             broker.auto_create_topics = auto;
             broker.auto_create_groups = auto;
@@ -206,13 +313,15 @@ impl ServerArgs {
             Some(l) => l,
             None => Listen::At(DEFAULT_METRICS_LISTEN.parse()?),
         };
-        let tls = tls_config(
-            self.tls.or(file.tls),
-            self.tls_cert.clone().or(file.tls_cert),
-            self.tls_key.clone().or(file.tls_key),
-        )?;
         let dashboard_listen = self.dashboard_listen.or(file.dashboard_listen);
-        Ok(ServerConfig { listen, metrics_listen, dashboard_listen, broker, store, tls })
+        Ok(ServerConfig {
+            listen,
+            metrics_listen,
+            dashboard_listen,
+            broker,
+            store,
+            tls: security.tls,
+        })
     }
 }
 
@@ -258,11 +367,7 @@ mod tests {
             auto_create_topics: None,
             metrics_listen: None,
             dashboard_listen: None,
-            tls: None,
-            tls_cert: None,
-            tls_key: None,
-            access_key: None,
-            secret_key: None,
+            security: SecurityArgs::default(),
         }
     }
 
@@ -321,20 +426,54 @@ mod tests {
         let c = a.resolve().unwrap();
         assert_eq!(c.tls.mode, TlsMode::Required);
         assert_eq!(c.tls.files, Some(("c.pem".into(), "k.pem".into())));
-        a.tls = Some(TlsMode::Off);
-        a.tls_cert = Some("flag.pem".into());
+        a.security.tls = Some(TlsMode::Off);
+        a.security.tls_cert = Some("flag.pem".into());
         let c = a.resolve().unwrap();
         assert_eq!(c.tls.mode, TlsMode::Off);
         assert_eq!(c.tls.files, Some(("flag.pem".into(), "k.pem".into())));
 
         let mut a = args();
-        a.tls_cert = Some("c.pem".into());
+        a.security.tls_cert = Some("c.pem".into());
         let err = format!("{:#}", a.resolve().unwrap_err());
         assert!(err.contains("c.pem") && err.contains("needs --tls-key"), "{err}");
         let mut a = args();
-        a.tls_key = Some("k.pem".into());
+        a.security.tls_key = Some("k.pem".into());
         let err = format!("{:#}", a.resolve().unwrap_err());
         assert!(err.contains("k.pem") && err.contains("needs --tls-cert"), "{err}");
+    }
+
+    #[test]
+    fn peer_tls_follows_the_port_unless_told_and_a_ca_implies_it() {
+        let peer_tls = |a: &ServerArgs| a.resolve().map(|c| c.broker.peer_tls.is_tls());
+        let mut a = args();
+        assert!(!peer_tls(&a).unwrap(), "plaintext by default");
+        a.security.tls = Some(TlsMode::Required);
+        assert!(peer_tls(&a).unwrap(), "auto: TLS when the port requires it");
+        a.security.peer_tls = Some(PeerTlsMode::Off);
+        assert!(!peer_tls(&a).unwrap());
+        let mut a = args();
+        a.security.peer_tls = Some(PeerTlsMode::On);
+        assert!(peer_tls(&a).unwrap());
+
+        // From the file; a CA implies TLS, and is read at once.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let pem =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap().cert.pem();
+        std::fs::write(&ca, pem).unwrap();
+        let path = dir.path().join("orbitmq.toml");
+        std::fs::write(&path, format!("peer_tls_ca = {:?}\n", ca.display().to_string())).unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        assert!(peer_tls(&a).unwrap(), "a CA implies TLS to peers");
+        a.security.peer_tls = Some(PeerTlsMode::Off);
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("ca.pem") && err.contains("is off"), "{err}");
+        std::fs::write(&path, "peer_tls = \"on\"\npeer_tls_ca = \"/no/such/ca.pem\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let err = format!("{:#}", a.resolve().unwrap_err());
+        assert!(err.contains("--peer-tls-ca") && err.contains("/no/such/ca.pem"), "{err}");
     }
 
     #[test]
@@ -372,15 +511,15 @@ mod tests {
         let c = a.resolve().unwrap();
         assert_eq!(c.broker.credentials, Some(ServerCredentials::new("ak", "file-secret")));
         assert!(!format!("{c:?}").contains("file-secret"), "the secret in Debug output");
-        a.secret_key = Some("flag-secret".parse().unwrap());
+        a.security.secret_key = Some("flag-secret".parse().unwrap());
         let c = a.resolve().unwrap();
         assert_eq!(c.broker.credentials, Some(ServerCredentials::new("ak", "flag-secret")));
         let mut a = args();
-        a.access_key = Some("ak".into());
+        a.security.access_key = Some("ak".into());
         let err = format!("{:#}", a.resolve().unwrap_err());
         assert!(err.contains("needs --secret-key"), "{err}");
         let mut a = args();
-        a.secret_key = Some("s".parse().unwrap());
+        a.security.secret_key = Some("s".parse().unwrap());
         let err = format!("{:#}", a.resolve().unwrap_err());
         assert!(err.contains("needs --access-key"), "{err}");
     }

@@ -589,3 +589,133 @@ fn a_producer_sends_again_soon_after_its_master_returns() {
     // periodic refresh (30 s).
     wait_for(Duration::from_secs(5), "a send to the returned master", || send().ok());
 }
+
+/// A CA (`ca.pem`) and a certificate it signed for 127.0.0.1 and localhost (`cert.pem`,
+/// `key.pem`), in `dir`: what every server of a TLS cluster serves.
+fn cluster_certificates(dir: &std::path::Path) -> [String; 3] {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
+    let paths = ["ca.pem", "cert.pem", "key.pem"].map(|f| dir.join(f));
+    std::fs::write(&paths[0], ca.pem()).unwrap();
+    std::fs::write(&paths[1], cert.pem()).unwrap();
+    std::fs::write(&paths[2], key.serialize_pem()).unwrap();
+    paths.map(|p| p.to_str().unwrap().to_owned())
+}
+
+/// Every server with `--tls required` (plaintext connections closed): the brokers register
+/// with the name server, the name server creates a topic on the master, the slave replicates
+/// and a `sync_master` acknowledges, all over TLS. The master and the name server verify their
+/// peers against the cluster's CA (`--peer-tls-ca`); the slave, given nothing, takes TLS from
+/// its own `--tls required` (`--peer-tls auto`). A broker told `--peer-tls off` cannot
+/// register, and its log says why; nor can one verifying against another CA.
+#[test]
+fn servers_requiring_tls_reach_each_other_over_tls() {
+    let mut bed = Bed::new();
+    let [ca, cert, key] = cluster_certificates(bed.dir.path());
+    let tls = ["--tls", "required", "--tls-cert", &cert, "--tls-key", &key];
+    let verify = ["--peer-tls-ca", &ca];
+    let ns_listen = free_port();
+    let mut args = vec!["namesrv", "--listen", &ns_listen, "--broker-expiry-ms", EXPIRY_MS];
+    args.extend(tls.iter().chain(&verify));
+    bed.start("namesrv", &args);
+    let ns = bed.addr("namesrv");
+    let broker = |name: &str, id: &str, role: &str, data: &str, listen: &str| -> Vec<String> {
+        [
+            "broker",
+            "--namesrv",
+            &ns,
+            "--listen",
+            listen,
+            "--broker-name",
+            name,
+            "--broker-id",
+            id,
+            "--broker-role",
+            role,
+            "--data-dir",
+            data,
+            "--metrics-listen",
+            "off",
+            "--register-interval-ms",
+            "300",
+        ]
+        .iter()
+        .chain(&tls)
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let (master_data, slave_data) = (bed.path("master"), bed.path("slave"));
+    let mut master =
+        broker("broker-a", "0", "sync_master", master_data.to_str().unwrap(), "127.0.0.1:0");
+    master.extend(verify.iter().map(|s| (*s).to_owned()));
+    let slave = broker("broker-a", "1", "slave", slave_data.to_str().unwrap(), "127.0.0.1:0");
+    for (name, args) in [("master", master), ("slave", slave)] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bed.start(name, &args);
+    }
+
+    let admin_tls = |cmd: &str| admin(&ns, &format!("--tls-ca {ca} {cmd}"));
+    wait_for(Duration::from_secs(15), "the slave connected to its master over TLS", || {
+        let list = admin_tls("cluster list").ok()?;
+        let slave = list["brokers"].as_array()?.iter().find(|b| b["broker_id"] == 1)?.clone();
+        slave["replication_lag"].as_i64().filter(|l| *l >= 0)
+    });
+    admin_tls(&format!("topic create --topic {TOPIC} --read-queues 2 --write-queues 2")).unwrap();
+
+    // A sync_master acknowledges only once the slave confirmed, over TLS.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = ClientConfig::new(&ns)
+        .tls(orbitmq_core::tls::ClientTls::Ca(ca.clone().into()))
+        .request_timeout(Duration::from_secs(5));
+    let producer =
+        Producer::builder(config).topics([TOPIC]).runtime(rt.handle().clone()).build().unwrap();
+    rt.block_on(producer.start()).unwrap();
+    for i in 0..5 {
+        let m = Message::builder(TOPIC).body(format!("over tls {i}")).build();
+        rt.block_on(producer.send(m)).unwrap();
+    }
+    rt.block_on(producer.shutdown());
+
+    // Plaintext to its peers, a broker cannot register; its log names the flag that fixes it.
+    let plain_data = bed.path("plain");
+    let mut plain =
+        broker("broker-b", "0", "async_master", plain_data.to_str().unwrap(), "127.0.0.1:0");
+    plain.extend(["--peer-tls".to_owned(), "off".to_owned()]);
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    bed.start("plain", &plain);
+    let log = bed.path("plain.log");
+    wait_for(Duration::from_secs(10), "the plaintext broker's registration failure", || {
+        let log = std::fs::read_to_string(&log).ok()?;
+        (log.contains("cannot register") && log.contains("--peer-tls on")).then_some(())
+    });
+
+    // Verifying against another CA, a broker refuses the name server's certificate.
+    let other = bed.path("other-ca");
+    std::fs::create_dir(&other).unwrap();
+    let [other_ca, _, _] = cluster_certificates(&other);
+    let wrong_data = bed.path("wrong");
+    let mut wrong =
+        broker("broker-c", "0", "async_master", wrong_data.to_str().unwrap(), "127.0.0.1:0");
+    wrong.extend(["--peer-tls-ca".to_owned(), other_ca]);
+    let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    bed.start("wrong", &wrong);
+    let log = bed.path("wrong.log");
+    wait_for(Duration::from_secs(10), "the registration failure against another CA", || {
+        let log = std::fs::read_to_string(&log).ok()?;
+        (log.contains("cannot register") && log.contains("invalid peer certificate")).then_some(())
+    });
+    let list = admin_tls("cluster list").unwrap();
+    let names: BTreeSet<&str> = list["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["broker_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["broker-a"]), "{list}");
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::broker::{Broker, lock};
-use crate::peer::Peers;
+use crate::peer::{PeerTls, Peers};
 use crate::protocol::admin as pb;
 use crate::protocol::auth::ServerCredentials;
 use crate::protocol::v2::{self, Code};
@@ -33,11 +33,13 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Membership in the cluster of the name servers `namesrv` (`a:1;b:2`), `None` when empty.
+    /// Membership in the cluster of the name servers `namesrv` (`a:1;b:2`), `None` when empty,
+    /// reaching them as `tls` says.
     pub fn new(
         namesrv: &str,
         client_id: &str,
         credentials: Option<ServerCredentials>,
+        tls: PeerTls,
     ) -> Option<Membership> {
         let namesrv: Vec<String> = namesrv
             .split([';', ','])
@@ -50,7 +52,7 @@ impl Membership {
         }
         Some(Membership {
             namesrv,
-            peers: Peers::new(client_id, Duration::from_secs(3), credentials),
+            peers: Peers::new(client_id, Duration::from_secs(3), credentials, tls),
             routes: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashMap::new()),
         })
@@ -160,7 +162,7 @@ impl Broker {
                     tracing::warn!(
                         namesrv = ns,
                         code = ?e.code(),
-                        error = e.message(),
+                        error = m.peers.explain(&e),
                         "cannot register with the name server; retrying every register_interval_ms"
                     );
                 }

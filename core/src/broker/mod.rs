@@ -144,6 +144,10 @@ pub struct BrokerConfig {
     /// from its top-level `access_key` and `secret_key`, which name servers share.
     #[serde(skip)]
     pub credentials: Option<ServerCredentials>,
+    /// How this broker reaches name servers and its master: plaintext or TLS. Not a `[broker]`
+    /// key: the server sets it from its top-level `peer_tls` and `peer_tls_ca`.
+    #[serde(skip)]
+    pub peer_tls: crate::peer::PeerTls,
 }
 
 impl Default for BrokerConfig {
@@ -179,6 +183,7 @@ impl Default for BrokerConfig {
             max_long_polls: 10_000,
             max_pending_sends: 4096,
             credentials: None,
+            peer_tls: crate::peer::PeerTls::plaintext(),
         }
     }
 }
@@ -284,8 +289,12 @@ impl Broker {
         let transactions = transaction::Transactions::open(&store, &config)?;
         let clients = clients::Clients::new(&config);
         let client_id = format!("{}@{}", config.broker_name, store.config().store_host);
-        let cluster =
-            cluster::Membership::new(&config.namesrv_addr, &client_id, config.credentials.clone());
+        let cluster = cluster::Membership::new(
+            &config.namesrv_addr,
+            &client_id,
+            config.credentials.clone(),
+            config.peer_tls.clone(),
+        );
         Ok(Broker {
             inner: Arc::new(Inner {
                 config,

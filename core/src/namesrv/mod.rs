@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tonic::service::interceptor::InterceptedService;
 
 use crate::broker::listener::Listener;
-use crate::peer::Peers;
+use crate::peer::{PeerTls, Peers};
 use crate::protocol::auth::{RequireCredentials, ServerCredentials};
 use registry::Registry;
 
@@ -69,16 +69,18 @@ struct Inner {
 }
 
 impl NameServer {
-    /// A name server answering at `address` (what it calls itself in cluster listings).
+    /// A name server answering at `address` (what it calls itself in cluster listings),
+    /// calling brokers as `tls` says.
     pub fn new(
         config: NamesrvConfig,
         address: SocketAddr,
         credentials: Option<ServerCredentials>,
+        tls: PeerTls,
     ) -> NameServer {
         let timeout = Duration::from_millis(config.broker_call_timeout_ms.max(100));
         NameServer {
             inner: Arc::new(Inner {
-                peers: Peers::new(&format!("namesrv@{address}"), timeout, credentials.clone()),
+                peers: Peers::new(&format!("namesrv@{address}"), timeout, credentials.clone(), tls),
                 credentials,
                 config,
                 address,

@@ -109,6 +109,7 @@ impl Broker {
             ),
             Duration::from_secs(3),
             self.config().credentials.clone(),
+            self.config().peer_tls.clone(),
         );
         if !self.config().master_address.is_empty() {
             lock(&self.replication().link).master = Some(self.config().master_address.clone());
@@ -182,7 +183,7 @@ impl Broker {
         let mut stream = client
             .replicate(peers.stream_request(ReceiverStream::new(rx)))
             .await
-            .map_err(|e| format!("connecting to master {addr}: {}", e.message()))?
+            .map_err(|e| format!("connecting to master {addr}: {}", peers.explain(&e)))?
             .into_inner();
         let report =
             |end: u64| pb::ReplicaReport { commitlog_max_offset: end, ..Default::default() };
