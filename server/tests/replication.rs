@@ -590,22 +590,11 @@ fn a_producer_sends_again_soon_after_its_master_returns() {
     wait_for(Duration::from_secs(5), "a send to the returned master", || send().ok());
 }
 
-/// A CA (`ca.pem`) and a certificate it signed for 127.0.0.1 and localhost (`cert.pem`,
-/// `key.pem`), in `dir`: what every server of a TLS cluster serves.
+/// A CA and a certificate it signed for 127.0.0.1 and localhost, in `dir`: what every server
+/// of a TLS cluster serves; their paths as strings.
 fn cluster_certificates(dir: &std::path::Path) -> [String; 3] {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-    let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
-    let paths = ["ca.pem", "cert.pem", "key.pem"].map(|f| dir.join(f));
-    std::fs::write(&paths[0], ca.pem()).unwrap();
-    std::fs::write(&paths[1], cert.pem()).unwrap();
-    std::fs::write(&paths[2], key.serialize_pem()).unwrap();
-    paths.map(|p| p.to_str().unwrap().to_owned())
+    let (ca, cert, key) = common::certificates(dir, &["127.0.0.1", "localhost"]);
+    [ca, cert, key].map(|p| p.to_str().unwrap().to_owned())
 }
 
 /// Every server with `--tls required` (plaintext connections closed): the brokers register

@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use orbitmq_tests::process::ServerProcess;
 
+mod common;
+
 fn orbitmq() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orbitmq"));
     for var in ["ORBITMQ_ENDPOINTS", "ORBITMQ_TLS", "ORBITMQ_TLS_CERT", "ORBITMQ_TLS_KEY"] {
@@ -19,24 +21,9 @@ fn orbitmq() -> Command {
     c
 }
 
-/// A CA (`ca.pem`) and a server certificate for `localhost` it signed (`cert.pem`,
-/// `key.pem`), in `dir`.
+/// A CA and a server certificate for `localhost` it signed, in `dir`.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
+    common::certificates(dir, &["localhost"])
 }
 
 fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
