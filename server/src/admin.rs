@@ -48,8 +48,8 @@ use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use orbitmq_core::client::{
-    self, Admin, ClientConfig, ClientTls, ErrorKind, GroupCreated, GroupOptions, QueueOffsetReset,
-    TopicConfig,
+    self, Admin, BrokerStat, ClientConfig, ClientTls, ErrorKind, GroupCreated, GroupOptions,
+    QueueOffsetReset, TopicConfig,
 };
 use serde::Serialize;
 
@@ -139,6 +139,11 @@ enum ClusterCommand {
     ///
     /// Example: orbitmq admin --endpoints 10.0.0.1:9876 cluster list --json
     List,
+    /// Each broker's messages stored and delivered since it started, and its disk use
+    /// (through a name server: every registered broker that answers).
+    ///
+    /// Example: orbitmq admin --endpoints 10.0.0.1:9876 cluster stats
+    Stats,
 }
 
 #[derive(Debug, Subcommand)]
@@ -491,6 +496,7 @@ async fn execute(args: AdminArgs) -> anyhow::Result<String> {
         AdminCommand::Message(m) => cli.message(m, json).await,
         AdminCommand::Offset(OffsetCommand::Reset(r)) => cli.reset(r, json).await,
         AdminCommand::Cluster(ClusterCommand::List) => cli.cluster_list(json).await,
+        AdminCommand::Cluster(ClusterCommand::Stats) => cli.cluster_stats(json).await,
     }
 }
 
@@ -913,6 +919,38 @@ impl Cli {
             info.name_server,
             table.render_or("no brokers registered")
         ))
+    }
+
+    async fn cluster_stats(&self, json: bool) -> anyhow::Result<String> {
+        let mut stats =
+            self.admin.broker_stats().await.map_err(self.failed("reading the brokers' stats"))?;
+        stats.sort_by(|a, b| (&a.broker_name, a.broker_id).cmp(&(&b.broker_name, b.broker_id)));
+        if json {
+            #[derive(Serialize)]
+            struct Out {
+                brokers: Vec<BrokerStat>,
+            }
+            return to_json(&Out { brokers: stats });
+        }
+        let mut table = Table::new(&[
+            ("BROKER", L),
+            ("ID", R),
+            ("ADDRESS", L),
+            ("MESSAGES_IN", R),
+            ("MESSAGES_OUT", R),
+            ("DISK_BYTES", R),
+        ]);
+        for s in stats {
+            table.row(vec![
+                s.broker_name,
+                s.broker_id.to_string(),
+                s.address,
+                s.messages_in.to_string(),
+                s.messages_out.to_string(),
+                s.disk_bytes.to_string(),
+            ]);
+        }
+        Ok(table.render_or("no broker answered"))
     }
 
     // -----------------------------------------------------------------------------------------

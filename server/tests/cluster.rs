@@ -230,6 +230,20 @@ fn two_brokers_behind_two_name_servers() {
         .map(|q| q["max_offset"].as_u64().unwrap())
         .sum();
     assert_eq!(held, 200, "{status}");
+    // Each broker's counters, through the other name server: what it stored, by address.
+    let counters = admin(&cluster.ns(1), "cluster stats").unwrap();
+    let counted: BTreeMap<String, usize> = counters["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (b["address"].as_str().unwrap().to_owned(), b["messages_in"].as_u64().unwrap() as usize)
+        })
+        .collect();
+    assert_eq!(counted, stored_on, "{counters}");
+    assert!(
+        counters["brokers"].as_array().unwrap().iter().all(|b| b["disk_bytes"].as_u64() > Some(0))
+    );
     // Found by key through a name server, whichever broker holds it.
     let found = admin(&cluster.ns(0), &format!("message by-key --topic {TOPIC} --key k7")).unwrap();
     assert_eq!(found["messages"].as_array().unwrap().len(), 1, "{found}");

@@ -302,6 +302,23 @@ pub struct GroupMember {
     pub topics: Vec<String>,
 }
 
+/// One broker's message counters and disk use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokerStat {
+    /// Its group.
+    pub broker_name: String,
+    /// Its id in the group (0: the master).
+    pub broker_id: u64,
+    /// The `host:port` it serves on.
+    pub address: String,
+    /// Messages stored since it started.
+    pub messages_in: u64,
+    /// Messages delivered since it started.
+    pub messages_out: u64,
+    /// Bytes its data directory takes (refreshed every 30 s).
+    pub disk_bytes: u64,
+}
+
 /// The admin client. Cheap to clone; every clone shares the connections.
 #[derive(Clone)]
 pub struct Admin {
@@ -598,6 +615,28 @@ impl Admin {
             .collect();
         queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
         Ok(queues)
+    }
+
+    /// Message counters and disk use of every broker that answers (through a name server), or
+    /// of the server itself.
+    pub async fn broker_stats(&self) -> Result<Vec<BrokerStat>> {
+        let resp = self
+            .call("broker stats", true, pb::BrokerStatsRequest {}, |mut s, r| async move {
+                s.broker_stats(r).await
+            })
+            .await?;
+        Ok(resp
+            .brokers
+            .into_iter()
+            .map(|b| BrokerStat {
+                broker_name: b.broker_name,
+                broker_id: b.broker_id,
+                address: b.address,
+                messages_in: b.messages_in,
+                messages_out: b.messages_out,
+                disk_bytes: b.disk_bytes,
+            })
+            .collect())
     }
 
     /// The brokers of the cluster (from a name server), or the server itself (a standalone

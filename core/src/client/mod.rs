@@ -45,7 +45,7 @@ mod simple_consumer;
 
 pub use crate::tls::ClientTls;
 pub use admin::{
-    Admin, ConsumerProgress, GroupConfig, GroupCreated, GroupMember, GroupOptions,
+    Admin, BrokerStat, ConsumerProgress, GroupConfig, GroupCreated, GroupMember, GroupOptions,
     QueueOffsetReset, QueueProgress, QueueRoute, QueueStatus, StoredMessage, TopicConfig,
     TopicRoute, TopicStatus,
 };

@@ -627,4 +627,37 @@ impl Admin for AdminApi {
             name_server: self.ns.address().to_string(),
         }))
     }
+
+    async fn broker_stats(
+        &self,
+        _request: Request<pb::BrokerStatsRequest>,
+    ) -> Result<Response<pb::BrokerStatsResponse>, Status> {
+        // Every registered broker, slaves too (they serve reads and take disk).
+        let targets: Vec<Target> = self
+            .ns
+            .registry()
+            .brokers()
+            .map(|(k, e)| Target { name: k.broker_name.clone(), address: e.address.clone() })
+            .collect();
+        let answers = self
+            .each(targets, |mut c| {
+                let r = self.request(pb::BrokerStatsRequest {});
+                async move { c.broker_stats(r).await }
+            })
+            .await;
+        let mut brokers = Vec::new();
+        for (t, answer) in answers {
+            match answer {
+                Ok(r) => brokers.extend(r.brokers),
+                // Counters are best effort: a broker that does not answer is left out.
+                Err(e) => tracing::debug!(
+                    broker = t.name,
+                    address = t.address,
+                    error = e.message(),
+                    "no stats"
+                ),
+            }
+        }
+        Ok(Response::new(pb::BrokerStatsResponse { brokers }))
+    }
 }

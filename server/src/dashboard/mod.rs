@@ -160,10 +160,15 @@ pub fn start(
     }
     tracing::info!(%listen, "console on http://{listen}/");
     crate::standalone::println_flushed(&format!("console on http://{listen}/"))?;
+    // A name server has no counters of its own: its chart adds up its brokers'.
+    let sampler = matches!(ctx.info.mode, Mode::Namesrv)
+        .then(|| ctx.series.sample_cluster(ctx.admin.clone()));
     let app = router(ctx);
-    Ok(tokio::spawn(
-        async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await },
-    ))
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        sampler.inspect(tokio::task::JoinHandle::abort);
+        served
+    }))
 }
 
 fn router(ctx: Arc<Ctx>) -> Router {
