@@ -25,8 +25,24 @@ export declare class Admin {
   queryMessageById(id: string): Promise<Array<StoredMessage>>
   /** The messages of `topic` with `key`, stored between the timestamps (ms), `max` at most. */
   queryMessageByKey(topic: string, key: string, beginTimestamp?: number | undefined | null, endTimestamp?: number | undefined | null, max?: number | undefined | null): Promise<Array<StoredMessage>>
-  /** The message at `offset` of queue `queueId` of `topic`. */
-  queryMessageByOffset(topic: string, queueId: number, offset: number): Promise<StoredMessage>
+  /**
+   * The message at `offset` of queue `queueId` of `topic`; through a name server, in the
+   * queue of broker group `brokerName` when given (needed when several brokers have a
+   * message there).
+   */
+  queryMessageByOffset(topic: string, queueId: number, offset: number, brokerName?: string | undefined | null): Promise<StoredMessage>
+  /**
+   * Delivers a stored message (by message id or offset message id) once more to `group`
+   * only.
+   */
+  resendMessage(group: string, topic: string, messageId: string): Promise<void>
+  /** The clients of `group` connected to the brokers. */
+  groupMembers(group: string): Promise<Array<GroupMember>>
+  /**
+   * Each broker's message counters and disk use (through a name server: every registered
+   * broker that answers).
+   */
+  brokerStats(): Promise<Array<BrokerStat>>
   createGroup(name: string, options?: GroupOptions | undefined | null): Promise<GroupConfig>
   listGroups(): Promise<Array<GroupConfig>>
   deleteGroup(name: string): Promise<void>
@@ -170,6 +186,16 @@ export interface AdminOptions {
   requestTimeout?: number
 }
 
+/** One broker's message counters (since it started) and disk use. */
+export interface BrokerStat {
+  brokerName: string
+  brokerId: number
+  address: string
+  messagesIn: number
+  messagesOut: number
+  diskBytes: number
+}
+
 /** What a push consumer's listener answers. */
 export declare enum ConsumeResult {
   /** Consumed: acknowledge it. */
@@ -228,6 +254,19 @@ export interface GroupConfig {
   consumeFrom: string
   /** `createGroup`: whether it was created (false: it existed). */
   created?: boolean
+}
+
+/** A client of a consumer group connected to a broker. */
+export interface GroupMember {
+  clientId: string
+  /** `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`. */
+  clientType: string
+  language: string
+  version: string
+  host: string
+  /** When a broker last heard from it, ms since the epoch. */
+  lastSeen: number
+  topics: Array<string>
 }
 
 /** Options of a new group. */
@@ -427,6 +466,8 @@ export interface StoredMessage {
   storeHost: string
   reconsumeTimes: number
   size: number
+  /** The broker group that stores it (each broker of a topic has its own queues). */
+  brokerName: string
 }
 
 /** A topic's configuration. */

@@ -29,7 +29,8 @@ const ASYNC = {
     'seekToTimestamp', 'shutdown'],
   Admin: ['createTopic', 'updateTopic', 'deleteTopic', 'listTopics', 'topic', 'topicStatus', 'topicRoute',
     'queryMessageById', 'queryMessageByKey', 'queryMessageByOffset', 'createGroup',
-    'listGroups', 'deleteGroup', 'consumerProgress', 'resetOffset'],
+    'listGroups', 'deleteGroup', 'consumerProgress', 'resetOffset', 'resendMessage', 'groupMembers',
+    'brokerStats'],
 }
 const SYNC = {
   Producer: ['beginTransaction'],

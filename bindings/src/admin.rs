@@ -222,6 +222,8 @@ pub struct StoredMessage {
     pub store_host: String,
     pub reconsume_times: u32,
     pub size: u32,
+    /// The broker group that stores it (each broker of a topic has its own queues).
+    pub broker_name: String,
 }
 
 impl From<core::StoredMessage> for StoredMessage {
@@ -243,6 +245,59 @@ impl From<core::StoredMessage> for StoredMessage {
             store_host: m.store_host,
             reconsume_times: m.reconsume_times,
             size: m.size,
+            broker_name: m.broker_name,
+        }
+    }
+}
+
+/// A client of a consumer group connected to a broker.
+#[derive(uniffi::Record)]
+pub struct GroupMember {
+    pub client_id: String,
+    /// `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`.
+    pub client_type: String,
+    pub language: String,
+    pub version: String,
+    pub host: String,
+    /// When a broker last heard from it, ms since the epoch.
+    pub last_seen: i64,
+    pub topics: Vec<String>,
+}
+
+impl From<core::GroupMember> for GroupMember {
+    fn from(m: core::GroupMember) -> GroupMember {
+        GroupMember {
+            client_id: m.client_id,
+            client_type: m.client_type,
+            language: m.language,
+            version: m.version,
+            host: m.host,
+            last_seen: m.last_seen,
+            topics: m.topics,
+        }
+    }
+}
+
+/// One broker's message counters (since it started) and disk use.
+#[derive(uniffi::Record)]
+pub struct BrokerStat {
+    pub broker_name: String,
+    pub broker_id: u64,
+    pub address: String,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub disk_bytes: u64,
+}
+
+impl From<core::BrokerStat> for BrokerStat {
+    fn from(s: core::BrokerStat) -> BrokerStat {
+        BrokerStat {
+            broker_name: s.broker_name,
+            broker_id: s.broker_id,
+            address: s.address,
+            messages_in: s.messages_in,
+            messages_out: s.messages_out,
+            disk_bytes: s.disk_bytes,
         }
     }
 }
@@ -379,16 +434,50 @@ impl Admin {
         .await
     }
 
-    /// The message at `offset` in queue `queue_id` of `topic`.
+    /// The message at `offset` in queue `queue_id` of `topic`; through a name server, in the
+    /// queue of broker group `broker_name` when given (needed when several brokers have a
+    /// message there).
+    #[uniffi::method(default(broker_name = None))]
     pub async fn query_message_by_offset(
         &self,
         topic: String,
         queue_id: u32,
         offset: u64,
+        broker_name: Option<String>,
     ) -> Result<StoredMessage, OrbitMqError> {
         let a = self.0.clone();
-        run(async move { a.query_message_by_offset(&topic, queue_id, offset).await.map(Into::into) })
+        run(async move {
+            a.query_message_by_offset_on(broker_name.as_deref(), &topic, queue_id, offset)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// Delivers a stored message (by message id or offset message id) once more to `group`
+    /// only.
+    pub async fn resend_message(
+        &self,
+        group: String,
+        topic: String,
+        message_id: String,
+    ) -> Result<(), OrbitMqError> {
+        let a = self.0.clone();
+        run(async move { a.resend_message(&group, &topic, &message_id).await }).await
+    }
+
+    /// The clients of `group` connected to the brokers.
+    pub async fn group_members(&self, group: String) -> Result<Vec<GroupMember>, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move { Ok(a.group_members(&group).await?.into_iter().map(Into::into).collect()) })
             .await
+    }
+
+    /// Each broker's message counters and disk use (through a name server: every registered
+    /// broker that answers).
+    pub async fn broker_stats(&self) -> Result<Vec<BrokerStat>, OrbitMqError> {
+        let a = self.0.clone();
+        run(async move { Ok(a.broker_stats().await?.into_iter().map(Into::into).collect()) }).await
     }
 
     /// Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`

@@ -1,5 +1,6 @@
-// Admin against a real server: topics, routes, status, groups, progress, message queries,
-// offset reset; a missing topic is NOT_FOUND.
+// Admin against a real server: topics, routes, status, groups, members, progress, message
+// queries (by offset with a broker), resend, broker stats, offset reset; a missing topic is
+// NOT_FOUND.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
@@ -47,6 +48,9 @@ test('groups, progress, message queries and offset reset', async () => {
   await waitFor(async () => (await admin.topicStatus(topic))[0].maxOffset === 1, 10_000, 'the consume queue')
   const byOffset = await admin.queryMessageByOffset(topic, 0, 0)
   assert.equal(byOffset.messageId, r.messageId)
+  assert.equal(byOffset.brokerName, 'broker-a')
+  assert.equal((await admin.queryMessageByOffset(topic, 0, 0, 'broker-a')).messageId, r.messageId)
+  await assert.rejects(admin.queryMessageByOffset(topic, 0, 0, 'broker-b'), (e) => e.code === 'NOT_FOUND' && /broker-b/.test(e.message))
   assert.equal(byOffset.body.toString(), 'stored')
   assert.equal(byOffset.tag, 'Q')
   assert.equal((await admin.queryMessageById(r.messageId))[0].queueOffset, 0)
@@ -57,7 +61,21 @@ test('groups, progress, message queries and offset reset', async () => {
   const c = new SimpleConsumer({ endpoints: server.endpoints, group, subscriptions: { [topic]: '*' }, awaitDuration: 2000 })
   const got = await waitFor(async () => { const m = await c.receive(1, 30_000); return m.length && m }, 30_000, 'the message')
   await c.ack(got[0])
+  // The consumer is the group's member; the message resent to the group comes once more.
+  const members = await admin.groupMembers(group)
+  assert.equal(members.length, 1, JSON.stringify(members))
+  assert.equal(members[0].clientType, 'SIMPLE_CONSUMER')
+  assert.deepEqual(members[0].topics, [topic])
+  await admin.resendMessage(group, topic, r.messageId)
+  const again = await waitFor(async () => { const m = await c.receive(1, 30_000); return m.length && m }, 30_000, 'the resent message')
+  assert.equal(again[0].messageId, r.messageId)
+  await c.ack(again[0])
+  await assert.rejects(admin.resendMessage(group, topic, '0123456789ABCDEF'), (e) => e.code === 'NOT_FOUND')
   await c.shutdown()
+  const stats = await admin.brokerStats()
+  assert.equal(stats.length, 1, JSON.stringify(stats))
+  assert.equal(stats[0].brokerName, 'broker-a')
+  assert.ok(stats[0].messagesIn >= 1 && stats[0].messagesOut >= 2 && stats[0].diskBytes > 0, JSON.stringify(stats))
   const progress = await waitFor(async () => {
     const pr = await admin.consumerProgress(group, topic)
     return pr.queues.length && pr.queues[0].consumerOffset === 1 && pr

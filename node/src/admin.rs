@@ -160,6 +160,8 @@ pub struct StoredMessage {
     pub store_host: String,
     pub reconsume_times: u32,
     pub size: u32,
+    /// The broker group that stores it (each broker of a topic has its own queues).
+    pub broker_name: String,
 }
 
 impl From<core::StoredMessage> for StoredMessage {
@@ -181,8 +183,34 @@ impl From<core::StoredMessage> for StoredMessage {
             store_host: m.store_host,
             reconsume_times: m.reconsume_times,
             size: m.size,
+            broker_name: m.broker_name,
         }
     }
+}
+
+/// A client of a consumer group connected to a broker.
+#[napi(object)]
+pub struct GroupMember {
+    pub client_id: String,
+    /// `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`.
+    pub client_type: String,
+    pub language: String,
+    pub version: String,
+    pub host: String,
+    /// When a broker last heard from it, ms since the epoch.
+    pub last_seen: i64,
+    pub topics: Vec<String>,
+}
+
+/// One broker's message counters (since it started) and disk use.
+#[napi(object)]
+pub struct BrokerStat {
+    pub broker_name: String,
+    pub broker_id: i64,
+    pub address: String,
+    pub messages_in: i64,
+    pub messages_out: i64,
+    pub disk_bytes: i64,
 }
 
 fn stored(list: Vec<core::StoredMessage>) -> Vec<StoredMessage> {
@@ -319,7 +347,9 @@ impl Admin {
         promise(env, fut, stored)
     }
 
-    /// The message at `offset` of queue `queueId` of `topic`.
+    /// The message at `offset` of queue `queueId` of `topic`; through a name server, in the
+    /// queue of broker group `brokerName` when given (needed when several brokers have a
+    /// message there).
     #[napi]
     pub fn query_message_by_offset<'e>(
         &self,
@@ -327,12 +357,71 @@ impl Admin {
         topic: String,
         queue_id: u32,
         offset: i64,
+        broker_name: Option<String>,
     ) -> Result<PromiseRaw<'e, StoredMessage>> {
         let a = self.inner.clone();
         let offset = u64::try_from(offset).map_err(|_| bad_request("the offset is negative"));
         let offset = check(*env, offset)?;
-        let fut = async move { a.query_message_by_offset(&topic, queue_id, offset).await };
+        let fut = async move {
+            a.query_message_by_offset_on(broker_name.as_deref(), &topic, queue_id, offset).await
+        };
         promise(env, fut, StoredMessage::from)
+    }
+
+    /// Delivers a stored message (by message id or offset message id) once more to `group`
+    /// only.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn resend_message<'e>(
+        &self,
+        env: &'e Env,
+        group: String,
+        topic: String,
+        message_id: String,
+    ) -> Result<PromiseRaw<'e, ()>> {
+        let a = self.inner.clone();
+        promise(env, async move { a.resend_message(&group, &topic, &message_id).await }, identity)
+    }
+
+    /// The clients of `group` connected to the brokers.
+    #[napi]
+    pub fn group_members<'e>(
+        &self,
+        env: &'e Env,
+        group: String,
+    ) -> Result<PromiseRaw<'e, Vec<GroupMember>>> {
+        let a = self.inner.clone();
+        promise(env, async move { a.group_members(&group).await }, |list| {
+            list.into_iter()
+                .map(|m| GroupMember {
+                    client_id: m.client_id,
+                    client_type: m.client_type,
+                    language: m.language,
+                    version: m.version,
+                    host: m.host,
+                    last_seen: m.last_seen,
+                    topics: m.topics,
+                })
+                .collect()
+        })
+    }
+
+    /// Each broker's message counters and disk use (through a name server: every registered
+    /// broker that answers).
+    #[napi]
+    pub fn broker_stats<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<BrokerStat>>> {
+        let a = self.inner.clone();
+        promise(env, async move { a.broker_stats().await }, |list| {
+            list.into_iter()
+                .map(|s| BrokerStat {
+                    broker_name: s.broker_name,
+                    broker_id: s.broker_id as i64,
+                    address: s.address,
+                    messages_in: s.messages_in as i64,
+                    messages_out: s.messages_out as i64,
+                    disk_bytes: s.disk_bytes as i64,
+                })
+                .collect()
+        })
     }
 
     #[napi]

@@ -673,6 +673,12 @@ fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
 public protocol AdminProtocol: AnyObject, Sendable {
     
     /**
+     * Each broker's message counters and disk use (through a name server: every registered
+     * broker that answers).
+     */
+    func brokerStats() async throws  -> [BrokerStat]
+    
+    /**
      * Each queue's lag, on `topic` or every topic the group has offsets on.
      */
     func consumerProgress(group: String, topic: String?) async throws  -> ConsumerProgress
@@ -684,6 +690,11 @@ public protocol AdminProtocol: AnyObject, Sendable {
     func deleteGroup(group: String) async throws 
     
     func deleteTopic(topic: String) async throws 
+    
+    /**
+     * The clients of `group` connected to the brokers.
+     */
+    func groupMembers(group: String) async throws  -> [GroupMember]
     
     func listGroups() async throws  -> [GroupConfig]
     
@@ -700,9 +711,17 @@ public protocol AdminProtocol: AnyObject, Sendable {
     func queryMessageByKey(topic: String, key: String, beginTimestamp: Int64?, endTimestamp: Int64?, max: UInt32?) async throws  -> [StoredMessage]
     
     /**
-     * The message at `offset` in queue `queue_id` of `topic`.
+     * The message at `offset` in queue `queue_id` of `topic`; through a name server, in the
+     * queue of broker group `broker_name` when given (needed when several brokers have a
+     * message there).
      */
-    func queryMessageByOffset(topic: String, queueId: UInt32, offset: UInt64) async throws  -> StoredMessage
+    func queryMessageByOffset(topic: String, queueId: UInt32, offset: UInt64, brokerName: String?) async throws  -> StoredMessage
+    
+    /**
+     * Delivers a stored message (by message id or offset message id) once more to `group`
+     * only.
+     */
+    func resendMessage(group: String, topic: String, messageId: String) async throws 
     
     /**
      * Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
@@ -791,6 +810,26 @@ public convenience init(config: ClientConfig)throws  {
 
     
     /**
+     * Each broker's message counters and disk use (through a name server: every registered
+     * broker that answers).
+     */
+open func brokerStats()async throws  -> [BrokerStat]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_broker_stats(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeBrokerStat.lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
+    /**
      * Each queue's lag, on `topic` or every topic the group has offsets on.
      */
 open func consumerProgress(group: String, topic: String? = nil)async throws  -> ConsumerProgress  {
@@ -873,6 +912,25 @@ open func deleteTopic(topic: String)async throws   {
         )
 }
     
+    /**
+     * The clients of `group` connected to the brokers.
+     */
+open func groupMembers(group: String)async throws  -> [GroupMember]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_group_members(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeGroupMember.lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
 open func listGroups()async throws  -> [GroupConfig]  {
     return
         try  await uniffiRustCallAsync(
@@ -944,20 +1002,42 @@ open func queryMessageByKey(topic: String, key: String, beginTimestamp: Int64? =
 }
     
     /**
-     * The message at `offset` in queue `queue_id` of `topic`.
+     * The message at `offset` in queue `queue_id` of `topic`; through a name server, in the
+     * queue of broker group `broker_name` when given (needed when several brokers have a
+     * message there).
      */
-open func queryMessageByOffset(topic: String, queueId: UInt32, offset: UInt64)async throws  -> StoredMessage  {
+open func queryMessageByOffset(topic: String, queueId: UInt32, offset: UInt64, brokerName: String? = nil)async throws  -> StoredMessage  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(topic),FfiConverterUInt32.lower(queueId),FfiConverterUInt64.lower(offset)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(topic),FfiConverterUInt32.lower(queueId),FfiConverterUInt64.lower(offset),FfiConverterOptionString.lower(brokerName)
                 )
             },
             pollFunc: ffi_orbitmq_uniffi_rust_future_poll_rust_buffer,
             completeFunc: ffi_orbitmq_uniffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_orbitmq_uniffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeStoredMessage_lift,
+            errorHandler: FfiConverterTypeOrbitMqError_lift
+        )
+}
+    
+    /**
+     * Delivers a stored message (by message id or offset message id) once more to `group`
+     * only.
+     */
+open func resendMessage(group: String, topic: String, messageId: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_orbitmq_uniffi_fn_method_admin_resend_message(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterString.lower(topic),FfiConverterString.lower(messageId)
+                )
+            },
+            pollFunc: ffi_orbitmq_uniffi_rust_future_poll_void,
+            completeFunc: ffi_orbitmq_uniffi_rust_future_complete_void,
+            freeFunc: ffi_orbitmq_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeOrbitMqError_lift
         )
 }
@@ -3064,6 +3144,79 @@ public func FfiConverterTypeTransactionChecker_lower(_ value: TransactionChecker
 
 
 /**
+ * One broker's message counters (since it started) and disk use.
+ */
+public struct BrokerStat: Equatable, Hashable {
+    public var brokerName: String
+    public var brokerId: UInt64
+    public var address: String
+    public var messagesIn: UInt64
+    public var messagesOut: UInt64
+    public var diskBytes: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(brokerName: String, brokerId: UInt64, address: String, messagesIn: UInt64, messagesOut: UInt64, diskBytes: UInt64) {
+        self.brokerName = brokerName
+        self.brokerId = brokerId
+        self.address = address
+        self.messagesIn = messagesIn
+        self.messagesOut = messagesOut
+        self.diskBytes = diskBytes
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BrokerStat: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBrokerStat: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BrokerStat {
+        return
+            try BrokerStat(
+                brokerName: FfiConverterString.read(from: &buf), 
+                brokerId: FfiConverterUInt64.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf), 
+                messagesIn: FfiConverterUInt64.read(from: &buf), 
+                messagesOut: FfiConverterUInt64.read(from: &buf), 
+                diskBytes: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BrokerStat, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.brokerName, into: &buf)
+        FfiConverterUInt64.write(value.brokerId, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterUInt64.write(value.messagesIn, into: &buf)
+        FfiConverterUInt64.write(value.messagesOut, into: &buf)
+        FfiConverterUInt64.write(value.diskBytes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBrokerStat_lift(_ buf: RustBuffer) throws -> BrokerStat {
+    return try FfiConverterTypeBrokerStat.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBrokerStat_lower(_ value: BrokerStat) -> RustBuffer {
+    return FfiConverterTypeBrokerStat.lower(value)
+}
+
+
+/**
  * Where the servers are and how to talk to them (`ClientConfig` of the SDK).
  */
 public struct ClientConfig: Equatable, Hashable {
@@ -3423,6 +3576,95 @@ public func FfiConverterTypeGroupCreated_lift(_ buf: RustBuffer) throws -> Group
 #endif
 public func FfiConverterTypeGroupCreated_lower(_ value: GroupCreated) -> RustBuffer {
     return FfiConverterTypeGroupCreated.lower(value)
+}
+
+
+/**
+ * A client of a consumer group connected to a broker.
+ */
+public struct GroupMember: Equatable, Hashable {
+    public var clientId: String
+    /**
+     * `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`.
+     */
+    public var clientType: String
+    public var language: String
+    public var version: String
+    public var host: String
+    /**
+     * When a broker last heard from it, ms since the epoch.
+     */
+    public var lastSeen: Int64
+    public var topics: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(clientId: String, 
+        /**
+         * `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`.
+         */clientType: String, language: String, version: String, host: String, 
+        /**
+         * When a broker last heard from it, ms since the epoch.
+         */lastSeen: Int64, topics: [String]) {
+        self.clientId = clientId
+        self.clientType = clientType
+        self.language = language
+        self.version = version
+        self.host = host
+        self.lastSeen = lastSeen
+        self.topics = topics
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GroupMember: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupMember: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupMember {
+        return
+            try GroupMember(
+                clientId: FfiConverterString.read(from: &buf), 
+                clientType: FfiConverterString.read(from: &buf), 
+                language: FfiConverterString.read(from: &buf), 
+                version: FfiConverterString.read(from: &buf), 
+                host: FfiConverterString.read(from: &buf), 
+                lastSeen: FfiConverterInt64.read(from: &buf), 
+                topics: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GroupMember, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clientId, into: &buf)
+        FfiConverterString.write(value.clientType, into: &buf)
+        FfiConverterString.write(value.language, into: &buf)
+        FfiConverterString.write(value.version, into: &buf)
+        FfiConverterString.write(value.host, into: &buf)
+        FfiConverterInt64.write(value.lastSeen, into: &buf)
+        FfiConverterSequenceString.write(value.topics, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupMember_lift(_ buf: RustBuffer) throws -> GroupMember {
+    return try FfiConverterTypeGroupMember.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupMember_lower(_ value: GroupMember) -> RustBuffer {
+    return FfiConverterTypeGroupMember.lower(value)
 }
 
 
@@ -4341,10 +4583,17 @@ public struct StoredMessage: Equatable, Hashable {
     public var storeHost: String
     public var reconsumeTimes: UInt32
     public var size: UInt32
+    /**
+     * The broker group that stores it (each broker of a topic has its own queues).
+     */
+    public var brokerName: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(topic: String, queueId: UInt32, queueOffset: UInt64, commitlogOffset: UInt64, messageId: String, offsetMsgId: String, tag: String?, keys: [String], properties: [String: String], body: Data, bornTimestamp: Int64, storeTimestamp: Int64, bornHost: String, storeHost: String, reconsumeTimes: UInt32, size: UInt32) {
+    public init(topic: String, queueId: UInt32, queueOffset: UInt64, commitlogOffset: UInt64, messageId: String, offsetMsgId: String, tag: String?, keys: [String], properties: [String: String], body: Data, bornTimestamp: Int64, storeTimestamp: Int64, bornHost: String, storeHost: String, reconsumeTimes: UInt32, size: UInt32, 
+        /**
+         * The broker group that stores it (each broker of a topic has its own queues).
+         */brokerName: String) {
         self.topic = topic
         self.queueId = queueId
         self.queueOffset = queueOffset
@@ -4361,6 +4610,7 @@ public struct StoredMessage: Equatable, Hashable {
         self.storeHost = storeHost
         self.reconsumeTimes = reconsumeTimes
         self.size = size
+        self.brokerName = brokerName
     }
 
     
@@ -4394,7 +4644,8 @@ public struct FfiConverterTypeStoredMessage: FfiConverterRustBuffer {
                 bornHost: FfiConverterString.read(from: &buf), 
                 storeHost: FfiConverterString.read(from: &buf), 
                 reconsumeTimes: FfiConverterUInt32.read(from: &buf), 
-                size: FfiConverterUInt32.read(from: &buf)
+                size: FfiConverterUInt32.read(from: &buf), 
+                brokerName: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -4415,6 +4666,7 @@ public struct FfiConverterTypeStoredMessage: FfiConverterRustBuffer {
         FfiConverterString.write(value.storeHost, into: &buf)
         FfiConverterUInt32.write(value.reconsumeTimes, into: &buf)
         FfiConverterUInt32.write(value.size, into: &buf)
+        FfiConverterString.write(value.brokerName, into: &buf)
     }
 }
 
@@ -5996,6 +6248,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeBrokerStat: FfiConverterRustBuffer {
+    typealias SwiftType = [BrokerStat]
+
+    public static func write(_ value: [BrokerStat], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeBrokerStat.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [BrokerStat] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [BrokerStat]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeBrokerStat.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeGroupConfig: FfiConverterRustBuffer {
     typealias SwiftType = [GroupConfig]
 
@@ -6013,6 +6290,31 @@ fileprivate struct FfiConverterSequenceTypeGroupConfig: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeGroupConfig.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeGroupMember: FfiConverterRustBuffer {
+    typealias SwiftType = [GroupMember]
+
+    public static func write(_ value: [GroupMember], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGroupMember.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [GroupMember] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [GroupMember]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGroupMember.read(from: &buf))
         }
         return seq
     }
@@ -6487,6 +6789,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_orbitmq_uniffi_checksum_func_live_handles() != 5768) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_broker_stats() != 515) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_orbitmq_uniffi_checksum_method_admin_consumer_progress() != 61887) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6502,6 +6807,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_orbitmq_uniffi_checksum_method_admin_delete_topic() != 4713) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_group_members() != 2148) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_orbitmq_uniffi_checksum_method_admin_list_groups() != 64475) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6514,7 +6822,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key() != 12523) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset() != 32179) {
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset() != 7241) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_orbitmq_uniffi_checksum_method_admin_resend_message() != 20110) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset() != 54792) {

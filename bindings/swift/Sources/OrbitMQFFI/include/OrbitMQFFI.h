@@ -288,6 +288,11 @@ void uniffi_orbitmq_uniffi_fn_free_admin(uint64_t handle, RustCallStatus *_Nonnu
 uint64_t uniffi_orbitmq_uniffi_fn_constructor_admin_new(RustBuffer config, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_BROKER_STATS
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_BROKER_STATS
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_broker_stats(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_CONSUMER_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_CONSUMER_PROGRESS
 uint64_t uniffi_orbitmq_uniffi_fn_method_admin_consumer_progress(uint64_t ptr, RustBuffer group, RustBuffer topic
@@ -313,6 +318,11 @@ uint64_t uniffi_orbitmq_uniffi_fn_method_admin_delete_group(uint64_t ptr, RustBu
 uint64_t uniffi_orbitmq_uniffi_fn_method_admin_delete_topic(uint64_t ptr, RustBuffer topic
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_GROUP_MEMBERS
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_GROUP_MEMBERS
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_group_members(uint64_t ptr, RustBuffer group
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_LIST_GROUPS
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_LIST_GROUPS
 uint64_t uniffi_orbitmq_uniffi_fn_method_admin_list_groups(uint64_t ptr
@@ -335,7 +345,12 @@ uint64_t uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_key(uint64_t ptr
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
-uint64_t uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(uint64_t ptr, RustBuffer topic, uint32_t queue_id, uint64_t offset
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(uint64_t ptr, RustBuffer topic, uint32_t queue_id, uint64_t offset, RustBuffer broker_name
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_RESEND_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_RESEND_MESSAGE
+uint64_t uniffi_orbitmq_uniffi_fn_method_admin_resend_message(uint64_t ptr, RustBuffer group, RustBuffer topic, RustBuffer message_id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_FN_METHOD_ADMIN_RESET_OFFSET
@@ -945,6 +960,12 @@ uint16_t uniffi_orbitmq_uniffi_checksum_func_live_handles(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_BROKER_STATS
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_BROKER_STATS
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_broker_stats(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_CONSUMER_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_CONSUMER_PROGRESS
 uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_consumer_progress(void
@@ -975,6 +996,12 @@ uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_delete_topic(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_GROUP_MEMBERS
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_GROUP_MEMBERS
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_group_members(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_LIST_GROUPS
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_LIST_GROUPS
 uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_list_groups(void
@@ -1002,6 +1029,12 @@ uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
 #define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_QUERY_MESSAGE_BY_OFFSET
 uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_RESEND_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_ORBITMQ_UNIFFI_CHECKSUM_METHOD_ADMIN_RESEND_MESSAGE
+uint16_t uniffi_orbitmq_uniffi_checksum_method_admin_resend_message(void
     
 );
 #endif

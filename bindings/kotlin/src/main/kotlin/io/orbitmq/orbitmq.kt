@@ -728,6 +728,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_orbitmq_uniffi_checksum_func_live_handles(
     ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_broker_stats(
+    ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_consumer_progress(
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_create_group(
@@ -738,6 +740,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_delete_topic(
     ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_group_members(
+    ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_list_groups(
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_list_topics(
@@ -747,6 +751,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key(
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset(
+    ): Int
+    external fun uniffi_orbitmq_uniffi_checksum_method_admin_resend_message(
     ): Int
     external fun uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset(
     ): Int
@@ -876,6 +882,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_orbitmq_uniffi_fn_constructor_admin_new(`config`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_broker_stats(`ptr`: Long,
+    ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_consumer_progress(`ptr`: Long,`group`: RustBuffer.ByValue,`topic`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_create_group(`ptr`: Long,`group`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,
@@ -886,6 +894,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_delete_topic(`ptr`: Long,`topic`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_group_members(`ptr`: Long,`group`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_list_groups(`ptr`: Long,
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_list_topics(`ptr`: Long,`includeSystem`: Byte,
@@ -894,7 +904,9 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_key(`ptr`: Long,`topic`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`beginTimestamp`: RustBuffer.ByValue,`endTimestamp`: RustBuffer.ByValue,`max`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(`ptr`: Long,`topic`: RustBuffer.ByValue,`queueId`: Int,`offset`: Long,
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(`ptr`: Long,`topic`: RustBuffer.ByValue,`queueId`: Int,`offset`: Long,`brokerName`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_orbitmq_uniffi_fn_method_admin_resend_message(`ptr`: Long,`group`: RustBuffer.ByValue,`topic`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_orbitmq_uniffi_fn_method_admin_reset_offset(`ptr`: Long,`group`: RustBuffer.ByValue,`topic`: RustBuffer.ByValue,`timestamp`: Long,
     ): Long
@@ -1154,6 +1166,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_orbitmq_uniffi_checksum_func_live_handles() and 0xFFFF) != 5768) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_broker_stats() and 0xFFFF) != 515) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_consumer_progress() and 0xFFFF) != 61887) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1169,6 +1184,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_delete_topic() and 0xFFFF) != 4713) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_group_members() and 0xFFFF) != 2148) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_list_groups() and 0xFFFF) != 64475) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1181,7 +1199,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_key() and 0xFFFF) != 12523) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset() and 0xFFFF) != 32179) {
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_query_message_by_offset() and 0xFFFF) != 7241) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_resend_message() and 0xFFFF) != 20110) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_orbitmq_uniffi_checksum_method_admin_reset_offset() and 0xFFFF) != 54792) {
@@ -2012,6 +2033,12 @@ public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
 public interface AdminInterface {
     
     /**
+     * Each broker's message counters and disk use (through a name server: every registered
+     * broker that answers).
+     */
+    suspend fun `brokerStats`(): List<BrokerStat>
+    
+    /**
      * Each queue's lag, on `topic` or every topic the group has offsets on.
      */
     suspend fun `consumerProgress`(`group`: kotlin.String, `topic`: kotlin.String? = null): ConsumerProgress
@@ -2023,6 +2050,11 @@ public interface AdminInterface {
     suspend fun `deleteGroup`(`group`: kotlin.String)
     
     suspend fun `deleteTopic`(`topic`: kotlin.String)
+    
+    /**
+     * The clients of `group` connected to the brokers.
+     */
+    suspend fun `groupMembers`(`group`: kotlin.String): List<GroupMember>
     
     suspend fun `listGroups`(): List<GroupConfig>
     
@@ -2039,9 +2071,17 @@ public interface AdminInterface {
     suspend fun `queryMessageByKey`(`topic`: kotlin.String, `key`: kotlin.String, `beginTimestamp`: kotlin.Long? = null, `endTimestamp`: kotlin.Long? = null, `max`: kotlin.UInt? = null): List<StoredMessage>
     
     /**
-     * The message at `offset` in queue `queue_id` of `topic`.
+     * The message at `offset` in queue `queue_id` of `topic`; through a name server, in the
+     * queue of broker group `broker_name` when given (needed when several brokers have a
+     * message there).
      */
-    suspend fun `queryMessageByOffset`(`topic`: kotlin.String, `queueId`: kotlin.UInt, `offset`: kotlin.ULong): StoredMessage
+    suspend fun `queryMessageByOffset`(`topic`: kotlin.String, `queueId`: kotlin.UInt, `offset`: kotlin.ULong, `brokerName`: kotlin.String? = null): StoredMessage
+    
+    /**
+     * Delivers a stored message (by message id or offset message id) once more to `group`
+     * only.
+     */
+    suspend fun `resendMessage`(`group`: kotlin.String, `topic`: kotlin.String, `messageId`: kotlin.String)
     
     /**
      * Moves `group`'s offsets on `topic` to the first message stored at or after `timestamp`
@@ -2181,6 +2221,31 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
 
     
     /**
+     * Each broker's message counters and disk use (through a name server: every registered
+     * broker that answers).
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `brokerStats`() : List<BrokerStat> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_broker_stats(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeBrokerStat.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Each queue's lag, on `topic` or every topic the group has offsets on.
      */
     @Throws(OrbitMqException::class)
@@ -2297,6 +2362,31 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
     }
 
     
+    /**
+     * The clients of `group` connected to the brokers.
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `groupMembers`(`group`: kotlin.String) : List<GroupMember> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_group_members(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`group`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeGroupMember.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
     @Throws(OrbitMqException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `listGroups`() : List<GroupConfig> {
@@ -2395,11 +2485,13 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
 
     
     /**
-     * The message at `offset` in queue `queue_id` of `topic`.
+     * The message at `offset` in queue `queue_id` of `topic`; through a name server, in the
+     * queue of broker group `broker_name` when given (needed when several brokers have a
+     * message there).
      */
     @Throws(OrbitMqException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `queryMessageByOffset`(`topic`: kotlin.String, `queueId`: kotlin.UInt, `offset`: kotlin.ULong) : StoredMessage {
+    override suspend fun `queryMessageByOffset`(`topic`: kotlin.String, `queueId`: kotlin.UInt, `offset`: kotlin.ULong, `brokerName`: kotlin.String?) : StoredMessage {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_query_message_by_offset(
@@ -2408,6 +2500,7 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
         FfiConverterString.lower(`topic`),
         FfiConverterUInt.lower(`queueId`),
         FfiConverterULong.lower(`offset`),
+        FfiConverterOptionalString.lower(`brokerName`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -2415,6 +2508,35 @@ open class Admin: Disposable, AutoCloseable, AdminInterface
         { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeStoredMessage.lift(it) },
+        // Error FFI converter
+        OrbitMqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Delivers a stored message (by message id or offset message id) once more to `group`
+     * only.
+     */
+    @Throws(OrbitMqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resendMessage`(`group`: kotlin.String, `topic`: kotlin.String, `messageId`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_orbitmq_uniffi_fn_method_admin_resend_message(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`group`),
+        FfiConverterString.lower(`topic`),
+        FfiConverterString.lower(`messageId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_orbitmq_uniffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_orbitmq_uniffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
         // Error FFI converter
         OrbitMqException.ErrorHandler,
     )
@@ -5801,6 +5923,67 @@ public object FfiConverterTypeTransactionChecker: FfiConverter<TransactionChecke
 
 
 /**
+ * One broker's message counters (since it started) and disk use.
+ */
+data class BrokerStat (
+    var `brokerName`: kotlin.String
+    , 
+    var `brokerId`: kotlin.ULong
+    , 
+    var `address`: kotlin.String
+    , 
+    var `messagesIn`: kotlin.ULong
+    , 
+    var `messagesOut`: kotlin.ULong
+    , 
+    var `diskBytes`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBrokerStat: FfiConverterRustBuffer<BrokerStat> {
+    override fun read(buf: ByteBuffer): BrokerStat {
+        return BrokerStat(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BrokerStat) = (
+            FfiConverterString.allocationSize(value.`brokerName`) +
+            FfiConverterULong.allocationSize(value.`brokerId`) +
+            FfiConverterString.allocationSize(value.`address`) +
+            FfiConverterULong.allocationSize(value.`messagesIn`) +
+            FfiConverterULong.allocationSize(value.`messagesOut`) +
+            FfiConverterULong.allocationSize(value.`diskBytes`)
+    )
+
+    override fun write(value: BrokerStat, buf: ByteBuffer) {
+            FfiConverterString.write(value.`brokerName`, buf)
+            FfiConverterULong.write(value.`brokerId`, buf)
+            FfiConverterString.write(value.`address`, buf)
+            FfiConverterULong.write(value.`messagesIn`, buf)
+            FfiConverterULong.write(value.`messagesOut`, buf)
+            FfiConverterULong.write(value.`diskBytes`, buf)
+    }
+}
+
+
+
+/**
  * Where the servers are and how to talk to them (`ClientConfig` of the SDK).
  */
 data class ClientConfig (
@@ -6066,6 +6249,78 @@ public object FfiConverterTypeGroupCreated: FfiConverterRustBuffer<GroupCreated>
     override fun write(value: GroupCreated, buf: ByteBuffer) {
             FfiConverterTypeGroupConfig.write(value.`group`, buf)
             FfiConverterBoolean.write(value.`created`, buf)
+    }
+}
+
+
+
+/**
+ * A client of a consumer group connected to a broker.
+ */
+data class GroupMember (
+    var `clientId`: kotlin.String
+    , 
+    /**
+     * `PUSH_CONSUMER`, `SIMPLE_CONSUMER` or `PULL_CONSUMER`.
+     */
+    var `clientType`: kotlin.String
+    , 
+    var `language`: kotlin.String
+    , 
+    var `version`: kotlin.String
+    , 
+    var `host`: kotlin.String
+    , 
+    /**
+     * When a broker last heard from it, ms since the epoch.
+     */
+    var `lastSeen`: kotlin.Long
+    , 
+    var `topics`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGroupMember: FfiConverterRustBuffer<GroupMember> {
+    override fun read(buf: ByteBuffer): GroupMember {
+        return GroupMember(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GroupMember) = (
+            FfiConverterString.allocationSize(value.`clientId`) +
+            FfiConverterString.allocationSize(value.`clientType`) +
+            FfiConverterString.allocationSize(value.`language`) +
+            FfiConverterString.allocationSize(value.`version`) +
+            FfiConverterString.allocationSize(value.`host`) +
+            FfiConverterLong.allocationSize(value.`lastSeen`) +
+            FfiConverterSequenceString.allocationSize(value.`topics`)
+    )
+
+    override fun write(value: GroupMember, buf: ByteBuffer) {
+            FfiConverterString.write(value.`clientId`, buf)
+            FfiConverterString.write(value.`clientType`, buf)
+            FfiConverterString.write(value.`language`, buf)
+            FfiConverterString.write(value.`version`, buf)
+            FfiConverterString.write(value.`host`, buf)
+            FfiConverterLong.write(value.`lastSeen`, buf)
+            FfiConverterSequenceString.write(value.`topics`, buf)
     }
 }
 
@@ -6844,6 +7099,11 @@ data class StoredMessage (
     var `reconsumeTimes`: kotlin.UInt
     , 
     var `size`: kotlin.UInt
+    , 
+    /**
+     * The broker group that stores it (each broker of a topic has its own queues).
+     */
+    var `brokerName`: kotlin.String
     
 ){
     
@@ -6876,6 +7136,7 @@ public object FfiConverterTypeStoredMessage: FfiConverterRustBuffer<StoredMessag
             FfiConverterString.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -6895,7 +7156,8 @@ public object FfiConverterTypeStoredMessage: FfiConverterRustBuffer<StoredMessag
             FfiConverterString.allocationSize(value.`bornHost`) +
             FfiConverterString.allocationSize(value.`storeHost`) +
             FfiConverterUInt.allocationSize(value.`reconsumeTimes`) +
-            FfiConverterUInt.allocationSize(value.`size`)
+            FfiConverterUInt.allocationSize(value.`size`) +
+            FfiConverterString.allocationSize(value.`brokerName`)
     )
 
     override fun write(value: StoredMessage, buf: ByteBuffer) {
@@ -6915,6 +7177,7 @@ public object FfiConverterTypeStoredMessage: FfiConverterRustBuffer<StoredMessag
             FfiConverterString.write(value.`storeHost`, buf)
             FfiConverterUInt.write(value.`reconsumeTimes`, buf)
             FfiConverterUInt.write(value.`size`, buf)
+            FfiConverterString.write(value.`brokerName`, buf)
     }
 }
 
@@ -8706,6 +8969,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeBrokerStat: FfiConverterRustBuffer<List<BrokerStat>> {
+    override fun read(buf: ByteBuffer): List<BrokerStat> {
+        val len = buf.getInt()
+        return List<BrokerStat>(len) {
+            FfiConverterTypeBrokerStat.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<BrokerStat>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeBrokerStat.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<BrokerStat>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeBrokerStat.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeGroupConfig: FfiConverterRustBuffer<List<GroupConfig>> {
     override fun read(buf: ByteBuffer): List<GroupConfig> {
         val len = buf.getInt()
@@ -8724,6 +9015,34 @@ public object FfiConverterSequenceTypeGroupConfig: FfiConverterRustBuffer<List<G
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeGroupConfig.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeGroupMember: FfiConverterRustBuffer<List<GroupMember>> {
+    override fun read(buf: ByteBuffer): List<GroupMember> {
+        val len = buf.getInt()
+        return List<GroupMember>(len) {
+            FfiConverterTypeGroupMember.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<GroupMember>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeGroupMember.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<GroupMember>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeGroupMember.write(it, buf)
         }
     }
 }
