@@ -119,7 +119,7 @@ test('every method index.d.ts declares as returning a Promise rejects on bad arg
   for (const [, cls, body] of dts.matchAll(/export declare class (\w+) \{\n([\s\S]*?)\n\}/g)) {
     for (const [, method] of body.matchAll(/^ {2}(\w+)\([^)]*\): Promise</gm)) {
       if (method === 'shutdown' || method === 'start' || method === 'commit' || method === 'rollback'
-        || method === 'listGroups' || method === 'listTopics') continue // no argument to get wrong
+        || method === 'listGroups' || method === 'listTopics' || method === 'brokerStats') continue // no argument to get wrong
       assert.ok(instances[cls], `a class with async methods the test does not know: ${cls}`)
       const obj = instances[cls]()
       let result
